@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependencies point one way: C libraries -> Autograd -> Layers -> Diffusion -> (Scripting) -> ddpm.
+let package = Package(
+    name: "ddpm-swift",
+    products: [
+        .executable(name: "ddpm", targets: ["ddpm"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CGIF", pkgConfig: "libgif", providers: [.apt(["libgif-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(
+            name: "Autograd",
+            dependencies: ["COpenBLAS"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .target(name: "Layers", dependencies: ["Autograd"]),
+        .target(name: "Diffusion", dependencies: ["Autograd", "Layers"]),
+        .executableTarget(
+            name: "ddpm",
+            dependencies: [
+                "Autograd", "Layers", "Diffusion",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "AutogradTests", dependencies: ["Autograd"]),
+        .testTarget(name: "LayersTests", dependencies: ["Autograd", "Layers", "Diffusion"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,99 @@
+// Normalisation: group norm (with per-channel affine) and weight standardization. Both normalise
+// rows of a (rows, m) view to zero mean and unit biased variance, so they share one kernel pair.
+
+/// x: (rows, m) -> xhat = (x - mean) * rstd per row; returns per-row rstd.
+/// Mean and variance are accumulated in Double (two passes) for accuracy.
+func normalizeRows(_ xhat: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, m: Int, eps: Float) -> [Float] {
+    var rstds = [Float](repeating: 0, count: rows)
+    for r in 0..<rows {
+        let p = x + r * m, q = xhat + r * m
+        var s: Double = 0
+        for i in 0..<m { s += Double(p[i]) }
+        let mean = s / Double(m)
+        var v: Double = 0
+        for i in 0..<m { let d = Double(p[i]) - mean; v += d * d }
+        let rstd = Float(1 / (v / Double(m) + Double(eps)).squareRoot())
+        let meanF = Float(mean)
+        for i in 0..<m { q[i] = (p[i] - meanF) * rstd }
+        rstds[r] = rstd
+    }
+    return rstds
+}
+
+/// Given d loss / d xhat per row, d loss / d x = rstd * (g - mean(g) - xhat * mean(g * xhat)).
+func normalizeRowsBackward(_ gx: UnsafeMutablePointer<Float>, _ gxhat: UnsafePointer<Float>, _ xhat: UnsafePointer<Float>, _ rstd: [Float], rows: Int, m: Int) {
+    for r in 0..<rows {
+        let g = gxhat + r * m, xh = xhat + r * m, o = gx + r * m
+        var sg: Double = 0, sgx: Double = 0
+        for i in 0..<m { sg += Double(g[i]); sgx += Double(g[i] * xh[i]) }
+        let mg = Float(sg / Double(m)), mgx = Float(sgx / Double(m)), rs = rstd[r]
+        for i in 0..<m { o[i] = rs * (g[i] - mg - xh[i] * mgx) }
+    }
+}
+
+extension Tensor {
+    /// x: (N, C, ...), weight, bias: (C); groups divides C.
+    // y = xhat * w[c] + b[c] with xhat normalised over each (n, group);
+    // dw = sum g xhat, db = sum g, dx = normalizeRowsBackward(g w)
+    public static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float = 1e-5) throws -> Tensor {
+        guard x.rank >= 2, groups > 0, x.shape[1] % groups == 0 else {
+            throw TensorError("group_norm: \(groups) groups do not divide the channels of input \(Shape.describe(x.shape))")
+        }
+        let (n, c) = (x.shape[0], x.shape[1])
+        let spatial = x.count / Swift.max(n * c, 1)
+        for p in [weight, bias].compactMap({ $0 }) where p.shape != [c] {
+            throw TensorError("group_norm: affine parameter \(Shape.describe(p.shape)) does not match \(c) channels of input \(Shape.describe(x.shape))")
+        }
+        let rows = n * groups, m = (c / groups) * spatial
+        let xhat = Tensor(uninitialized: x.shape)
+        let rstd = normalizeRows(xhat.data, x.data, rows: rows, m: m, eps: eps)
+        let out = Tensor(uninitialized: x.shape)
+        for b in 0..<n { for ch in 0..<c {
+            let w = weight?.data[ch] ?? 1, bb = bias?.data[ch] ?? 0
+            let off = (b * c + ch) * spatial
+            let p = xhat.data + off, q = out.data + off
+            for i in 0..<spatial { q[i] = p[i] * w + bb }
+        } }
+        let sw = weight?.detached()
+        let inputs = [x] + [weight, bias].compactMap { $0 }
+        return out.recorded("group_norm", inputs) { g in
+            var gw: Tensor?, gb: Tensor?
+            if let weight, weight.requiresGrad { gw = Tensor(zeros: [c]) }
+            if let bias, bias.requiresGrad { gb = Tensor(zeros: [c]) }
+            let gxhat = Tensor(uninitialized: g.shape)
+            for b in 0..<n { for ch in 0..<c {
+                let off = (b * c + ch) * spatial
+                let gp = g.data + off, xp = xhat.data + off, q = gxhat.data + off
+                let w = sw?.data[ch] ?? 1
+                var sg: Float = 0, sgx: Float = 0
+                for i in 0..<spatial { sg += gp[i]; sgx += gp[i] * xp[i]; q[i] = gp[i] * w }
+                gw?.data[ch] += sgx
+                gb?.data[ch] += sg
+            } }
+            var gx: Tensor?
+            if x.requiresGrad {
+                gx = Tensor(uninitialized: x.shape)
+                normalizeRowsBackward(gx!.data, gxhat.data, xhat.data, rstd, rows: rows, m: m)
+            }
+            var grads: [Tensor?] = [gx]
+            if weight != nil { grads.append(gw) }
+            if bias != nil { grads.append(gb) }
+            return grads
+        }
+    }
+
+    /// w: (O, ...) -> each output filter standardised over its other dims (biased variance).
+    // y = (w - mean) / sqrt(var + eps); dw = normalizeRowsBackward(g)
+    public func weightStandardized(eps: Float = 1e-5) throws -> Tensor {
+        guard rank >= 2 else { throw TensorError("weight_standardize: weight \(Shape.describe(shape)) needs rank >= 2 (out, in, ...)") }
+        let rows = shape[0], m = count / Swift.max(rows, 1)
+        let out = Tensor(uninitialized: shape)
+        let rstd = normalizeRows(out.data, data, rows: rows, m: m, eps: eps)
+        let saved = out.detached()
+        return out.recorded("weight_standardize", [self]) { g in
+            let gw = Tensor(uninitialized: saved.shape)
+            normalizeRowsBackward(gw.data, g.data, saved.data, rstd, rows: rows, m: m)
+            return [gw]
+        }
+    }
+}

@@ -1,0 +1,119 @@
+/// Reverse-mode autodiff. Every op that records gives its output a `Node`: the inputs and a closure
+/// mapping the output's gradient to the inputs' gradients. `backward()` walks the nodes reachable
+/// from the loss in reverse creation order, so the graph is freed with the tensors that use it and
+/// an abandoned forward pass leaks nothing.
+public final class Node {
+    /// Creation order; reverse order is a valid topological order for backward.
+    let id: Int
+    let op: String
+    let inputs: [Tensor]
+    /// Output gradient -> one gradient per input (nil where the input needs none).
+    /// Closures capture `detached()` views of outputs, never the output itself (that would be a cycle).
+    let backward: (Tensor) throws -> [Tensor?]
+
+    init(id: Int, op: String, inputs: [Tensor], backward: @escaping (Tensor) throws -> [Tensor?]) {
+        self.id = id
+        self.op = op
+        self.inputs = inputs
+        self.backward = backward
+    }
+}
+
+public enum GradMode {
+    nonisolated(unsafe) static var enabled = true
+    nonisolated(unsafe) static var nextID = 0
+
+    public static var isEnabled: Bool { enabled }
+
+    /// Runs `body` without recording (sampling, optimizer updates, evaluation).
+    public static func withNoGrad<T>(_ body: () throws -> T) rethrows -> T {
+        let saved = enabled
+        enabled = false
+        defer { enabled = saved }
+        return try body()
+    }
+
+    /// Whether an op with these inputs should record a node.
+    @inline(__always) static func shouldRecord(_ inputs: [Tensor]) -> Bool {
+        enabled && inputs.contains { $0.requiresGrad }
+    }
+}
+
+public func withNoGrad<T>(_ body: () throws -> T) rethrows -> T { try GradMode.withNoGrad(body) }
+
+extension Tensor {
+    /// Attaches `backward` to this freshly computed output when any input wants a gradient.
+    /// Returns self so ops can end with `return out.recorded(...)`.
+    @discardableResult
+    func recorded(_ op: String, _ inputs: [Tensor], backward: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
+        guard GradMode.shouldRecord(inputs) else { return self }
+        GradMode.nextID += 1
+        requiresGrad = true
+        creator = Node(id: GradMode.nextID, op: op, inputs: inputs, backward: backward)
+        return self
+    }
+
+    /// Backpropagates from this one-element tensor (d self / d self = 1) into every leaf that
+    /// requires a gradient, accumulating into `grad`. The graph is released afterwards.
+    public func backward() throws {
+        guard count == 1 else {
+            throw TensorError("backward: called on a tensor of shape \(Shape.describe(shape)); it needs one element (a loss)")
+        }
+        guard requiresGrad else {
+            throw TensorError("backward: tensor does not require grad (no parameter or input with requires_grad took part, or it was computed under no_grad)")
+        }
+        try backward(gradient: Tensor(repeating: 1, shape: shape))
+    }
+
+    /// Backpropagates an explicit output gradient (same shape as self).
+    public func backward(gradient: Tensor) throws {
+        guard gradient.shape == shape else {
+            throw TensorError("backward: gradient shape \(Shape.describe(gradient.shape)) differs from tensor shape \(Shape.describe(shape))")
+        }
+        // Collect every node reachable from self.
+        var nodes: [Int: (Node, Tensor)] = [:]
+        var stack: [Tensor] = [self]
+        while let t = stack.popLast() {
+            guard let n = t.creator, nodes[n.id] == nil else { continue }
+            nodes[n.id] = (n, t)
+            stack.append(contentsOf: n.inputs)
+        }
+        if creator == nil {
+            accumulate(gradient)
+            return
+        }
+        // Backward closures use the public ops; nothing they compute is recorded.
+        try withNoGrad { try propagate(gradient, through: nodes) }
+    }
+
+    private func propagate(_ gradient: Tensor, through nodes: [Int: (Node, Tensor)]) throws {
+        var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): gradient]
+        for id in nodes.keys.sorted(by: >) {
+            guard let (node, output) = nodes[id] else { continue }
+            guard let gy = grads.removeValue(forKey: ObjectIdentifier(output)) else { continue }
+            let gins = try node.backward(gy)
+            for (input, g) in zip(node.inputs, gins) {
+                guard input.requiresGrad, let g else { continue }
+                if input.creator == nil {
+                    input.accumulate(g)
+                } else {
+                    let key = ObjectIdentifier(input)
+                    grads[key] = try grads[key].map { try $0.adding(g) } ?? g
+                }
+            }
+            output.creator = nil
+        }
+        creator = nil
+    }
+
+    /// grad += g, never writing into `g` (it may be shared with another input's gradient).
+    func accumulate(_ g: Tensor) {
+        if let old = grad {
+            let sum = Tensor(uninitialized: shape)
+            for i in 0..<count { sum.data[i] = old.data[i] + g.data[i] }
+            grad = sum
+        } else {
+            grad = g.shape == shape ? g : Tensor(storage: g.storage, shape: shape)
+        }
+    }
+}

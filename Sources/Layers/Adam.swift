@@ -1,0 +1,74 @@
+import Autograd
+import Foundation
+
+/// Adam as PyTorch's torch.optim.Adam (L2 weight decay added to the gradient, bias-corrected
+/// moments), with optional clipping of the global gradient norm before the update.
+public final class Adam {
+    public let parameters: [Tensor]
+    public var lr: Float
+    public var beta1: Float, beta2: Float, eps: Float, weightDecay: Float
+    public var clipNorm: Float?
+    public private(set) var stepCount = 0
+    /// First and second moments, one pair per parameter (allocated on first step).
+    public private(set) var m: [Tensor], v: [Tensor]
+
+    public init(_ parameters: [Tensor], lr: Float = 1e-4, betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8,
+                weightDecay: Float = 0, clipNorm: Float? = nil) {
+        self.parameters = parameters
+        self.lr = lr
+        (beta1, beta2) = betas
+        self.eps = eps
+        self.weightDecay = weightDecay
+        self.clipNorm = clipNorm
+        m = parameters.map { Tensor(zeros: $0.shape) }
+        v = parameters.map { Tensor(zeros: $0.shape) }
+    }
+
+    public func zeroGrad() { for p in parameters { p.grad = nil } }
+
+    /// The L2 norm of all gradients together.
+    public func gradientNorm() -> Float {
+        var s: Double = 0
+        for p in parameters {
+            guard let g = p.grad else { continue }
+            for i in 0..<g.count { s += Double(g.data[i]) * Double(g.data[i]) }
+        }
+        return Float(s.squareRoot())
+    }
+
+    /// One update from the accumulated gradients; parameters without a gradient are skipped.
+    /// Returns the gradient norm before clipping.
+    @discardableResult
+    public func step() -> Float {
+        let norm = gradientNorm()
+        var gscale: Float = 1
+        if let clipNorm, norm > clipNorm, norm.isFinite { gscale = clipNorm / (norm + 1e-6) }
+        stepCount += 1
+        let bc1 = 1 - powf(beta1, Float(stepCount)), bc2 = 1 - powf(beta2, Float(stepCount))
+        let stepSize = lr / bc1, bc2Sqrt = bc2.squareRoot()
+        let (b1, b2, eps, wd) = (beta1, beta2, self.eps, weightDecay)
+        for (k, p) in parameters.enumerated() {
+            guard let g = p.grad else { continue }
+            let w = p.data, gd = g.data, md = m[k].data, vd = v[k].data
+            for i in 0..<p.count {
+                let gi = gd[i] * gscale + wd * w[i]
+                md[i] = b1 * md[i] + (1 - b1) * gi
+                vd[i] = b2 * vd[i] + (1 - b2) * gi * gi
+                w[i] -= stepSize * md[i] / (vd[i].squareRoot() / bc2Sqrt + eps)
+            }
+        }
+        return norm
+    }
+
+    /// Restores the step count and moments (checkpoint resume).
+    public func restore(step: Int, m: [Tensor], v: [Tensor]) throws {
+        guard m.count == parameters.count, v.count == parameters.count,
+              zip(m, parameters).allSatisfy({ $0.shape == $1.shape }),
+              zip(v, parameters).allSatisfy({ $0.shape == $1.shape }) else {
+            throw TensorError("adam: saved optimizer state does not match the model's parameters")
+        }
+        self.stepCount = step
+        self.m = m
+        self.v = v
+    }
+}

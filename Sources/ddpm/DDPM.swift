@@ -1,0 +1,32 @@
+import ArgumentParser
+import Autograd
+import Foundation
+import Layers
+
+@main
+struct DDPM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ddpm",
+        abstract: "Train and sample class-conditional DDPMs on MNIST-style digits.",
+        subcommands: [Info.self, Verify.self, Bench.self]
+    )
+}
+
+/// Input errors (bad file, bad shape) end the process with a message and exit status 1.
+func fail(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data("ddpm: \(message)\n".utf8))
+    return ExitCode(1)
+}
+
+/// Runs `body`, turning any thrown error into a clear message and exit status 1.
+func runReportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as ExitCode {
+        throw e
+    } catch let e as TensorError {
+        throw fail(e.message)
+    } catch {
+        throw fail("\(error)")
+    }
+}

@@ -1,0 +1,37 @@
+import ArgumentParser
+import Autograd
+import Foundation
+import Layers
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the config, parameter count and metadata of a weights or checkpoint file.")
+
+    @Argument(help: "A .safetensors file.") var file: String
+
+    func run() throws {
+        try runReportingErrors {
+            let (metadata, entries) = try SafeTensors.inspect(file)
+            let total = entries.reduce(0) { $0 + $1.shape.reduce(1, *) }
+            print("file: \(file)")
+            print("tensors: \(entries.count), elements: \(total)")
+            if let json = metadata["config"] {
+                let config = try UNetConfig(json: json)
+                print("model config: \(config.json)")
+                var rng = Generator(seed: 0)
+                let params = try UNet(config, generator: &rng).namedParameters()
+                let names = Set(params.map(\.0))
+                let modelCount = entries.filter { names.contains($0.name) }.reduce(0) { $0 + $1.shape.reduce(1, *) }
+                print("model parameters: \(modelCount) in \(params.count) tensors (config expects \(params.reduce(0) { $0 + $1.1.count }))")
+            } else {
+                print("model config: none in metadata")
+            }
+            let dtypes = Dictionary(grouping: entries, by: \.dtype).map { "\($0.key) x\($0.value.count)" }.sorted()
+            print("dtypes: \(dtypes.joined(separator: ", "))")
+            print("metadata:")
+            for (k, v) in metadata.sorted(by: { $0.key < $1.key }) {
+                print("  \(k): \(v.count > 300 ? String(v.prefix(300)) + "..." : v)")
+            }
+        }
+    }
+}
