@@ -1,0 +1,185 @@
+import Autograd
+import Foundation
+
+/// A noise schedule: betas for timesteps 0..<steps and everything derived from them, in Double.
+/// Convention: alpha-bar before the first step is 1 (so the posterior variance at t = 0 is 0).
+///
+///     let s = try Schedule.linear(steps: 1000)
+///     let xt = try s.addNoise(x0, t: [10, 999], noise: eps)
+public struct Schedule: Sendable {
+    public let name: String
+    public let betas: [Double]
+    public let alphas: [Double]
+    public let alphaBar: [Double]
+    public let alphaBarPrev: [Double]
+    public let posteriorVariance: [Double]
+
+    public var steps: Int { betas.count }
+
+    /// Any betas in (0, 1).
+    public init(betas: [Double], name: String = "custom") throws {
+        guard !betas.isEmpty else { throw TensorError("schedule: needs at least one beta") }
+        if let i = betas.firstIndex(where: { !($0 > 0 && $0 < 1) }) {
+            throw TensorError("schedule: beta[\(i)] = \(betas[i]) is not in (0, 1)")
+        }
+        self.name = name
+        self.betas = betas
+        alphas = betas.map { 1 - $0 }
+        var ab: [Double] = []
+        var acc = 1.0
+        for a in alphas { acc *= a; ab.append(acc) }
+        let prev = [1] + ab.dropLast()
+        alphaBar = ab
+        alphaBarPrev = prev
+        posteriorVariance = betas.indices.map { (1 - prev[$0]) / (1 - ab[$0]) * betas[$0] }
+    }
+
+    /// betas = linspace(beta_start, beta_end, steps), the DDPM paper's (and the seed's) schedule.
+    public static func linear(steps: Int = 1000, betaStart: Double = 1e-4, betaEnd: Double = 0.02) throws -> Schedule {
+        guard steps >= 1 else { throw TensorError("schedule.linear: steps \(steps) must be >= 1") }
+        let betas = (0..<steps).map { steps == 1 ? betaStart : betaStart + (betaEnd - betaStart) * Double($0) / Double(steps - 1) }
+        return try Schedule(betas: betas, name: "linear")
+    }
+
+    /// Nichol & Dhariwal's cosine alpha-bar, f(u) = cos((u + s)/(1 + s) * pi/2)^2, betas clipped to
+    /// [min_beta, max_beta] as the reference does.
+    public static func cosine(steps: Int = 1000, s: Double = 0.008, maxBeta: Double = 0.999, minBeta: Double = 1e-4) throws -> Schedule {
+        let f = { (u: Double) in Foundation.pow(Foundation.cos((u + s) / (1 + s) * Double.pi / 2), 2) }
+        return try fromAlphaBar(f, steps: steps, maxBeta: maxBeta, minBeta: minBeta, name: "cosine")
+    }
+
+    /// betas = sigmoid(linspace(-6, 6, steps)) * (end - start) + start (sigmoid on betas).
+    public static func sigmoid(steps: Int = 1000, betaStart: Double = 1e-4, betaEnd: Double = 0.02) throws -> Schedule {
+        guard steps >= 1 else { throw TensorError("schedule.sigmoid: steps \(steps) must be >= 1") }
+        let betas = (0..<steps).map { i -> Double in
+            let x = steps == 1 ? 0 : -6 + 12 * Double(i) / Double(steps - 1)
+            return 1 / (1 + Foundation.exp(-x)) * (betaEnd - betaStart) + betaStart
+        }
+        return try Schedule(betas: betas, name: "sigmoid")
+    }
+
+    /// From a continuous alpha-bar f on [0, 1] with f(0) = 1:
+    /// beta_t = min(1 - f((t+1)/steps) / f(t/steps), max_beta), at least min_beta.
+    public static func fromAlphaBar(_ f: (Double) throws -> Double, steps: Int, maxBeta: Double = 0.999, minBeta: Double = 0,
+                                    name: String = "alpha_bar") throws -> Schedule {
+        guard steps >= 1 else { throw TensorError("schedule: steps \(steps) must be >= 1") }
+        let values = try (0...steps).map { try f(Double($0) / Double(steps)) }
+        guard let f0 = values.first, f0 > 0, values.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+            throw TensorError("schedule: alpha-bar function must be finite, >= 0 and > 0 at u = 0")
+        }
+        let betas = (0..<steps).map { t -> Double in
+            let b = values[t] > 0 ? 1 - (values[t + 1] / f0) / (values[t] / f0) : maxBeta
+            return Swift.min(Swift.max(b, minBeta), maxBeta)
+        }
+        return try Schedule(betas: betas, name: name)
+    }
+
+    func check(_ op: String, _ t: Int) throws {
+        guard t >= 0 && t < steps else { throw TensorError("\(op): timestep \(t) out of range [0, \(steps))") }
+    }
+
+    public func snr(_ t: Int) throws -> Double {
+        try check("snr", t)
+        return alphaBar[t] / (1 - alphaBar[t])
+    }
+
+    /// (B, 1, 1, ...) coefficients, one per sample, for broadcasting against x.
+    func perSample(_ op: String, _ t: [Int], like x: Tensor, _ f: (Int) -> Double) throws -> Tensor {
+        guard x.rank >= 1, t.count == x.shape[0] else {
+            throw TensorError("\(op): \(t.count) timesteps for a batch of \(x.rank >= 1 ? x.shape[0] : 0) (input \(Shape.describe(x.shape)))")
+        }
+        for v in t { try check(op, v) }
+        return try Tensor(t.map { Float(f($0)) }, shape: [t.count] + [Int](repeating: 1, count: x.rank - 1))
+    }
+
+    /// x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) noise, t per sample (recorded for autodiff).
+    public func addNoise(_ x0: Tensor, t: [Int], noise: Tensor) throws -> Tensor {
+        guard x0.shape == noise.shape else {
+            throw TensorError("add_noise: x0 \(Shape.describe(x0.shape)) and noise \(Shape.describe(noise.shape)) differ in shape")
+        }
+        let a = try perSample("add_noise", t, like: x0) { alphaBar[$0].squareRoot() }
+        let b = try perSample("add_noise", t, like: x0) { (1 - alphaBar[$0]).squareRoot() }
+        return try x0 * a + noise * b
+    }
+
+    /// x0-hat = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t), t per sample.
+    public func predictX0(_ xt: Tensor, eps: Tensor, t: [Int]) throws -> Tensor {
+        guard xt.shape == eps.shape else {
+            throw TensorError("predict_x0: x_t \(Shape.describe(xt.shape)) and eps \(Shape.describe(eps.shape)) differ in shape")
+        }
+        let a = try perSample("predict_x0", t, like: xt) { 1 / alphaBar[$0].squareRoot() }
+        let b = try perSample("predict_x0", t, like: xt) { (1 - alphaBar[$0]).squareRoot() / alphaBar[$0].squareRoot() }
+        return try xt * a - eps * b
+    }
+
+    /// One ancestral step t -> t-1: posterior mean from x0-hat (clipped to [-1, 1] when `clip`)
+    /// plus sqrt(posterior variance) * noise; no noise at t = 0 (and none needed there).
+    public func ddpmStep(_ xt: Tensor, eps: Tensor, t: Int, noise: Tensor?, clip: Bool = true) throws -> (prev: Tensor, x0: Tensor) {
+        try check("ddpm_step", t)
+        guard xt.shape == eps.shape, noise.map({ $0.shape == xt.shape }) ?? true else {
+            throw TensorError("ddpm_step: x_t \(Shape.describe(xt.shape)), eps \(Shape.describe(eps.shape)) and noise \(noise.map { Shape.describe($0.shape) } ?? "nil") must have one shape")
+        }
+        if t > 0 && noise == nil && posteriorVariance[t] > 0 {
+            throw TensorError("ddpm_step: noise is needed at t = \(t) > 0")
+        }
+        let ab = alphaBar[t], abPrev = alphaBarPrev[t]
+        let ca = Float(1 / ab.squareRoot()), cb = Float((1 - ab).squareRoot() / ab.squareRoot())
+        let c1 = Float(abPrev.squareRoot() * betas[t] / (1 - ab)), c2 = Float(alphas[t].squareRoot() * (1 - abPrev) / (1 - ab))
+        let sigma = Float(posteriorVariance[t].squareRoot())
+        let prev = Tensor(uninitialized: xt.shape), x0 = Tensor(uninitialized: xt.shape)
+        let x = xt.data, e = eps.data, n = noise?.data
+        for i in 0..<xt.count {
+            var h = ca * x[i] - cb * e[i]
+            if clip { h = Swift.min(Swift.max(h, -1), 1) }
+            x0.data[i] = h
+            var v = c1 * h + c2 * x[i]
+            if t > 0, let n { v += sigma * n[i] }
+            prev.data[i] = v
+        }
+        return (prev, x0)
+    }
+
+    /// One DDIM step t -> tPrev (tPrev = -1 returns x0-hat): x = sqrt(ab') x0 + sqrt(1 - ab' - s^2) eps
+    /// + s noise with s = eta sqrt((1 - ab')/(1 - ab) (1 - ab/ab')). With `clip`, x0-hat is clipped
+    /// to [-1, 1] and eps re-derived from it.
+    public func ddimStep(_ xt: Tensor, eps: Tensor, t: Int, tPrev: Int, eta: Double = 0, noise: Tensor? = nil, clip: Bool = true) throws -> (prev: Tensor, x0: Tensor) {
+        try check("ddim_step", t)
+        guard tPrev >= -1 && tPrev < t else { throw TensorError("ddim_step: t_prev \(tPrev) must be in [-1, \(t)) for t = \(t)") }
+        guard xt.shape == eps.shape, noise.map({ $0.shape == xt.shape }) ?? true else {
+            throw TensorError("ddim_step: x_t \(Shape.describe(xt.shape)), eps \(Shape.describe(eps.shape)) and noise must have one shape")
+        }
+        guard eta >= 0 else { throw TensorError("ddim_step: eta \(eta) must be >= 0") }
+        if eta > 0 && tPrev >= 0 && noise == nil { throw TensorError("ddim_step: noise is needed when eta > 0") }
+        let ab = alphaBar[t], abPrev = tPrev >= 0 ? alphaBar[tPrev] : 1
+        let sigma = tPrev >= 0 ? eta * ((1 - abPrev) / (1 - ab) * (1 - ab / abPrev)).squareRoot() : 0
+        let sa = Float(ab.squareRoot()), s1a = Float((1 - ab).squareRoot())
+        let cx = Float(abPrev.squareRoot()), ce = Float(Swift.max(1 - abPrev - sigma * sigma, 0).squareRoot()), cs = Float(sigma)
+        let prev = Tensor(uninitialized: xt.shape), x0 = Tensor(uninitialized: xt.shape)
+        let x = xt.data, e = eps.data, n = noise?.data
+        for i in 0..<xt.count {
+            var h = (x[i] - s1a * e[i]) / sa
+            var ei = e[i]
+            if clip {
+                h = Swift.min(Swift.max(h, -1), 1)
+                ei = (x[i] - sa * h) / s1a
+            }
+            x0.data[i] = h
+            var v = tPrev < 0 ? h : cx * h + ce * ei
+            if cs > 0, let n { v += cs * n[i] }
+            prev.data[i] = v
+        }
+        return (prev, x0)
+    }
+
+    /// `count` timesteps evenly spaced from steps-1 down to 0 (both included), for DDIM.
+    public func spacedTimesteps(_ count: Int) throws -> [Int] {
+        guard count >= 1 && count <= steps else { throw TensorError("sampler: \(count) steps must be in [1, \(steps)]") }
+        if count == 1 { return [steps - 1] }
+        var ts: [Int] = []
+        for i in 0..<count {
+            let v = Int((Double(steps - 1) * Double(count - 1 - i) / Double(count - 1)).rounded())
+            if ts.last != v { ts.append(v) }
+        }
+        return ts
+    }
+}
