@@ -1,4 +1,196 @@
 import ArgumentParser
+import Autograd
+import Diffusion
+import Foundation
+import Layers
+
+/// JSON lines in the schema of ../shared/reference/torch_bench.py (kinds env, params, flops,
+/// train_step, fwd_nograd; same fields), plus sgemm_peak and GFLOP/s, so the two can be run
+/// back to back and compared line by line.
 struct Bench: ParsableCommand {
-    func run() throws {}
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmark training steps and no-grad forwards (JSON lines, torch_bench.py schema).")
+
+    @Option(help: "base,levels,time_dim (repeatable); default: the 5 standard configs.")
+    var config: [String] = []
+    @Option(help: "Comma list of params,flops,train,fwd.") var what = "params,flops,train,fwd"
+    @Option(help: "Training batch.") var batch = 64
+    @Option(help: "Timed steps per measurement (default as torch_bench.py).") var steps: Int?
+    @Option(help: "Warm-up steps (default as torch_bench.py).") var warmup: Int?
+    @Option(help: "Comma list of no-grad forward batches.") var fwdBatches = "10,100"
+    @Option(help: "Image size.") var size = 32
+    @Option(help: "\"even\" (the reference) or one 0/1 per level, e.g. 0,0,1.") var attention = "even"
+    @Flag(help: "No attention in the bottleneck.") var noMidAttention = false
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Flag(help: "Skip the sgemm peak measurement.") var noPeak = false
+
+    static let defaultConfigs = ["64,4,128", "32,3,128", "32,2,64", "16,3,64", "16,2,32"]
+
+    func run() throws {
+        try runReportingErrors {
+            let kinds = Set(what.split(separator: ",").map(String.init))
+            let fwdBatchList = try fwdBatches.split(separator: ",").map { s -> Int in
+                guard let b = Int(s), b > 0 else { throw TensorError("bench: bad --fwd-batches entry \(s)") }
+                return b
+            }
+            emit(["kind": "env", "date": ISO8601DateFormatter().string(from: Date()), "engine": "ddpm-swift",
+                  "threads": BLAS.threads, "cpu": cpuModel(), "size": size])
+            var peak = 0.0
+            if !noPeak {
+                peak = sgemmPeak()
+                emit(["kind": "sgemm_peak", "m": 2048, "n": 2048, "k": 2048, "gflops": round3(peak)])
+            }
+            for label in config.isEmpty ? Self.defaultConfigs : config {
+                try benchConfig(label, kinds: kinds, fwdBatches: fwdBatchList, peak: peak)
+            }
+        }
+    }
+
+    func benchConfig(_ label: String, kinds: Set<String>, fwdBatches: [Int], peak: Double) throws {
+        let parts = label.split(separator: ",").compactMap { Int($0) }
+        guard parts.count == 3 else { throw TensorError("bench: --config \(label) is not base,levels,time_dim") }
+        let flags: [Bool]? = attention == "even" ? nil : attention.split(separator: ",").map { $0 == "1" }
+        let config = UNetConfig(base: parts[0], levels: parts[1], timeDim: parts[2], attention: flags,
+                                attentionMid: !noMidAttention, imageSize: size)
+        var rng = Generator(seed: seed)
+        let model = try UNet(config, generator: &rng)
+        let big = config.base >= 64
+        if kinds.contains("params") { emit(["kind": "params", "config": label, "params": model.parameterCount]) }
+        var fwdBwdFlops = 0, fwdFlops = 0
+        if kinds.contains("flops") || kinds.contains("train") || kinds.contains("fwd") {
+            (fwdFlops, fwdBwdFlops) = try countFlops(model)
+        }
+        if kinds.contains("flops") {
+            emit(["kind": "flops", "config": label, "batch": 1, "size": size, "fwd_flops": fwdFlops,
+                  "fwd_bwd_flops": fwdBwdFlops, "fwd_flops_fullres_attention": fullResAttentionFlops(config)])
+        }
+        if kinds.contains("train") {
+            let n = steps ?? (big ? 3 : 5), w = warmup ?? (big ? 1 : 2)
+            let times = try timeTrain(model, steps: n, warmup: w)
+            var rec = summary(times)
+            rec.merge(["kind": "train_step", "config": label, "batch": batch, "size": size, "warmup": w,
+                       "gflops": round3(Double(fwdBwdFlops * batch) / (median(times) * 1e6)),
+                       "max_rss_mb": maxRSSMegabytes()]) { a, _ in a }
+            if peak > 0 { rec["peak_fraction"] = round3(Double(fwdBwdFlops * batch) / (median(times) * 1e6) / peak) }
+            emit(rec)
+        }
+        if kinds.contains("fwd") {
+            for b in fwdBatches {
+                let n = steps ?? (big ? 3 : (b <= 10 ? 10 : 5)), w = warmup ?? (big ? 1 : (b <= 10 ? 2 : 1))
+                let times = try timeForward(model, batch: b, steps: n, warmup: w)
+                var rec = summary(times)
+                rec.merge(["kind": "fwd_nograd", "config": label, "batch": b, "size": size, "warmup": w,
+                           "gflops": round3(Double(fwdFlops * b) / (median(times) * 1e6)),
+                           "max_rss_mb": maxRSSMegabytes()]) { a, _ in a }
+                emit(rec)
+            }
+        }
+    }
+
+    /// FLOPs of one forward and of forward+backward at batch 1, counted in every sgemm
+    /// (2 per multiply-add), like PyTorch's FlopCounterMode (convs, matmuls, attention bmm).
+    func countFlops(_ model: UNet) throws -> (Int, Int) {
+        var rng = Generator(seed: 1)
+        let x = Tensor.randn([1, 1, size, size], generator: &rng)
+        BLAS.flops = 0
+        _ = try withNoGrad { try model(x, t: [500], labels: [3]) }
+        let fwd = BLAS.flops
+        BLAS.flops = 0
+        let out = try model(x, t: [500], labels: [3])
+        try Tensor.l1Loss(out, Tensor.randn(out.shape, generator: &rng)).backward()
+        model.zeroGrad()
+        return (fwd, BLAS.flops)
+    }
+
+    /// FLOPs of the attention blocks at full resolution (level 0 down and the last up stage).
+    func fullResAttentionFlops(_ c: UNetConfig) -> Int {
+        guard c.attention.first == true else { return 0 }
+        let n = size * size, hid = c.heads * c.headDim, ch = c.base
+        let one = 2 * n * ch * 3 * hid + 2 * 2 * n * n * hid + 2 * n * hid * ch
+        return 2 * one
+    }
+
+    func timeTrain(_ model: UNet, steps: Int, warmup: Int) throws -> [Double] {
+        var rng = Generator(seed: seed)
+        let schedule = try Schedule.linear(steps: 1001)
+        let opt = Adam(model.parameters, lr: 1e-4)
+        let x0 = Tensor.rand([batch, 1, size, size], generator: &rng) * 2 - 1
+        let labels = (0..<batch).map { _ in rng.int(below: 10) }
+        var times: [Double] = []
+        for i in 0..<(warmup + steps) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let loss = try schedule.trainingLoss(model, x0: x0, labels: labels, generator: &rng)
+            opt.zeroGrad()
+            try loss.backward()
+            opt.step()
+            let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+            if i >= warmup { times.append(ms) }
+        }
+        return times
+    }
+
+    func timeForward(_ model: UNet, batch: Int, steps: Int, warmup: Int) throws -> [Double] {
+        var rng = Generator(seed: seed)
+        let x = Tensor.randn([batch, 1, size, size], generator: &rng)
+        let labels = (0..<batch).map { $0 % 10 }
+        var times: [Double] = []
+        try withNoGrad {
+            for i in 0..<(warmup + steps) {
+                let t = [Int](repeating: 500 - i, count: batch)
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = try model(x, t: t, labels: labels)
+                let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+                if i >= warmup { times.append(ms) }
+            }
+        }
+        return times
+    }
+
+    /// GFLOP/s of a large square sgemm: the machine's practical peak with this BLAS.
+    func sgemmPeak() -> Double {
+        let n = 2048
+        var rng = Generator(seed: 2)
+        let a = Tensor.randn([n, n], generator: &rng), b = Tensor.randn([n, n], generator: &rng)
+        let c = Tensor(zeros: [n, n])
+        var best = Double.infinity
+        for _ in 0..<5 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            BLAS.sgemm(c.data, a.data, b.data, m: n, n: n, k: n)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return 2 * Double(n * n * n) / best / 1e9
+    }
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    guard !s.isEmpty else { return 0 }
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
+
+func summary(_ times: [Double]) -> [String: Any] {
+    ["median_ms": round3(median(times)), "min_ms": round3(times.min() ?? 0), "max_ms": round3(times.max() ?? 0), "n": times.count]
+}
+
+func emit(_ record: [String: Any]) {
+    if let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) {
+        print(String(decoding: data, as: UTF8.self))
+        fflush(stdout)
+    }
+}
+
+func maxRSSMegabytes() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return round3(Double(usage.ru_maxrss) / 1024)
+}
+
+func cpuModel() -> String {
+    guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
+    for line in text.split(separator: "\n") where line.hasPrefix("model name") {
+        return line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
+    }
+    return "unknown"
 }

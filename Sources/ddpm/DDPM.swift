@@ -8,7 +8,7 @@ struct DDPM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ddpm",
         abstract: "Train and sample class-conditional DDPMs on MNIST-style digits.",
-        subcommands: [Info.self, Verify.self, Bench.self]
+        subcommands: [Bench.self, Info.self, Verify.self]
     )
 }
 
