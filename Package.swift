@@ -1,7 +1,8 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dependencies point one way: C libraries -> Autograd -> Layers -> Diffusion -> (Scripting) -> ddpm.
+// Dependencies point one way: C libraries -> Autograd -> Layers -> Diffusion / Imaging / Datasets
+// -> Scripting (the Lua host, the only importer of CLua) -> ddpm.
 let package = Package(
     name: "ddpm-swift",
     products: [
@@ -23,15 +24,22 @@ let package = Package(
         ),
         .target(name: "Layers", dependencies: ["Autograd"]),
         .target(name: "Diffusion", dependencies: ["Autograd", "Layers"]),
+        .target(name: "Imaging", dependencies: ["Autograd", "CPNG", "CGIF", "CZlib"]),
+        .target(name: "Datasets", dependencies: ["Autograd", "Imaging"]),
+        .target(
+            name: "Scripting",
+            dependencies: ["CLua", "Autograd", "Layers", "Diffusion", "Imaging", "Datasets"]
+        ),
         .executableTarget(
             name: "ddpm",
             dependencies: [
-                "Autograd", "Layers", "Diffusion",
+                "Autograd", "Layers", "Diffusion", "Scripting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd"]),
         .testTarget(name: "LayersTests", dependencies: ["Autograd", "Layers", "Diffusion"]),
+        .testTarget(name: "ScriptingTests", dependencies: ["Autograd", "Layers", "Diffusion", "Imaging", "Datasets", "Scripting"]),
     ],
     swiftLanguageModes: [.v5]
 )

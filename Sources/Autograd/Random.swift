@@ -73,3 +73,9 @@ public struct Generator: Sendable {
         return v
     }
 }
+
+extension Generator {
+    /// The process-wide default generator (Lua's `ddpm.seed(n)` reseeds it); checkpoints save its
+    /// state so a resumed run draws the same numbers.
+    nonisolated(unsafe) public static var global = Generator(seed: 0)
+}

@@ -1,3 +1,74 @@
+// Lua 5.4 for Swift. Swift cannot import Lua's function-like macros, and must never let a Lua
+// error (longjmp) cross its frames, so this header (1) re-exports the macros it needs as static
+// inline functions and (2) provides the trampoline that raises a binding's error after the Swift
+// binding has returned.
+#ifndef DDPM_CLUA_SHIM_H
+#define DDPM_CLUA_SHIM_H
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
+
+// Macros Swift cannot import, one line each.
+static inline int ddpm_lua_pcall(lua_State *L, int n, int r, int h) { return lua_pcall(L, n, r, h); }
+static inline void ddpm_lua_pop(lua_State *L, int n) { lua_pop(L, n); }
+static inline const char *ddpm_lua_tostring(lua_State *L, int i) { return lua_tostring(L, i); }
+static inline void ddpm_lua_newtable(lua_State *L) { lua_newtable(L); }
+static inline int ddpm_lua_registryindex(void) { return LUA_REGISTRYINDEX; }
+static inline int ddpm_lua_upvalueindex(int i) { return lua_upvalueindex(i); }
+static inline void ddpm_lua_insert(lua_State *L, int i) { lua_insert(L, i); }
+static inline void ddpm_lua_remove(lua_State *L, int i) { lua_remove(L, i); }
+static inline void *ddpm_lua_newuserdata(lua_State *L, size_t n) { return lua_newuserdatauv(L, n, 1); }
+static inline int ddpm_lua_isinteger_value(lua_State *L, int i, lua_Integer *out) {
+    int ok = 0; lua_Integer v = lua_tointegerx(L, i, &ok); if (ok) *out = v; return ok;
+}
+static inline lua_Number ddpm_lua_tonumber(lua_State *L, int i, int *ok) { return lua_tonumberx(L, i, ok); }
+
+// A Swift binding: returns the number of results, or -1 after pushing an error message.
+typedef int (*ddpm_swift_dispatch)(lua_State *L, lua_Integer id);
+
+// Calls the Swift dispatcher (upvalue 2) for binding `id` (upvalue 1); on -1 raises the message
+// it left on the stack as a Lua error prefixed with the calling script's file:line.
+static inline int ddpm_trampoline(lua_State *L) {
+    lua_Integer id = lua_tointeger(L, lua_upvalueindex(1));
+    ddpm_swift_dispatch f = (ddpm_swift_dispatch)lua_touserdata(L, lua_upvalueindex(2));
+    int n = f(L, id);
+    if (n >= 0) return n;
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
+static inline void ddpm_push_binding(lua_State *L, lua_Integer id, ddpm_swift_dispatch f) {
+    lua_pushinteger(L, id);
+    lua_pushlightuserdata(L, (void *)f);
+    lua_pushcclosure(L, ddpm_trampoline, 2);
+}
+
+// Message handler for lua_pcall: the error message plus a traceback.
+static inline int ddpm_traceback(lua_State *L) {
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+static inline void ddpm_push_traceback_handler(lua_State *L) { lua_pushcfunction(L, ddpm_traceback); }
+
+// SIGINT/SIGTERM: the first sets a flag that recipes poll (ddpm.interrupted()) so they can
+// checkpoint and exit; a second one terminates at once.
+#include <signal.h>
+static volatile sig_atomic_t ddpm_interrupt_flag = 0;
+static inline void ddpm_on_signal(int sig) {
+    if (ddpm_interrupt_flag) { signal(sig, SIG_DFL); raise(sig); return; }
+    ddpm_interrupt_flag = sig;
+}
+static inline void ddpm_install_signal_handlers(void) {
+    signal(SIGINT, ddpm_on_signal);
+    signal(SIGTERM, ddpm_on_signal);
+}
+static inline int ddpm_interrupted(void) { return ddpm_interrupt_flag; }
+static inline void ddpm_clear_interrupt(void) { ddpm_interrupt_flag = 0; }
+#endif

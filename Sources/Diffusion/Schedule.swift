@@ -74,7 +74,7 @@ public struct Schedule: Sendable {
         return try Schedule(betas: betas, name: name)
     }
 
-    func check(_ op: String, _ t: Int) throws {
+    public func check(_ op: String, _ t: Int) throws {
         guard t >= 0 && t < steps else { throw TensorError("\(op): timestep \(t) out of range [0, \(steps))") }
     }
 

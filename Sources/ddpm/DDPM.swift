@@ -8,7 +8,7 @@ struct DDPM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ddpm",
         abstract: "Train and sample class-conditional DDPMs on MNIST-style digits.",
-        subcommands: [Bench.self, Info.self, Verify.self]
+        subcommands: [Run.self, Train.self, Sample.self, Gif.self, Info.self, Bench.self, Verify.self]
     )
 }
 

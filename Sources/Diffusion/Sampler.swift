@@ -1,0 +1,75 @@
+import Autograd
+import Layers
+
+/// Reverse-process samplers: ancestral DDPM (the reference's `sample_p` with x0 clipping) over
+/// every timestep, or DDIM over evenly spaced timesteps ending at t = 0, both with
+/// classifier-free guidance eps = eps_u + w (eps_c - eps_u) (w = 1: conditional only).
+public struct Sampler {
+    public enum Kind: String, Sendable { case ddpm, ddim }
+
+    public var kind: Kind = .ddim
+    /// Model evaluations (DDIM); DDPM always uses every timestep.
+    public var steps: Int = 50
+    public var eta: Double = 0
+    public var guidance: Double = 1
+    public var clip = true
+
+    public init(kind: Kind = .ddim, steps: Int = 50, eta: Double = 0, guidance: Double = 1, clip: Bool = true) {
+        self.kind = kind
+        self.steps = steps
+        self.eta = eta
+        self.guidance = guidance
+        self.clip = clip
+    }
+
+    /// The timesteps visited, from high to low, ending at 0.
+    public func timesteps(_ schedule: Schedule) throws -> [Int] {
+        switch kind {
+        case .ddpm: return Array((0..<schedule.steps).reversed())
+        case .ddim: return try schedule.spacedTimesteps(steps)
+        }
+    }
+
+    /// Guided noise prediction; one batched forward for the conditional and unconditional halves.
+    public func predictNoise(_ model: UNet, _ x: Tensor, t: Int, labels: [Int]?) throws -> Tensor {
+        let n = x.shape[0]
+        let ts = [Int](repeating: t, count: n)
+        guard guidance != 1, let labels else { return try model(x, t: ts, labels: labels) }
+        let both = try model(Tensor.cat([x, x], dim: 0), t: ts + ts, labels: labels + [Int](repeating: -1, count: n))
+        let cond = try both.narrowed(dim: 0, start: 0, length: n), uncond = try both.narrowed(dim: 0, start: n, length: n)
+        let w = Float(guidance)
+        let out = Tensor(uninitialized: x.shape)
+        for i in 0..<out.count { out.data[i] = uncond.data[i] + w * (cond.data[i] - uncond.data[i]) }
+        return out
+    }
+
+    /// Runs the reverse process from `noise` (x_T). `onStep(i, t, x_t, x0_hat)` is called once
+    /// per step (i from 1) and may throw to stop. Returns the images (in [-1, 1] when clipping).
+    public func sample(model: UNet, schedule: Schedule, labels: [Int]?, noise: Tensor,
+                       generator: inout Generator,
+                       onStep: ((Int, Int, Tensor, Tensor) throws -> Void)? = nil) throws -> Tensor {
+        if let labels, labels.count != noise.shape.first {
+            throw TensorError("sample: \(labels.count) labels for \(noise.shape.first ?? 0) images")
+        }
+        let ts = try timesteps(schedule)
+        return try withNoGrad {
+            var x = noise
+            for (i, t) in ts.enumerated() {
+                let eps = try predictNoise(model, x, t: t, labels: labels)
+                let tPrev = i + 1 < ts.count ? ts[i + 1] : -1
+                let step: (prev: Tensor, x0: Tensor)
+                switch kind {
+                case .ddpm:
+                    let z = t > 0 ? Tensor.randn(x.shape, generator: &generator) : nil
+                    step = try schedule.ddpmStep(x, eps: eps, t: t, noise: z, clip: clip)
+                case .ddim:
+                    let z = eta > 0 && tPrev >= 0 ? Tensor.randn(x.shape, generator: &generator) : nil
+                    step = try schedule.ddimStep(x, eps: eps, t: t, tPrev: tPrev, eta: eta, noise: z, clip: clip)
+                }
+                try onStep?(i + 1, t, x, step.x0)
+                x = step.prev
+            }
+            return x
+        }
+    }
+}

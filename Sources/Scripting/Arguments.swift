@@ -1,0 +1,220 @@
+import Autograd
+import CLua
+
+/// Typed, non-raising reading of a binding's arguments. Every failure is a ScriptError naming
+/// the argument, what was expected and what came.
+struct Arguments {
+    let lua: Lua
+    var count: Int { lua.top }
+
+    func bad(_ i: Int32, _ expected: String) -> ScriptError {
+        ScriptError("bad argument #\(i) (\(expected) expected, got \(lua.describe(i)))")
+    }
+
+    func has(_ i: Int32) -> Bool { Int(i) <= count && !lua.isNil(i) }
+
+    func tensor(_ i: Int32) throws -> Tensor {
+        guard let t = lua.object(i, metatable: Metatable.tensor, as: Tensor.self) else { throw bad(i, "tensor") }
+        return t
+    }
+
+    func optionalTensor(_ i: Int32) throws -> Tensor? { has(i) ? try tensor(i) : nil }
+
+    /// A tensor, or a number promoted to a 0-d tensor (for `x + 1` style arithmetic).
+    func tensorOrNumber(_ i: Int32) throws -> Tensor {
+        if let n = lua.number(i) { return .scalar(Float(n)) }
+        return try tensor(i)
+    }
+
+    func object<T: AnyObject>(_ i: Int32, _ metatable: String, _ type: T.Type, _ what: String) throws -> T {
+        guard let o = lua.object(i, metatable: metatable, as: T.self) else { throw bad(i, what) }
+        return o
+    }
+
+    func number(_ i: Int32, default d: Double? = nil) throws -> Double {
+        if let v = lua.number(i) { return v }
+        if !has(i), let d { return d }
+        throw bad(i, "number")
+    }
+
+    func int(_ i: Int32, default d: Int? = nil) throws -> Int {
+        if let v = lua.number(i) {
+            guard v == v.rounded(), Swift.abs(v) < 9e15 else { throw bad(i, "integer") }
+            return Int(v)
+        }
+        if !has(i), let d { return d }
+        throw bad(i, "integer")
+    }
+
+    func string(_ i: Int32, default d: String? = nil) throws -> String {
+        if let s = lua.string(i) { return s }
+        if !has(i), let d { return d }
+        throw bad(i, "string")
+    }
+
+    func bool(_ i: Int32, default d: Bool? = nil) throws -> Bool {
+        if let b = lua.bool(i) { return b }
+        if !has(i), let d { return d }
+        throw bad(i, "boolean")
+    }
+
+    func table(_ i: Int32) throws -> Int32 {
+        guard lua.type(i) == LUA_TTABLE else { throw bad(i, "table") }
+        return lua.absolute(i)
+    }
+
+    func optionalTable(_ i: Int32) throws -> Options? {
+        guard has(i) else { return nil }
+        return Options(lua: lua, index: try table(i), argument: i)
+    }
+
+    func options(_ i: Int32) throws -> Options {
+        try optionalTable(i) ?? Options(lua: lua, index: nil, argument: i)
+    }
+
+    func function(_ i: Int32) throws -> Int32 {
+        guard lua.type(i) == LUA_TFUNCTION else { throw bad(i, "function") }
+        return lua.absolute(i)
+    }
+
+    /// A shape: a table of non-negative integers, e.g. {64, 1, 32, 32}.
+    func shape(_ i: Int32) throws -> [Int] {
+        guard lua.type(i) == LUA_TTABLE else { throw bad(i, "shape table such as {2, 3}") }
+        return try readIntegers(lua, i, what: "shape").map {
+            guard $0 >= 0 else { throw ScriptError("bad argument #\(i) (shape entries must be >= 0, got \($0))") }
+            return $0
+        }
+    }
+
+    /// Timesteps or labels: a number (every sample), a table or a tensor with one entry per sample.
+    func integers(_ i: Int32, count n: Int, what: String) throws -> [Int] {
+        try integerList(lua, i, count: n, what: what, argument: "argument #\(i)")
+    }
+
+    func floats(_ i: Int32) throws -> [Float] {
+        guard lua.type(i) == LUA_TTABLE else { throw bad(i, "table of numbers") }
+        var out: [Float] = []
+        for k in 1...max(lua.length(i), 1) where k <= lua.length(i) {
+            lua.getIndex(i, k)
+            defer { lua.pop() }
+            guard let v = lua.number(-1) else {
+                throw ScriptError("bad argument #\(i) (entry \(k) must be a number, got \(lua.describe(-1)))")
+            }
+            out.append(Float(v))
+        }
+        return out
+    }
+}
+
+/// Reads the entries of an integer table at `i`.
+func readIntegers(_ lua: Lua, _ i: Int32, what: String) throws -> [Int] {
+    let n = lua.length(i)
+    var out: [Int] = []
+    out.reserveCapacity(n)
+    for k in 0..<n {
+        lua.getIndex(i, k + 1)
+        defer { lua.pop() }
+        guard let v = lua.number(-1), v == v.rounded(), Swift.abs(v) < 9e15 else {
+            throw ScriptError("\(what) entry \(k + 1) must be an integer, got \(lua.describe(-1))")
+        }
+        out.append(Int(v))
+    }
+    return out
+}
+
+/// A number (repeated n times), a table or a tensor of integers with n entries.
+func integerList(_ lua: Lua, _ i: Int32, count n: Int, what: String, argument: String) throws -> [Int] {
+    if let v = lua.number(i) {
+        guard v == v.rounded() else { throw ScriptError("\(what) must be integers, got \(v)") }
+        return [Int](repeating: Int(v), count: n)
+    }
+    var values: [Int]
+    if lua.type(i) == LUA_TTABLE {
+        values = try readIntegers(lua, i, what: what)
+    } else if let t = lua.object(i, metatable: Metatable.tensor, as: Tensor.self) {
+        values = try t.values.map {
+            guard $0 == $0.rounded() else { throw ScriptError("\(what) must be integers, got \($0)") }
+            return Int($0)
+        }
+    } else {
+        throw ScriptError("bad \(argument) (\(what): number, table or tensor expected, got \(lua.describe(i)))")
+    }
+    guard values.count == n else {
+        throw ScriptError("\(what): \(values.count) entries for a batch of \(n)")
+    }
+    return values
+}
+
+/// The fields of an options table such as `{steps=50, eta=0}`. Missing table = all defaults.
+struct Options {
+    let lua: Lua
+    let index: Int32?
+    let argument: Int32
+
+    /// Pushes the field's value and runs `body`; pops afterwards. Returns nil when absent/nil.
+    private func with<T>(_ key: String, _ body: () throws -> T?) rethrows -> T? {
+        guard let index else { return nil }
+        lua.getField(index, key)
+        defer { lua.pop() }
+        if lua.isNil(-1) { return nil }
+        return try body()
+    }
+
+    func bad(_ key: String, _ expected: String) -> ScriptError {
+        lua.getField(index ?? 0, key)
+        defer { lua.pop() }
+        return ScriptError("option \(key): \(expected) expected, got \(lua.describe(-1))")
+    }
+
+    func has(_ key: String) -> Bool { with(key) { true } ?? false }
+
+    func number(_ key: String) throws -> Double? {
+        try with(key) { guard let v = lua.number(-1) else { throw bad(key, "number") }; return v }
+    }
+
+    func int(_ key: String) throws -> Int? {
+        try with(key) {
+            guard let v = lua.number(-1), v == v.rounded(), Swift.abs(v) < 9e15 else { throw bad(key, "integer") }
+            return Int(v)
+        }
+    }
+
+    func string(_ key: String) throws -> String? {
+        try with(key) { guard let v = lua.string(-1) else { throw bad(key, "string") }; return v }
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        try with(key) { guard let v = lua.bool(-1) else { throw bad(key, "boolean") }; return v }
+    }
+
+    func tensor(_ key: String) throws -> Tensor? {
+        try with(key) {
+            guard let t = lua.object(-1, metatable: Metatable.tensor, as: Tensor.self) else { throw bad(key, "tensor") }
+            return t
+        }
+    }
+
+    func object<T: AnyObject>(_ key: String, _ metatable: String, _ type: T.Type, _ what: String) throws -> T? {
+        try with(key) {
+            guard let o = lua.object(-1, metatable: metatable, as: T.self) else { throw bad(key, what) }
+            return o
+        }
+    }
+
+    func integers(_ key: String, count n: Int) throws -> [Int]? {
+        try with(key) { try integerList(lua, -1, count: n, what: key, argument: "option \(key)") }
+    }
+
+    /// Pushes the field (a function) for the caller to use; returns its absolute index or nil.
+    func pushFunction(_ key: String) throws -> Int32? {
+        guard let index else { return nil }
+        lua.getField(index, key)
+        if lua.isNil(-1) { lua.pop(); return nil }
+        guard lua.type(-1) == LUA_TFUNCTION else {
+            let e = ScriptError("option \(key): function expected, got \(lua.describe(-1))")
+            lua.pop()
+            throw e
+        }
+        return lua.absolute(-1)
+    }
+}

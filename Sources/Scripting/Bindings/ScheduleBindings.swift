@@ -1,0 +1,152 @@
+import Autograd
+import CLua
+import Diffusion
+
+/// `ddpm.schedule.*` and the Schedule userdata. Built-ins are native; `from_betas` and
+/// `from_alpha_bar` take any schedule written in Lua and run the same native math on it.
+final class ScheduleBox {
+    let schedule: Schedule
+    init(_ s: Schedule) { schedule = s }
+}
+
+enum ScheduleBindings {
+    static func push(_ lua: Lua, _ s: Schedule) { lua.pushObject(ScheduleBox(s), metatable: Metatable.schedule) }
+
+    static func schedule(_ a: Arguments, _ i: Int32 = 1) throws -> Schedule {
+        try a.object(i, Metatable.schedule, ScheduleBox.self, "schedule").schedule
+    }
+
+    /// Timesteps for a batch of n: number, table or tensor.
+    static func timesteps(_ a: Arguments, _ i: Int32, _ n: Int) throws -> [Int] {
+        try a.integers(i, count: n, what: "timesteps")
+    }
+
+    static func pushArray(_ lua: Lua, _ xs: [Double]) {
+        lua.newTable(array: xs.count)
+        for (i, v) in xs.enumerated() { lua.push(v); lua.setIndex(-2, i + 1) }
+    }
+
+    static let module: [(String, Binding)] = [
+        ("linear", { a in
+            let o = try a.options(1)
+            push(a.lua, try .linear(steps: try o.int("steps") ?? 1000, betaStart: try o.number("beta_start") ?? 1e-4,
+                                    betaEnd: try o.number("beta_end") ?? 0.02))
+            return 1
+        }),
+        ("cosine", { a in
+            let o = try a.options(1)
+            push(a.lua, try .cosine(steps: try o.int("steps") ?? 1000, s: try o.number("s") ?? 0.008,
+                                    maxBeta: try o.number("max_beta") ?? 0.999, minBeta: try o.number("min_beta") ?? 1e-4))
+            return 1
+        }),
+        ("sigmoid", { a in
+            let o = try a.options(1)
+            push(a.lua, try .sigmoid(steps: try o.int("steps") ?? 1000, betaStart: try o.number("beta_start") ?? 1e-4,
+                                     betaEnd: try o.number("beta_end") ?? 0.02))
+            return 1
+        }),
+        ("from_betas", { a in
+            let betas: [Double]
+            if let t = a.lua.object(1, metatable: Metatable.tensor, as: Tensor.self) {
+                betas = t.values.map(Double.init)
+            } else {
+                let t = try a.table(1)
+                betas = try (0..<a.lua.length(t)).map { k in
+                    a.lua.getIndex(t, k + 1)
+                    defer { a.lua.pop() }
+                    guard let v = a.lua.number(-1) else { throw ScriptError("bad argument #1 (beta \(k + 1) must be a number, got \(a.lua.describe(-1)))") }
+                    return v
+                }
+            }
+            push(a.lua, try Schedule(betas: betas, name: "custom"))
+            return 1
+        }),
+        ("from_alpha_bar", { a in
+            let f = try a.function(1)
+            let steps = try a.int(2, default: 1000), maxBeta = try a.number(3, default: 0.999)
+            let lua = a.lua
+            let s = try Schedule.fromAlphaBar({ u in
+                lua.pushValue(f)
+                lua.push(u)
+                try lua.call(arguments: 1, results: 1)
+                defer { lua.pop() }
+                guard let v = lua.number(-1) else { throw ScriptError("alpha-bar function returned \(lua.describe(-1)), expected a number") }
+                return v
+            }, steps: steps, maxBeta: maxBeta, name: "alpha_bar")
+            push(a.lua, s)
+            return 1
+        }),
+    ]
+
+    static let scheduleClass = LuaClass(
+        metatable: Metatable.schedule, display: "Schedule",
+        methods: [
+            ("betas", { a in pushArray(a.lua, try schedule(a).betas); return 1 }),
+            ("alpha_bars", { a in pushArray(a.lua, try schedule(a).alphaBar); return 1 }),
+            ("alpha_bar", { a in
+                let s = try schedule(a)
+                let t = try a.int(2)
+                guard t >= -1 && t < s.steps else { throw ScriptError("timestep \(t) out of range [0, \(s.steps)) (-1 = before the first step)") }
+                a.lua.push(t < 0 ? 1 : s.alphaBar[t])
+                return 1
+            }),
+            ("snr", { a in a.lua.push(try schedule(a).snr(try a.int(2))); return 1 }),
+            ("add_noise", { a in
+                let s = try schedule(a)
+                let x0 = try a.tensor(2)
+                let t = try timesteps(a, 3, x0.shape.first ?? 0)
+                TensorBindings.push(a.lua, try s.addNoise(x0, t: t, noise: try a.tensor(4)))
+                return 1
+            }),
+            ("predict_x0", { a in
+                let s = try schedule(a)
+                let xt = try a.tensor(2)
+                let t = try timesteps(a, 4, xt.shape.first ?? 0)
+                TensorBindings.push(a.lua, try s.predictX0(xt, eps: try a.tensor(3), t: t))
+                return 1
+            }),
+            ("ddpm_step", { a in
+                let s = try schedule(a)
+                let xt = try a.tensor(2), eps = try a.tensor(3), t = try a.int(4)
+                let o = try a.options(5)
+                try s.check("ddpm_step", t)
+                var noise = try o.tensor("noise")
+                if noise == nil && t > 0 { noise = Tensor.randn(xt.shape, generator: &Generator.global) }
+                let r = try s.ddpmStep(xt, eps: eps, t: t, noise: noise, clip: try o.bool("clip") ?? true)
+                TensorBindings.push(a.lua, r.prev)
+                TensorBindings.push(a.lua, r.x0)
+                return 2
+            }),
+            ("ddim_step", { a in
+                let s = try schedule(a)
+                let xt = try a.tensor(2), eps = try a.tensor(3), t = try a.int(4), tPrev = try a.int(5)
+                let o = try a.options(6)
+                let eta = try o.number("eta") ?? 0
+                var noise = try o.tensor("noise")
+                if noise == nil && eta > 0 && tPrev >= 0 { noise = Tensor.randn(xt.shape, generator: &Generator.global) }
+                let r = try s.ddimStep(xt, eps: eps, t: t, tPrev: tPrev, eta: eta, noise: noise, clip: try o.bool("clip") ?? true)
+                TensorBindings.push(a.lua, r.prev)
+                TensorBindings.push(a.lua, r.x0)
+                return 2
+            }),
+            ("timesteps", { a in
+                let s = try schedule(a)
+                let ts = try s.spacedTimesteps(try a.int(2, default: s.steps))
+                a.lua.newTable(array: ts.count)
+                for (i, t) in ts.enumerated() { a.lua.push(t); a.lua.setIndex(-2, i + 1) }
+                return 1
+            }),
+        ],
+        metamethods: [
+            ("__tostring", { a in
+                let s = try schedule(a)
+                a.lua.push("ddpm.Schedule(\(s.name), \(s.steps) steps)")
+                return 1
+            }),
+            ("__len", { a in a.lua.push(try schedule(a).steps); return 1 }),
+        ],
+        getters: [
+            "steps": { a in a.lua.push(try schedule(a).steps); return 1 },
+            "name": { a in a.lua.push(try schedule(a).name); return 1 },
+        ])
+}

@@ -1,0 +1,242 @@
+import Autograd
+import CLua
+import Datasets
+import Foundation
+import Layers
+
+/// `ddpm.optim.adam`, `ddpm.ema`, `ddpm.checkpoint.*`, `ddpm.data.*`.
+final class AdamBox {
+    let adam: Adam
+    let model: UNet
+    init(_ adam: Adam, _ model: UNet) { self.adam = adam; self.model = model }
+}
+
+enum TrainingBindings {
+    static func adam(_ a: Arguments, _ i: Int32 = 1) throws -> AdamBox { try a.object(i, Metatable.adam, AdamBox.self, "optimizer") }
+    static func ema(_ a: Arguments, _ i: Int32 = 1) throws -> EMA { try a.object(i, Metatable.ema, EMA.self, "ema") }
+    static func dataset(_ a: Arguments, _ i: Int32 = 1) throws -> ImageDataset {
+        try a.object(i, Metatable.dataset, ImageDataset.self, "dataset")
+    }
+
+    static let optim: [(String, Binding)] = [
+        ("adam", { a in
+            let m = try ModelBindings.model(a)
+            let o = try a.options(2)
+            var betas: (Float, Float) = (0.9, 0.999)
+            if o.has("betas") {
+                a.lua.getField(o.index ?? 0, "betas")
+                defer { a.lua.pop() }
+                a.lua.getIndex(-1, 1); a.lua.getIndex(-2, 2)
+                defer { a.lua.pop(2) }
+                guard let b1 = a.lua.number(-2), let b2 = a.lua.number(-1) else { throw ScriptError("option betas: table of two numbers expected") }
+                betas = (Float(b1), Float(b2))
+            }
+            let clip = try o.number("clip_norm").map(Float.init)
+            let lr = try o.number("lr") ?? 1e-4
+            guard lr > 0 else { throw ScriptError("option lr: must be > 0, got \(lr)") }
+            let opt = Adam(m.parameters, lr: Float(lr), betas: betas, eps: Float(try o.number("eps") ?? 1e-8),
+                           weightDecay: Float(try o.number("weight_decay") ?? 0), clipNorm: clip)
+            a.lua.pushObject(AdamBox(opt, m), metatable: Metatable.adam)
+            return 1
+        }),
+    ]
+
+    static let adamClass = LuaClass(
+        metatable: Metatable.adam, display: "Adam",
+        methods: [
+            ("zero_grad", { a in try adam(a).adam.zeroGrad(); return 0 }),
+            ("step", { a in a.lua.push(Double(try adam(a).adam.step())); return 1 }),
+            ("grad_norm", { a in a.lua.push(Double(try adam(a).adam.gradientNorm())); return 1 }),
+        ],
+        getters: [
+            "lr": { a in a.lua.push(Double(try adam(a).adam.lr)); return 1 },
+            "steps": { a in a.lua.push(try adam(a).adam.stepCount); return 1 },
+        ],
+        setters: [
+            "lr": { a in
+                let v = try a.number(3)
+                guard v > 0 else { throw ScriptError("lr must be > 0, got \(v)") }
+                try adam(a).adam.lr = Float(v); return 0
+            },
+        ])
+
+    static let emaFunction: Binding = { a in
+        let m = try ModelBindings.model(a)
+        let o = try a.options(3)
+        let decay = a.lua.number(2) ?? 0.999
+        let e = try EMA(m, decay: Float(decay), warmup: try o.bool("warmup") ?? true)
+        a.lua.pushObject(e, metatable: Metatable.ema)
+        return 1
+    }
+
+    static let emaClass = LuaClass(
+        metatable: Metatable.ema, display: "EMA",
+        methods: [
+            ("update", { a in try ema(a).update(); return 0 }),
+            ("model", { a in ModelBindings.push(a.lua, try ema(a).model); return 1 }),
+        ],
+        getters: [
+            "decay": { a in a.lua.push(Double(try ema(a).decay)); return 1 },
+            "updates": { a in a.lua.push(try ema(a).updates); return 1 },
+        ])
+
+    /// Plain values of a state table (numbers, strings, booleans, nested plain tables) -> JSON.
+    static func plainValues(_ lua: Lua, _ t: Int32, skip: Set<String>) throws -> String {
+        func value(_ i: Int32, depth: Int) throws -> Any? {
+            switch lua.type(i) {
+            case LUA_TNUMBER: return lua.integer(i).map { $0 as Any } ?? lua.number(i)
+            case LUA_TSTRING: return lua.string(i)
+            case LUA_TBOOLEAN: return lua.bool(i)
+            case LUA_TTABLE:
+                guard depth < 8 else { throw ScriptError("checkpoint.save: state nests too deeply") }
+                var d: [String: Any] = [:]
+                try lua.forEachPair(i) {
+                    let key = lua.string(-2) ?? lua.integer(-2).map { "#\($0)" }
+                    if let key, let v = try value(lua.absolute(-1), depth: depth + 1) { d[key] = v }
+                }
+                return d
+            default: return nil  // functions, userdata (model, optimizer, ...) are not plain values
+            }
+        }
+        var out: [String: Any] = [:]
+        try lua.forEachPair(t) {
+            guard let k = lua.string(-2), !skip.contains(k) else { return }
+            if let v = try value(lua.absolute(-1), depth: 0) { out[k] = v }
+        }
+        let data = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func pushJSON(_ lua: Lua, _ v: Any) {
+        switch v {
+        case let d as [String: Any]:
+            lua.newTable(hash: d.count)
+            for (k, x) in d {
+                pushJSON(lua, x)
+                if k.hasPrefix("#"), let i = Int(k.dropFirst()) { lua.setIndex(-2, i) } else { lua.setField(-2, k) }
+            }
+        case let s as String: lua.push(s)
+        case let b as Bool where !(v is NSNumber): lua.push(b)
+        case let n as NSNumber:
+            if String(cString: n.objCType) == "c" { lua.push(n.boolValue) }
+            else if Double(n.int64Value) == n.doubleValue { lua.push(n.intValue) } else { lua.push(n.doubleValue) }
+        default: lua.pushNil()
+        }
+    }
+
+    static let checkpoint: [(String, Binding)] = [
+        ("save", { a in
+            let path = try a.string(1)
+            let o = try a.options(2)
+            var ck = Checkpoint(model: try o.object("model", Metatable.model, UNet.self, "model"),
+                                optimizer: try o.object("optimizer", Metatable.adam, AdamBox.self, "optimizer")?.adam,
+                                ema: try o.object("ema", Metatable.ema, EMA.self, "ema"))
+            if let ds = try o.object("data", Metatable.dataset, ImageDataset.self, "dataset") {
+                ck.extra["data"] = ds.state.map(String.init).joined(separator: ",")
+            }
+            if let t = o.index { ck.values = try plainValues(a.lua, t, skip: ["model", "optimizer", "ema", "data"]) }
+            try ck.save(path, generator: Generator.global)
+            return 0
+        }),
+        ("load", { a in
+            let path = try a.string(1)
+            let o = try a.options(2)
+            let r = try Checkpoint.load(path, model: try o.object("model", Metatable.model, UNet.self, "model"),
+                                        optimizer: try o.object("optimizer", Metatable.adam, AdamBox.self, "optimizer")?.adam,
+                                        ema: try o.object("ema", Metatable.ema, EMA.self, "ema"))
+            if let ds = try o.object("data", Metatable.dataset, ImageDataset.self, "dataset") {
+                guard let s = r.extra["data"] else { throw ScriptError("\(path): holds no dataset state") }
+                try ds.restore(s.split(separator: ",").compactMap { UInt64($0) })
+            }
+            if let g = r.generator { Generator.global = g }
+            pushJSON(a.lua, (try? JSONSerialization.jsonObject(with: Data(r.values.utf8))) ?? [String: Any]())
+            return 1
+        }),
+    ]
+
+    /// Where the MNIST files are: `path=`, then $DDPM_DATA, then data/mnist.
+    static func mnistFolder(_ explicit: String?) -> String {
+        if let explicit { return explicit }
+        if let env = ProcessInfo.processInfo.environment["DDPM_DATA"], !env.isEmpty { return env }
+        return "data/mnist"
+    }
+
+    static func findFile(_ folder: String, _ base: String) -> String? {
+        for name in [base, base + ".gz"] where FileManager.default.fileExists(atPath: "\(folder)/\(name)") {
+            return "\(folder)/\(name)"
+        }
+        return nil
+    }
+
+    static func resize(_ o: Options) throws -> ImageDataset.Resize {
+        let r = try o.string("resize") ?? "bilinear"
+        guard let mode = ImageDataset.Resize(rawValue: r) else {
+            throw ScriptError("option resize: \"bilinear\", \"pad\" or \"none\" expected, got \"\(r)\"")
+        }
+        return mode
+    }
+
+    static let data: [(String, Binding)] = [
+        ("mnist", { a in
+            let o = try a.options(1)
+            let split = try o.string("split") ?? "train"
+            guard split == "train" || split == "test" else { throw ScriptError("option split: \"train\" or \"test\" expected, got \"\(split)\"") }
+            let folder = mnistFolder(try o.string("path"))
+            let prefix = split == "train" ? "train" : "t10k"
+            guard let images = findFile(folder, "\(prefix)-images-idx3-ubyte"),
+                  let labels = findFile(folder, "\(prefix)-labels-idx1-ubyte") else {
+                throw ScriptError("MNIST \(split) files not found in \(folder) (looked for \(prefix)-images-idx3-ubyte[.gz] and \(prefix)-labels-idx1-ubyte[.gz]); run scripts/setup.sh to fetch them, or pass path= / set DDPM_DATA")
+            }
+            let ds = try ImageDataset(imagesPath: images, labelsPath: labels, size: try o.int("size") ?? 32,
+                                      resize: try resize(o), generator: Generator(seed: Generator.global.next()))
+            a.lua.pushObject(ds, metatable: Metatable.dataset)
+            return 1
+        }),
+        ("idx", { a in
+            let o = try a.options(1)
+            guard let images = try o.string("images"), let labels = try o.string("labels") else {
+                throw ScriptError("options images= and labels= (IDX file paths) are required")
+            }
+            let ds = try ImageDataset(imagesPath: images, labelsPath: labels, size: try o.int("size"),
+                                      resize: try resize(o), generator: Generator(seed: Generator.global.next()))
+            a.lua.pushObject(ds, metatable: Metatable.dataset)
+            return 1
+        }),
+    ]
+
+    static let datasetClass = LuaClass(
+        metatable: Metatable.dataset, display: "Dataset",
+        methods: [
+            ("batch", { a in
+                let ds = try dataset(a)
+                let (x, labels) = try ds.batch(try a.int(2))
+                TensorBindings.push(a.lua, x)
+                a.lua.newTable(array: labels.count)
+                for (i, l) in labels.enumerated() { a.lua.push(l); a.lua.setIndex(-2, i + 1) }
+                return 2
+            }),
+            ("get", { a in
+                let ds = try dataset(a)
+                let i = try a.int(2)
+                guard i >= 1 && i <= ds.count else { throw ScriptError("index \(i) out of range 1..\(ds.count)") }
+                let plane = ds.size * ds.size
+                let x = Tensor(uninitialized: [1, 1, ds.size, ds.size])
+                x.data.update(from: ds.images.data + (i - 1) * plane, count: plane)
+                TensorBindings.push(a.lua, x)
+                a.lua.push(ds.labels[i - 1])
+                return 2
+            }),
+        ],
+        metamethods: [
+            ("__len", { a in a.lua.push(try dataset(a).count); return 1 }),
+            ("__tostring", { a in
+                let ds = try dataset(a)
+                a.lua.push("ddpm.Dataset(\(ds.count) images, \(ds.size)x\(ds.size))")
+                return 1
+            }),
+        ],
+        getters: [
+            "size": { a in a.lua.push(try dataset(a).size); return 1 },
+            "epoch": { a in a.lua.push(try dataset(a).epoch); return 1 },
+        ])
+}

@@ -1,0 +1,127 @@
+import Autograd
+import CLua
+import Foundation
+
+/// One Lua state with the standard libraries and the `ddpm` module. The only place that loads
+/// and runs Lua code.
+///
+///     let host = try LuaHost()
+///     try host.run(file: "scripts/train.lua", arguments: ["--steps", "10"])
+public final class LuaHost {
+    let L: OpaquePointer
+    var lua: Lua { Lua(L: L) }
+
+    public init() throws {
+        guard let state = luaL_newstate() else { throw ScriptError("cannot create a Lua state (out of memory)") }
+        L = state
+        luaL_openlibs(L)
+        installModule()
+    }
+
+    deinit { lua_close(L) }
+
+    /// The bundled recipes: $DDPM_SCRIPTS, else a `scripts/` folder next to an ancestor of the
+    /// executable (the repository when run from .build/), else ./scripts.
+    public static func scriptsDirectory() -> String {
+        let fm = FileManager.default
+        if let env = ProcessInfo.processInfo.environment["DDPM_SCRIPTS"], !env.isEmpty { return env }
+        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<6 {
+            let candidate = dir.appendingPathComponent("scripts")
+            if fm.fileExists(atPath: candidate.appendingPathComponent("train.lua").path) { return candidate.path }
+            dir.deleteLastPathComponent()
+        }
+        return fm.currentDirectoryPath + "/scripts"
+    }
+
+    private func installModule() {
+        let lua = self.lua
+        lua.newTable()
+        let ddpm = lua.top
+        let d = Int32(ddpm)
+        lua.setFunctions(d, prefix: "ddpm.", MiscBindings.top + ModelBindings.module + [
+            ("sample", SampleBindings.sample), ("ema", TrainingBindings.emaFunction),
+        ])
+        let submodules: [(String, [(String, Binding)])] = [
+            ("tensor", TensorBindings.module), ("safetensors", ModelBindings.safetensors),
+            ("schedule", ScheduleBindings.module), ("optim", TrainingBindings.optim),
+            ("checkpoint", TrainingBindings.checkpoint), ("data", TrainingBindings.data),
+            ("image", SampleBindings.image), ("gif", SampleBindings.gif), ("loss", TensorBindings.losses),
+        ]
+        for (name, functions) in submodules {
+            lua.newTable()
+            lua.setFunctions(-1, prefix: "ddpm.\(name).", functions)
+            lua.setField(d, name)
+        }
+        for cls in [TensorBindings.tensorClass, ModelBindings.modelClass, ScheduleBindings.scheduleClass,
+                    TrainingBindings.adamClass, TrainingBindings.emaClass, TrainingBindings.datasetClass,
+                    SampleBindings.gifClass, MiscBindings.progressClass] {
+            cls.install(lua)
+        }
+        lua.push("1"); lua.setField(d, "version")
+        lua.pushValue(d)
+        lua_setglobal(L, "ddpm")
+        // package.loaded.ddpm = ddpm, so `require "ddpm"` works too.
+        _ = lua_getglobal(L, "package")
+        lua.getField(-1, "loaded")
+        lua.pushValue(d)
+        lua.setField(-2, "ddpm")
+        lua.pop(3)
+    }
+
+    /// Prepends folders to package.path.
+    func addSearchPaths(_ folders: [String]) {
+        _ = lua_getglobal(L, "package")
+        lua.getField(-1, "path")
+        let old = lua.string(-1) ?? ""
+        lua.pop()
+        lua.push(folders.map { "\($0)/?.lua" }.joined(separator: ";") + ";" + old)
+        lua.setField(-2, "path")
+        lua.pop()
+    }
+
+    /// Runs a script file with `arguments` (as the `arg` table and as `...`). Errors carry
+    /// `file:line: message` and a traceback.
+    public func run(file path: String, arguments: [String] = []) throws {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ScriptError("\(path): no such script")
+        }
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        addSearchPaths([dir, LuaHost.scriptsDirectory()])
+        lua.newTable(array: arguments.count, hash: 1)
+        lua.push(path); lua.setIndex(-2, 0)
+        for (i, s) in arguments.enumerated() { lua.push(s); lua.setIndex(-2, i + 1) }
+        lua_setglobal(L, "arg")
+        guard luaL_loadfilex(L, path, nil) == LUA_OK else {
+            let msg = lua.string(-1) ?? "cannot load \(path)"
+            lua.pop()
+            throw ScriptError(msg)
+        }
+        for s in arguments { lua.push(s) }
+        try lua.call(arguments: Int32(arguments.count), results: 0)
+    }
+
+    /// Runs a chunk of Lua source (tests, `-e`).
+    public func run(code: String, name: String = "=(code)") throws {
+        let status = code.withCString { luaL_loadbufferx(L, $0, strlen($0), name, nil) }
+        guard status == LUA_OK else {
+            let msg = lua.string(-1) ?? "cannot load \(name)"
+            lua.pop()
+            throw ScriptError(msg)
+        }
+        try lua.call(arguments: 0, results: 0)
+    }
+
+    /// The value of a global after a run (tests): numbers, strings and booleans as Swift values.
+    public func global(_ name: String) -> Any? {
+        _ = lua_getglobal(L, name)
+        defer { lua.pop() }
+        switch lua.type(-1) {
+        case LUA_TNUMBER: return lua.number(-1)
+        case LUA_TSTRING: return lua.string(-1)
+        case LUA_TBOOLEAN: return lua.bool(-1)
+        case LUA_TUSERDATA: return lua.object(-1, metatable: Metatable.tensor, as: Tensor.self)
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,36 @@
+import ArgumentParser
+import Foundation
+import Scripting
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a Lua recipe.",
+        discussion: "The script sees the `ddpm` module, `arg` (arg[0] = script) and `...` like the standalone lua interpreter.")
+
+    @Argument(help: "The Lua script.") var script: String
+    @Argument(parsing: .captureForPassthrough, help: "Arguments passed to the script.") var arguments: [String] = []
+
+    func run() throws { try runRecipe(script, arguments) }
+}
+
+/// Runs a recipe; a Lua error prints its message and traceback and exits 1.
+func runRecipe(_ path: String, _ arguments: [String]) throws {
+    Interrupts.install()
+    do {
+        let host = try LuaHost()
+        try host.run(file: path, arguments: arguments)
+    } catch let e as ScriptError {
+        // Script errors already start with file:line; print them as Lua would.
+        FileHandle.standardError.write(Data("\(e.message)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+/// A bundled recipe from scripts/.
+func bundled(_ name: String) throws -> String {
+    let path = LuaHost.scriptsDirectory() + "/" + name
+    guard FileManager.default.fileExists(atPath: path) else {
+        throw fail("bundled recipe \(name) not found in \(LuaHost.scriptsDirectory()) (set DDPM_SCRIPTS to the repository's scripts/ folder)")
+    }
+    return path
+}

@@ -1,0 +1,53 @@
+-- Denoising GIFs: for each digit, x_t (left) next to the model's x0 estimate (right) as the
+-- reverse process runs, frames spaced over the steps, the last frame held; plus one strip
+-- with all requested digits (x_t row over x0-hat row).
+--   ddpm gif --weights weights/mnist-small.safetensors --digits 0123456789 --frames 40 --out out/gifs
+local args = require("lib.args")
+local common = require("lib.common")
+local T = ddpm.tensor
+
+local opts = args.parse(arg, {weights = "", digits = "0123456789", frames = 40, sampler = "ddim", steps = 0,
+                              guidance = -1, seed = 0, out = "out/gifs", scale = 4, delay = 8, hold = 150})
+local weights = opts.weights ~= "" and opts.weights or common.default_weights()
+local model = ddpm.load_model(weights)
+local meta = ddpm.safetensors.metadata(weights)
+local schedule = common.schedule_from_metadata(meta)
+local guidance = opts.guidance >= 0 and opts.guidance or tonumber(meta.default_guidance or "1")
+local steps = opts.steps > 0 and opts.steps or (opts.sampler == "ddim" and 50 or schedule.steps)
+local digits = common.digits(opts.digits)
+local n = #digits
+common.mkdir(opts.out)
+
+-- Which steps become frames: evenly spaced, always including the first and the last.
+local keep = {}
+local frames = math.max(2, math.min(opts.frames, steps))
+for k = 0, frames - 1 do keep[math.floor(k * (steps - 1) / (frames - 1) + 0.5) + 1] = true end
+
+local per_digit, strip = {}, ddpm.gif.open(opts.out .. "/digits.gif", {delay = opts.delay, scale = opts.scale})
+for i, d in ipairs(digits) do
+  per_digit[i] = ddpm.gif.open(string.format("%s/digit-%d.gif", opts.out, d), {delay = opts.delay, scale = opts.scale})
+end
+
+local function add_frames(x_t, x0, delay)
+  -- x_t and x0: (n, 1, H, W); a pair per digit, and the strip as 2 rows of n
+  for i = 1, n do
+    local pair = T.cat({x_t:narrow(1, i, 1), x0:narrow(1, i, 1)}, 1)
+    per_digit[i]:add(ddpm.image.grid(pair, {cols = 2}), {delay = delay})
+  end
+  strip:add(ddpm.image.grid(T.cat({x_t, x0}, 1), {cols = n}), {delay = delay})
+end
+
+local progress = ddpm.progress(steps, "gif")
+local last_x0
+local x = ddpm.sample{model = model, schedule = schedule, labels = digits, sampler = opts.sampler, steps = steps,
+                      guidance = guidance, seed = opts.seed,
+                      on_step = function(i, t, x_t, x0)
+                        if keep[i] then add_frames(x_t, x0, opts.delay) end
+                        last_x0 = x0
+                        progress:update(i)
+                      end}
+progress:close()
+add_frames(x, x, opts.hold)  -- the final images, held
+for i = 1, n do per_digit[i]:close() end
+strip:close()
+print(string.format("wrote %d GIFs (%d frames each) to %s", n + 1, frames + 1, opts.out))

@@ -1,0 +1,91 @@
+-- Helpers shared by the bundled recipes: schedules from configs, weights lookup, files.
+local M = {}
+
+function M.file_exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+function M.mkdir(path)
+  -- os.execute is the portable way in plain Lua; paths come from the user's own flags.
+  local ok = os.execute("mkdir -p '" .. path:gsub("'", "'\\''") .. "'")
+  if not ok then error("cannot create folder " .. path, 0) end
+end
+
+--- Finds a recipe-relative file: as given, else under the bundled scripts folder.
+function M.resolve(path)
+  if M.file_exists(path) then return path end
+  for dir in package.path:gmatch("([^;]+)/%?%.lua") do
+    if M.file_exists(dir .. "/" .. path) then return dir .. "/" .. path end
+  end
+  error("file not found: " .. path, 0)
+end
+
+--- A schedule from a config entry: {kind="linear"|"cosine"|"sigmoid", steps=..., ...}, or
+--- {file="schedules/x.lua"} (a Lua file returning a schedule), or a schedule object itself.
+function M.schedule(spec)
+  spec = spec or {kind = "linear", steps = 1000}
+  if type(spec) == "userdata" then return spec end
+  if spec.file then
+    local s = dofile(M.resolve(spec.file))
+    if type(s) == "function" then s = s(spec) end
+    return s
+  end
+  local make = ddpm.schedule[spec.kind or "linear"]
+  if not make then error("unknown schedule kind '" .. tostring(spec.kind) .. "' (linear, cosine, sigmoid, or file=)", 0) end
+  return make(spec)
+end
+
+--- Schedule metadata for weights files: the name and every beta, so sampling uses exactly the
+--- schedule the model was trained with.
+function M.schedule_metadata(s)
+  local betas = s:betas()
+  local parts = {}
+  for i, b in ipairs(betas) do parts[i] = string.format("%.17g", b) end
+  return {schedule = s.name, schedule_steps = tostring(s.steps), betas = table.concat(parts, ",")}
+end
+
+--- The schedule stored in a weights file's metadata (linear 1000 when absent).
+function M.schedule_from_metadata(meta)
+  if meta.betas then
+    local betas = {}
+    for b in meta.betas:gmatch("[^,]+") do betas[#betas + 1] = tonumber(b) end
+    return ddpm.schedule.from_betas(betas)
+  end
+  return ddpm.schedule.linear{steps = tonumber(meta.schedule_steps) or 1000}
+end
+
+--- The default weights: the first weights/mnist-*.safetensors that is a diffusion model.
+function M.default_weights()
+  local dirs = {"weights"}
+  for dir in package.path:gmatch("([^;]+)/%?%.lua") do dirs[#dirs + 1] = dir .. "/../weights" end
+  for _, d in ipairs(dirs) do
+    local p = io.popen("ls '" .. d .. "'/mnist-*.safetensors 2>/dev/null")
+    if p then
+      for line in p:lines() do
+        if not line:match("classifier") then p:close() return line end
+      end
+      p:close()
+    end
+  end
+  error("no weights given and none found in weights/ (pass --weights FILE, or train one with `ddpm train`)", 0)
+end
+
+--- "0123456789" -> {0, 1, ..., 9}
+function M.digits(s)
+  local out = {}
+  for c in tostring(s):gmatch("%d") do out[#out + 1] = tonumber(c) end
+  if #out == 0 then error("--digits needs digits such as 0123456789, got '" .. tostring(s) .. "'", 0) end
+  return out
+end
+
+function M.write_text(path, text)
+  local tmp = path .. ".tmp"
+  local f = assert(io.open(tmp, "w"))
+  f:write(text)
+  f:close()
+  assert(os.rename(tmp, path))
+end
+
+return M

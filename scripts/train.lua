@@ -1,0 +1,147 @@
+-- Training recipe: the whole loop in Lua, every heavy op native.
+-- Data -> noise -> L1 (or L2) noise loss -> backward -> Adam -> EMA, with label dropout for
+-- classifier-free guidance, a checkpoint every N steps (atomic; Ctrl-C saves one and exits),
+-- a sample sheet every N steps, a loss CSV and a loss-curve PNG.
+--
+--   ddpm train --config configs/tiny.lua --steps 200 --out runs/tiny     (or: ddpm run scripts/train.lua ...)
+--   ddpm train --out runs/tiny --resume                                   continue where it stopped
+--
+-- Writes into --out: checkpoint.safetensors (model, optimizer, EMA, step, random state),
+-- model.safetensors (EMA weights + config + schedule), loss.csv, loss.png, samples/step-N.png.
+local args = require("lib.args")
+local common = require("lib.common")
+local plot = require("lib.plot")
+local T = ddpm.tensor
+
+local opts = args.parse(arg, {config = "configs/tiny.lua", steps = 0, out = "runs/default", resume = false,
+                              data = "", batch = 0, lr = 0, quiet = false})
+local cfg = dofile(common.resolve(opts.config))
+local tc = cfg.train or {}
+local total = opts.steps > 0 and opts.steps or tc.steps or 1000
+local batch = opts.batch > 0 and opts.batch or tc.batch or 64
+local out = opts.out
+common.mkdir(out .. "/samples")
+
+ddpm.seed(tc.seed or 0)
+local model = ddpm.unet(cfg.model)
+local schedule = common.schedule(cfg.schedule)
+local opt = ddpm.optim.adam(model, {lr = opts.lr > 0 and opts.lr or tc.lr or 1e-4, clip_norm = tc.clip_norm,
+                                    weight_decay = tc.weight_decay or 0})
+local ema = ddpm.ema(model, tc.ema or 0.999)
+local data = ddpm.data.mnist{split = "train", size = cfg.model.image_size or 32,
+                             resize = tc.resize or "bilinear", path = opts.data ~= "" and opts.data or nil}
+local loss_fn = (tc.loss or "l1") == "l2" and ddpm.loss.mse or ddpm.loss.l1
+local dropout = tc.label_dropout or 0
+local checkpoint_path = out .. "/checkpoint.safetensors"
+
+local step, seconds = 0, 0
+local losses, kept = {}, {}
+if opts.resume then
+  if not common.file_exists(checkpoint_path) then
+    error("--resume: no checkpoint at " .. checkpoint_path .. " (start without --resume)", 0)
+  end
+  local state = ddpm.checkpoint.load(checkpoint_path, {model = model, optimizer = opt, ema = ema, data = data})
+  step, seconds = state.step, state.seconds or 0
+  local f = io.open(out .. "/loss.csv")
+  if f then
+    for line in f:lines() do
+      local s, l = line:match("^(%d+),([^,]+)")
+      if s and tonumber(s) <= step then losses[#losses + 1] = tonumber(l); kept[#kept + 1] = line end
+    end
+    f:close()
+  end
+  print(string.format("resumed from %s at step %d", checkpoint_path, step))
+end
+
+-- Rewrite the log up to the resumed step (a crash may have logged steps after the checkpoint).
+local log = assert(io.open(out .. "/loss.csv", "w"))
+log:write("step,loss,grad_norm,lr,seconds\n")
+for _, line in ipairs(kept) do log:write(line, "\n") end
+
+local function weights_metadata()
+  local meta = common.schedule_metadata(schedule)
+  meta.steps = tostring(step)
+  meta.ema_decay = tostring(tc.ema or 0.999)
+  meta.data = "mnist train " .. (cfg.model.image_size or 32) .. "px " .. (tc.resize or "bilinear")
+  meta.recipe = opts.config
+  meta.loss = tc.loss or "l1"
+  meta.label_dropout = tostring(dropout)
+  meta.guidance_convention = "eps_u + w * (eps_c - eps_u); w = 1 is no guidance"
+  return meta
+end
+
+local function save_checkpoint()
+  ddpm.checkpoint.save(checkpoint_path, {model = model, optimizer = opt, ema = ema, data = data,
+                                         step = step, seconds = seconds, config = opts.config})
+  ema:model():save(out .. "/model.safetensors", weights_metadata())
+end
+
+local function sample_sheet()
+  local labels = {}
+  for d = 0, 9 do labels[#labels + 1] = d end
+  local sc = cfg.sample or {}
+  local x = ddpm.sample{model = ema:model(), schedule = schedule, labels = labels, sampler = "ddim",
+                        steps = math.min(sc.steps or 20, schedule.steps), guidance = sc.guidance or 1, seed = 1234}
+  ddpm.image.save(ddpm.image.grid(x, {cols = 10}), string.format("%s/samples/step-%06d.png", out, step), {scale = 2})
+end
+
+local function loss_curve()
+  -- smoothed over windows so the curve shows the trend, not the per-batch noise
+  local w = math.max(1, math.floor(#losses / 200))
+  local pts = {}
+  for i = 1, #losses, w do
+    local s, n = 0, 0
+    for j = i, math.min(i + w - 1, #losses) do s = s + losses[j]; n = n + 1 end
+    pts[#pts + 1] = s / n
+  end
+  ddpm.image.save(plot.curve(pts), out .. "/loss.png")
+end
+
+local progress = ddpm.progress(total, "train")
+progress:update(step)
+local interrupted = false
+local every = tc.checkpoint_every or 500
+while step < total do
+  local t0 = ddpm.clock()
+  local x0, labels = data:batch(batch)
+  if dropout > 0 then
+    local u = T.rand({batch}):totable()
+    for i = 1, batch do if u[i] < dropout then labels[i] = -1 end end
+  end
+  local u = T.rand({batch}):totable()
+  local t = {}
+  for i = 1, batch do t[i] = math.min(math.floor(u[i] * schedule.steps), schedule.steps - 1) end
+  local noise = T.randn(x0:shape())
+  local x_t = ddpm.no_grad(function() return schedule:add_noise(x0, t, noise) end)
+  local loss = loss_fn(model:forward(x_t, t, labels), noise)
+  local lv = loss:item()
+  if lv ~= lv or lv == math.huge or lv == -math.huge then
+    log:close()
+    error(string.format("loss became %s at step %d; stopped without updating. The last good checkpoint is %s",
+                        tostring(lv), step + 1, checkpoint_path), 0)
+  end
+  opt:zero_grad()
+  loss:backward()
+  local gn = opt:step()
+  ema:update()
+  step = step + 1
+  seconds = seconds + (ddpm.clock() - t0)
+  losses[#losses + 1] = lv
+  log:write(string.format("%d,%.6f,%.4f,%.3g,%.1f\n", step, lv, gn, opt.lr, seconds))
+  progress:update(step, string.format("loss %.4f", lv))
+  if ddpm.interrupted() then interrupted = true break end
+  if step % every == 0 or step == total then save_checkpoint(); log:flush() end
+  if tc.sample_every and step % tc.sample_every == 0 then sample_sheet() end
+end
+if interrupted then
+  save_checkpoint()
+  log:close()
+  loss_curve()
+  print(string.format("\ninterrupted at step %d: checkpoint saved to %s (continue with --resume)", step, checkpoint_path))
+  os.exit(130)
+end
+log:close()
+save_checkpoint()
+loss_curve()
+if not opts.quiet then sample_sheet() end
+print(string.format("trained %d steps in %.1f s; EMA weights: %s/model.safetensors", step, seconds, out))
