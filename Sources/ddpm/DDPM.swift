@@ -4,6 +4,23 @@ import Foundation
 import Layers
 
 @main
+enum Main {
+    /// Exit status: 0 success, 1 script or input error, 2 bad usage (ArgumentParser's 64 -> 2).
+    static func main() {
+        do {
+            var command = try DDPM.parseAsRoot()
+            try command.run()
+        } catch {
+            let code = DDPM.exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((DDPM.fullMessage(for: error) + "\n").utf8))
+                exit(2)
+            }
+            DDPM.exit(withError: error)
+        }
+    }
+}
+
 struct DDPM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ddpm",

@@ -21,7 +21,10 @@ struct Info: ParsableCommand {
                 var rng = Generator(seed: 0)
                 let params = try UNet(config, generator: &rng).namedParameters()
                 let names = Set(params.map(\.0))
-                let modelCount = entries.filter { names.contains($0.name) }.reduce(0) { $0 + $1.shape.reduce(1, *) }
+                // weights files use bare names; checkpoints and reference exports prefix them
+                let prefix = ["", "model/", "param/"].first { p in entries.contains { names.contains(String($0.name.dropFirst(p.count))) && $0.name.hasPrefix(p) } } ?? ""
+                let modelCount = entries.filter { $0.name.hasPrefix(prefix) && names.contains(String($0.name.dropFirst(prefix.count))) }
+                    .reduce(0) { $0 + $1.shape.reduce(1, *) }
                 print("model parameters: \(modelCount) in \(params.count) tensors (config expects \(params.reduce(0) { $0 + $1.1.count }))")
             } else {
                 print("model config: none in metadata")

@@ -1,0 +1,172 @@
+import Foundation
+import XCTest
+
+/// Every error a user can cause ends with a clear message and exit status 1: no Swift crash,
+/// no stack dump. Each case runs the real `ddpm` executable.
+final class ErrorTests: XCTestCase {
+    var dir = ""
+
+    override func setUpWithError() throws { dir = try temporaryDirectory() }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+
+    func script(_ name: String, _ code: String) throws -> String {
+        let path = "\(dir)/\(name)"
+        try code.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func expectFailure(_ args: [String], contains texts: [String], status: Int32 = 1,
+                       file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try runDDPM(args, in: dir)
+        XCTAssertEqual(r.status, status, "exit status; stderr: \(r.stderr)", file: file, line: line)
+        for t in texts {
+            XCTAssert(r.stderr.contains(t), "stderr lacks \"\(t)\":\n\(r.stderr)", file: file, line: line)
+        }
+        for crash in ["Fatal error", "Stack dump", "Segmentation", "Illegal instruction"] {
+            XCTAssertFalse(r.stderr.contains(crash), "crash output: \(r.stderr)", file: file, line: line)
+        }
+    }
+
+    func testSyntaxErrorNamesFileAndLine() throws {
+        let p = try script("syntax.lua", "local a = 1\nlocal x = = 2\n")
+        try expectFailure(["run", p], contains: ["syntax.lua:2:", "unexpected symbol near '='"])
+    }
+
+    func testRuntimeErrorHasFileLineAndTraceback() throws {
+        let p = try script("runtime.lua", "local function f()\n  error('boom')\nend\nf()\n")
+        try expectFailure(["run", p], contains: ["runtime.lua:2: boom", "stack traceback:", "runtime.lua:4: in main chunk"])
+    }
+
+    func testWrongArgumentType() throws {
+        let p = try script("argtype.lua", "local x = ddpm.tensor.zeros('a')\n")
+        try expectFailure(["run", p], contains: [#"argtype.lua:1: ddpm.tensor.zeros: bad argument #1 (shape table such as {2, 3} expected, got "a")"#])
+    }
+
+    func testShapeMismatchNamesBothShapes() throws {
+        let p = try script("shape.lua", "local a = ddpm.tensor.zeros({2, 3})\nlocal b = a + ddpm.tensor.ones({4})\n")
+        try expectFailure(["run", p], contains: ["shape.lua:2: add: shapes [2, 3] and [4] cannot be broadcast together"])
+        let q = try script("conv.lua", "local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, image_size = 8}\nm:forward(ddpm.tensor.zeros({1, 3, 8, 8}), 0)\n")
+        try expectFailure(["run", q], contains: ["conv.lua:2: Model:forward: unet: input [1, 3, 8, 8] is not (batch, 1, H, W)"])
+    }
+
+    func testLabelAndTimestepOutOfRange() throws {
+        let p = try script("label.lua", """
+            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, image_size = 8}
+            m:forward(ddpm.tensor.zeros({1, 1, 8, 8}), 5, {12})
+            """)
+        try expectFailure(["run", p], contains: ["label.lua:2: Model:forward: unet: label 12 out of range [0, 10) (-1 = unconditional)"])
+        let q = try script("timestep.lua", """
+            local s = ddpm.schedule.linear{steps = 1000}
+            local x = ddpm.tensor.zeros({2, 1, 4, 4})
+            s:add_noise(x, {3, 1000}, x)
+            """)
+        try expectFailure(["run", q], contains: ["timestep.lua:3: Schedule:add_noise: add_noise: timestep 1000 out of range [0, 1000)"])
+    }
+
+    func testMissingDataSaysWhichCommandFixesIt() throws {
+        try expectFailure(["train", "--data", "\(dir)/nowhere", "--out", "\(dir)/run"],
+                          contains: ["MNIST train files not found in \(dir)/nowhere", "run scripts/setup.sh"])
+    }
+
+    func testMissingWeightsSaysWhatToDo() throws {
+        try expectFailure(["sample", "--weights", "\(dir)/none.safetensors"], contains: ["\(dir)/none.safetensors: no such file"])
+        try expectFailure(["info", "\(dir)/none.safetensors"], contains: ["none.safetensors: no such file"])
+    }
+
+    func testCorruptFiles() throws {
+        let junk = "\(dir)/junk.safetensors"
+        try Data([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F, 1, 2, 3]).write(to: URL(fileURLWithPath: junk))
+        try expectFailure(["sample", "--weights", junk], contains: ["junk.safetensors: header length", "(truncated or not a safetensors file)"])
+        try expectFailure(["info", junk], contains: ["junk.safetensors: header length"])
+        // a checkpoint cut short
+        try FileManager.default.createDirectory(atPath: "\(dir)/run", withIntermediateDirectories: true)
+        try Data(repeating: 7, count: 100).write(to: URL(fileURLWithPath: "\(dir)/run/checkpoint.safetensors"))
+        try expectFailure(["train", "--resume", "--out", "\(dir)/run", "--data", mnistDir],
+                          contains: ["checkpoint.safetensors: header length"])
+        // IDX and PNG
+        try Data([1, 2, 3, 4, 5, 6, 7, 8]).write(to: URL(fileURLWithPath: "\(dir)/bad-idx"))
+        let p = try script("idx.lua", "ddpm.data.idx{images = '\(dir)/bad-idx', labels = '\(dir)/bad-idx'}\n")
+        try expectFailure(["run", p], contains: ["idx.lua:1: ddpm.data.idx: \(dir)/bad-idx: bad magic number (corrupt or not an IDX file)"])
+        try Data("not a png".utf8).write(to: URL(fileURLWithPath: "\(dir)/bad.png"))
+        let q = try script("png.lua", "ddpm.image.load('\(dir)/bad.png')\n")
+        try expectFailure(["run", q], contains: ["png.lua:1: ddpm.image.load: \(dir)/bad.png: not a readable PNG"])
+    }
+
+    func testBadUsageIsStatus2() throws {
+        let r = try runDDPM(["sample", "--per-digit", "many"], in: dir)
+        XCTAssertEqual(r.status, 2)
+        XCTAssert(r.stderr.contains("--per-digit"), r.stderr)
+    }
+}
+
+/// Training from the CLI: NaN stops with the last good checkpoint kept, Ctrl-C checkpoints and
+/// exits, --resume continues.
+final class TrainCommandTests: XCTestCase {
+    func config(_ dir: String, lr: String, every: Int = 1, file: String = "tiny-test.lua") throws -> String {
+        let path = "\(dir)/\(file)"
+        try """
+            local c = dofile('\(scriptsDir)/configs/tiny.lua')
+            c.train.lr = \(lr)
+            c.train.batch = 8
+            c.train.checkpoint_every = \(every)
+            c.train.sample_every = nil
+            c.schedule = {file = "schedules/cosine_lua.lua", steps = 1000}
+            return c
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func testNaNLossStopsAndKeepsTheLastGoodCheckpoint() throws {
+        try requireMNIST()
+        let dir = try temporaryDirectory()
+        let cfg = try config(dir, lr: "1e30")
+        let r = try runDDPM(["train", "--config", cfg, "--steps", "20", "--out", "\(dir)/run", "--data", mnistDir], in: dir)
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssert(r.stderr.contains("loss became"), r.stderr)
+        XCTAssert(r.stderr.contains("The last good checkpoint is \(dir)/run/checkpoint.safetensors"), r.stderr)
+        let info = try runDDPM(["info", "\(dir)/run/checkpoint.safetensors"], in: dir)
+        XCTAssertEqual(info.status, 0, info.stderr)
+        XCTAssert(info.stdout.contains("\"step\":"), info.stdout)
+    }
+
+    func testInterruptCheckpointsAndResumeContinues() throws {
+        try requireMNIST()
+        let dir = try temporaryDirectory()
+        let cfg = try config(dir, lr: "1e-3", every: 1000)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: ddpmExecutable)
+        p.arguments = ["train", "--config", cfg, "--steps", "100000", "--out", "\(dir)/run", "--data", mnistDir]
+        p.environment = ProcessInfo.processInfo.environment.merging(["DDPM_SCRIPTS": scriptsDir]) { $1 }
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // wait until a few steps are logged, then Ctrl-C
+        let log = "\(dir)/run/loss.csv"
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if let text = try? String(contentsOfFile: log, encoding: .utf8), text.split(separator: "\n").count >= 4 { break }
+            usleep(100_000)
+        }
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 130)
+        let saved = try savedStep("\(dir)/run/checkpoint.safetensors")
+        XCTAssertGreaterThanOrEqual(saved, 3)
+        let resumed = try runDDPM(["train", "--config", cfg, "--steps", "\(saved + 2)", "--out", "\(dir)/run", "--resume", "--data", mnistDir], in: dir)
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssert(resumed.stdout.contains("resumed from \(dir)/run/checkpoint.safetensors at step \(saved)"), resumed.stdout)
+        XCTAssertEqual(try savedStep("\(dir)/run/checkpoint.safetensors"), saved + 2)
+        let rows = try String(contentsOfFile: "\(dir)/run/loss.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(rows.count, saved + 3)  // header + one row per step, no duplicates
+    }
+
+    /// The `step` plain value in a checkpoint's metadata.
+    func savedStep(_ path: String) throws -> Int {
+        let info = try runDDPM(["info", path])
+        guard let r = info.stdout.range(of: #""step":(\d+)"#, options: .regularExpression) else {
+            XCTFail("no step in: \(info.stdout)")
+            return -1
+        }
+        return Int(info.stdout[r].dropFirst(7)) ?? -1
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import Scripting
+import XCTest
+
+let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+let scriptsDir = repoRoot + "/scripts"
+let fixturesDir = repoRoot + "/Tests/Fixtures"
+
+/// data/mnist of the repository (scripts/setup.sh puts it there), or $DDPM_DATA.
+var mnistDir: String {
+    if let d = ProcessInfo.processInfo.environment["DDPM_DATA"], !d.isEmpty { return d }
+    return repoRoot + "/data/mnist"
+}
+
+func requireMNIST(file: StaticString = #filePath, line: UInt = #line) throws {
+    guard FileManager.default.fileExists(atPath: mnistDir + "/train-images-idx3-ubyte.gz")
+            || FileManager.default.fileExists(atPath: mnistDir + "/train-images-idx3-ubyte") else {
+        XCTFail("MNIST not found in \(mnistDir): run scripts/setup.sh (the test command does)", file: file, line: line)
+        throw XCTSkip("no MNIST")
+    }
+}
+
+/// Runs Lua code in a fresh host with the bundled scripts on package.path.
+@discardableResult
+func runLua(_ code: String) throws -> LuaHost {
+    setenv("DDPM_SCRIPTS", scriptsDir, 1)
+    let host = try LuaHost()
+    try host.run(code: "package.path = '\(scriptsDir)/?.lua;' .. package.path\n" + code, name: "=test")
+    return host
+}
+
+/// The built `ddpm` executable next to the test bundle.
+var ddpmExecutable: String {
+    let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for candidate in [dir.appendingPathComponent("ddpm"), dir.deletingLastPathComponent().appendingPathComponent("ddpm")] {
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.path }
+    }
+    return repoRoot + "/.build/debug/ddpm"
+}
+
+struct ProcessResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+}
+
+/// Runs `ddpm` with arguments in `directory`; captures both streams.
+func runDDPM(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]) throws -> ProcessResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: ddpmExecutable)
+    p.arguments = arguments
+    if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    var env = ProcessInfo.processInfo.environment
+    env["DDPM_SCRIPTS"] = scriptsDir
+    for (k, v) in environment { env[k] = v }
+    p.environment = env
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return ProcessResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+func temporaryDirectory() throws -> String {
+    let d = NSTemporaryDirectory() + "ddpm-test-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+    return d
+}
