@@ -2,16 +2,58 @@ import COpenBLAS
 
 /// The one place that calls OpenBLAS. Row-major single-precision matrix products.
 public enum BLAS {
+    /// Single-threaded OpenBLAS, set once: Parallel splits the work instead.
+    static let configured: Bool = {
+        openblas_set_num_threads(1)
+        return true
+    }()
+
     /// C[m x n] = alpha * op(A) * op(B) + beta * C, row-major; op(A) is m x k, op(B) is k x n.
-    /// lda/ldb/ldc default to the packed row lengths.
-    @inline(__always)
+    /// lda/ldb/ldc default to the packed row lengths. Large products are split across the cores
+    /// by rows (m) or columns (n) of C; each part is an independent single-threaded sgemm.
     public static func sgemm(
         _ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
         m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
         alpha: Float = 1, beta: Float = 0, lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil
     ) {
         guard m > 0, n > 0 else { return }
+        let lda = lda ?? (transA ? m : k), ldb = ldb ?? (transB ? k : n), ldc = ldc ?? n
+        let parts = Parallel.workers
+        guard parts > 1, m * n * k >= 1 << 20, max(m, n) >= 2 * parts * 8 else {
+            sgemmSerial(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc)
+            return
+        }
         flops &+= 2 * m * n * k
+        let counted = flops
+        if n >= m {
+            // columns of C and of op(B); multiples of 16 keep the kernels' panels whole
+            Parallel.run(parts) { p in
+                let j0 = (n * p / parts) & ~15, j1 = p == parts - 1 ? n : (n * (p + 1) / parts) & ~15
+                guard j1 > j0 else { return }
+                sgemmSerial(c + j0, a, b + (transB ? j0 * ldb : j0), m: m, n: j1 - j0, k: k, transA: transA, transB: transB,
+                            alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc, count: false)
+            }
+        } else {
+            Parallel.run(parts) { p in
+                let i0 = (m * p / parts) & ~15, i1 = p == parts - 1 ? m : (m * (p + 1) / parts) & ~15
+                guard i1 > i0 else { return }
+                sgemmSerial(c + i0 * ldc, a + (transA ? i0 : i0 * lda), b, m: i1 - i0, n: n, k: k, transA: transA, transB: transB,
+                            alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc, count: false)
+            }
+        }
+        flops = counted
+    }
+
+    /// One single-threaded sgemm (for use inside parallel regions).
+    @inline(__always)
+    public static func sgemmSerial(
+        _ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
+        alpha: Float = 1, beta: Float = 0, lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil, count: Bool = true
+    ) {
+        guard m > 0, n > 0 else { return }
+        _ = configured
+        if count { flops &+= 2 * m * n * k }
         if k == 0 {
             if beta == 0 { for i in 0..<m { (c + i * (ldc ?? n)).update(repeating: 0, count: n) } }
             return
@@ -28,7 +70,26 @@ public enum BLAS {
         set { openblas_set_num_threads(Int32(newValue)) }
     }
 
+    /// The kernel family OpenBLAS chose at load time (e.g. "SkylakeX", "Haswell", "Prescott").
+    public static var coreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
+
+    /// OpenBLAS releases before 0.3.27 do not know recent Xeons and fall back to their slowest
+    /// (Prescott, SSE3) kernels: 5x below the machine's sgemm peak. When that happened, this
+    /// names the core type to force through OPENBLAS_CORETYPE (read by OpenBLAS at load time,
+    /// so the process must restart with it set); nil when the choice is already right.
+    public static func betterCoreType(cpuFlags: String) -> String? {
+        let weak = ["Prescott", "Katmai", "Coppermine", "Northwood", "Core2", "Penryn", "Dunnington", "Nehalem", "unknown"]
+        guard weak.contains(coreName) else { return nil }
+        let flags = Set(cpuFlags.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).map(String.init))
+        if flags.contains("avx512f") && flags.contains("avx512bw") && flags.contains("avx512vl") {
+            return flags.contains("avx512_bf16") ? "Cooperlake" : "SkylakeX"
+        }
+        if flags.contains("avx2") && flags.contains("fma") { return "Haswell" }
+        return nil
+    }
+
     /// FLOPs (2 per multiply-add) counted in convolutions and matrix products, like PyTorch's
-    /// FlopCounterMode; the benchmark reads and resets it.
+    /// FlopCounterMode; the benchmark reads and resets it. Only updated outside parallel
+    /// regions (sgemmSerial inside them passes count: false or is counted by its caller).
     nonisolated(unsafe) public static var flops: Int = 0
 }

@@ -115,19 +115,73 @@ public final class Tensor: @unchecked Sendable {
     public func zeroGrad() { grad = nil }
 }
 
-/// Reference-counted aligned float buffer. Kernels get raw pointers to it; it is freed with the last tensor.
+/// Reference-counted aligned float buffer. Kernels get raw pointers to it; it is freed (or
+/// returned to the buffer pool) with the last tensor that uses it.
 public final class Storage: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
 
     public init(count: Int) {
         self.count = count
-        // 64-byte alignment suits AVX-512 loads and BLAS packing.
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        pointer = BufferPool.allocate(bytes: max(count, 1) * 4).bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit { BufferPool.release(UnsafeMutableRawPointer(pointer), bytes: max(count, 1) * 4) }
+}
+
+/// Reuses large buffers by exact size. A training step allocates the same shapes every step;
+/// without reuse each big temporary is a fresh mmap that the kernel zero-fills page by page and
+/// unmaps again (measured: a quarter of a training step in page faults). Small buffers go to
+/// the system allocator, which already recycles them.
+public enum BufferPool {
+    static let threshold = 1 << 16
+    /// Upper bound on idle cached bytes; buffers released beyond it are freed.
+    nonisolated(unsafe) public static var capacity = 6 << 30
+    nonisolated(unsafe) static var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    nonisolated(unsafe) static var cached = 0
+    static let lock = NSLock()
+
+    static func allocate(bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes >= threshold {
+            lock.lock()
+            let p = free[bytes]?.popLast()
+            if p != nil { cached -= bytes }
+            lock.unlock()
+            if let p { return p }
+        }
+        // 64-byte alignment suits AVX-512 loads and BLAS packing.
+        return UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    }
+
+    static func release(_ p: UnsafeMutableRawPointer, bytes: Int) {
+        if bytes >= threshold {
+            lock.lock()
+            if cached + bytes <= capacity {
+                free[bytes, default: []].append(p)
+                cached += bytes
+                lock.unlock()
+                return
+            }
+            lock.unlock()
+        }
+        p.deallocate()
+    }
+
+    /// Frees every cached buffer (e.g. between phases with different shapes).
+    public static func trim() {
+        lock.lock()
+        let all = free.values.flatMap { $0 }
+        free = [:]
+        cached = 0
+        lock.unlock()
+        for p in all { p.deallocate() }
+    }
+
+    public static var cachedBytes: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return cached
+    }
 }
 
 /// Shape arithmetic shared by the ops.

@@ -34,13 +34,14 @@ struct Bench: ParsableCommand {
                 return b
             }
             emit(["kind": "env", "date": ISO8601DateFormatter().string(from: Date()), "engine": "ddpm-swift",
-                  "threads": BLAS.threads, "cpu": cpuModel(), "size": size])
+                  "threads": BLAS.threads, "cpu": cpuModel(), "size": size, "blas_core": BLAS.coreName])
             var peak = 0.0
             if !noPeak {
                 peak = sgemmPeak()
                 emit(["kind": "sgemm_peak", "m": 2048, "n": 2048, "k": 2048, "gflops": round3(peak)])
             }
-            for label in config.isEmpty ? Self.defaultConfigs : config {
+            if kinds.contains("ops") { try benchOps() }
+            for label in config.isEmpty ? Self.defaultConfigs : config where !kinds.isSubset(of: ["ops"]) {
                 try benchConfig(label, kinds: kinds, fwdBatches: fwdBatchList, peak: peak)
             }
         }
@@ -84,6 +85,46 @@ struct Bench: ParsableCommand {
                            "max_rss_mb": maxRSSMegabytes()]) { a, _ in a }
                 emit(rec)
             }
+        }
+    }
+
+    /// Per-op timings at the shapes of a batch-64 training step of the 32-base models (32x32):
+    /// where the time goes, kernel by kernel. Forward and forward+backward medians.
+    func benchOps() throws {
+        var rng = Generator(seed: 3)
+        let b = batch
+        func time(_ name: String, flops: Int, _ inputs: [Tensor], _ f: () throws -> Tensor) throws {
+            var fwd: [Double] = [], both: [Double] = []
+            for _ in 0..<4 {
+                var t0 = DispatchTime.now().uptimeNanoseconds
+                _ = try withNoGrad { try f() }
+                fwd.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+                for x in inputs { x.grad = nil }
+                t0 = DispatchTime.now().uptimeNanoseconds
+                let y = try f()
+                try y.backward(gradient: Tensor(repeating: 1, shape: y.shape))
+                both.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+            }
+            let (mf, mb) = (median(Array(fwd.dropFirst())), median(Array(both.dropFirst())))
+            emit(["kind": "op", "op": name, "batch": b, "fwd_ms": round3(mf), "fwd_bwd_ms": round3(mb),
+                  "fwd_gflops": round3(Double(flops) / (mf * 1e6)), "fwd_bwd_gflops": round3(Double(3 * flops) / (mb * 1e6))])
+        }
+        func leaf(_ shape: [Int]) -> Tensor { let t = Tensor.randn(shape, generator: &rng); t.requiresGrad = true; return t }
+        let n = size * size
+        let qkv = leaf([b, 384, n])
+        try time("attention 4x32 heads, \(n) tokens", flops: 4 * b * 4 * n * n * 32, [qkv]) { try .attention(qkv, heads: 4, dim: 32) }
+        let x = leaf([b, 32, size, size]), w = leaf([32, 32, 3, 3]), bias = leaf([32])
+        try time("conv2d 3x3 32->32", flops: 2 * b * n * 32 * 32 * 9, [x, w, bias]) { try .conv2d(x, weight: w, bias: bias, stride: 1, padding: 1) }
+        let w1 = leaf([384, 32, 1, 1])
+        try time("conv2d 1x1 32->384", flops: 2 * b * n * 32 * 384, [x, w1]) { try .conv2d(x, weight: w1, bias: nil) }
+        let gw = leaf([32]), gb = leaf([32])
+        try time("group_norm 8 groups", flops: 0, [x, gw, gb]) { try .groupNorm(x, groups: 8, weight: gw, bias: gb) }
+        try time("silu", flops: 0, [x]) { x.silu() }
+        let s = leaf([b, 32, 1, 1])
+        try time("x * (scale + 1) + shift", flops: 0, [x, s]) { try x * (s + 1) + s }
+        let xs = leaf([b, 64, size / 2, size / 2]), wt = leaf([64, 64, 4, 4]), bt = leaf([64])
+        try time("conv_transpose2d 4x4 s2 64->64", flops: 2 * b * n / 4 * 64 * 64 * 16, [xs, wt, bt]) {
+            try .convTranspose2d(xs, weight: wt, bias: bt, stride: 2, padding: 1)
         }
     }
 

@@ -7,6 +7,7 @@ import Layers
 enum Main {
     /// Exit status: 0 success, 1 script or input error, 2 bad usage (ArgumentParser's 64 -> 2).
     static func main() {
+        selectFastBLASKernels()
         do {
             var command = try DDPM.parseAsRoot()
             try command.run()
@@ -19,6 +20,21 @@ enum Main {
             DDPM.exit(withError: error)
         }
     }
+}
+
+/// Restarts the process with OPENBLAS_CORETYPE set when OpenBLAS fell back to slow generic
+/// kernels on a CPU it does not recognise (see BLAS.betterCoreType). Set OPENBLAS_CORETYPE
+/// yourself to choose; the restart happens at most once.
+func selectFastBLASKernels() {
+    let env = ProcessInfo.processInfo.environment
+    guard env["OPENBLAS_CORETYPE"] == nil,
+          let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+          let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+          let core = BLAS.betterCoreType(cpuFlags: String(flagsLine)) else { return }
+    setenv("OPENBLAS_CORETYPE", core, 1)
+    let args = CommandLine.arguments.map { strdup($0) } + [nil]
+    execv("/proc/self/exe", args)
+    // exec failed: carry on with the slow kernels
 }
 
 struct DDPM: ParsableCommand {

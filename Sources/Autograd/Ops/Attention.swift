@@ -5,26 +5,13 @@ import Foundation
 /// Softmax of each row of (rows, n), in place, with the row max subtracted for stability.
 @inline(__always)
 func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
-    for r in 0..<rows {
-        let row = p + r * n
-        var mx = -Float.infinity
-        for j in 0..<n { mx = Swift.max(mx, row[j]) }
-        var s: Float = 0
-        for j in 0..<n { let e = Foundation.exp(row[j] - mx); row[j] = e; s += e }
-        let inv = 1 / s
-        for j in 0..<n { row[j] *= inv }
-    }
+    for r in 0..<rows { softmaxRow(p + r * n, n) }
 }
 
 /// Given y = softmax(x) rows and dy, dx = y * (dy - sum(dy * y)), written over dy.
 @inline(__always)
 func softmaxRowsBackward(_ gy: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, rows: Int, n: Int) {
-    for r in 0..<rows {
-        let g = gy + r * n, yr = y + r * n
-        var dot: Float = 0
-        for j in 0..<n { dot += g[j] * yr[j] }
-        for j in 0..<n { g[j] = yr[j] * (g[j] - dot) }
-    }
+    for r in 0..<rows { softmaxRowBackward(gy + r * n, y + r * n, n) }
 }
 
 extension Tensor {
@@ -43,8 +30,9 @@ extension Tensor {
 
     /// qkv: (B, 3 * heads * dim, N) -> (B, heads * dim, N): softmax(scale q^T k) attention per
     /// (batch, head), channel = head * dim + c within each of q, k, v (the reference layout).
-    /// The (N, N) probabilities are recomputed in backward instead of stored, so memory stays
-    /// O(N^2) per call, not per (batch, head).
+    /// Flash-attention style: rows are processed in blocks of `attentionBlock` queries, so the
+    /// (N, N) score matrix never exists — only a (block, N) strip per core, in cache — and backward
+    /// recomputes each strip instead of storing probabilities. (batch, head) pairs run in parallel.
     // S = scale Q^T K, P = softmax(S), O = V P^T;
     // dV = dO P, dP = dO^T V, dS = P (dP - rowsum(dP P)), dQ = scale K dS^T, dK = scale Q dS
     public static func attention(_ qkv: Tensor, heads: Int, dim: Int) throws -> Tensor {
@@ -55,40 +43,55 @@ extension Tensor {
         let (b, n) = (qkv.shape[0], qkv.shape[2])
         let scale = 1 / Float(dim).squareRoot()
         let out = Tensor(uninitialized: [b, hidden, n])
-        let p = Tensor(uninitialized: [n, n])
-        for bi in 0..<b {
-            for h in 0..<heads {
+        let rows = Swift.min(attentionBlock, n)
+        let pairs = b * heads
+        Parallel.run(pairs) { w in
+            let p = Tensor(uninitialized: [rows, n])
+            for pair in stride(from: w, to: pairs, by: Parallel.workers) {
+                let (bi, h) = (pair / heads, pair % heads)
                 let (q, k, v) = qkvPointers(qkv.data, bi, h, hidden: hidden, dim: dim, n: n)
-                BLAS.sgemm(p.data, q, k, m: n, n: n, k: dim, transA: true, alpha: scale)
-                softmaxRows(p.data, rows: n, n: n)
-                BLAS.sgemm(out.data + (bi * hidden + h * dim) * n, v, p.data, m: dim, n: n, k: n, transB: true)
+                let o = out.data + (bi * hidden + h * dim) * n
+                for i0 in stride(from: 0, to: n, by: rows) {
+                    let r = Swift.min(rows, n - i0)
+                    BLAS.sgemmSerial(p.data, q + i0, k, m: r, n: n, k: dim, transA: true, alpha: scale, lda: n, count: false)
+                    for i in 0..<r { softmaxRow(p.data + i * n, n) }
+                    BLAS.sgemmSerial(o + i0, v, p.data, m: dim, n: r, k: n, transB: true, ldc: n, count: false)
+                }
             }
         }
+        BLAS.flops &+= 4 * pairs * n * n * dim
         let saved = qkv.detached()
         return out.recorded("attention", [qkv]) { g in
             let gqkv = Tensor(uninitialized: saved.shape)
-            let p = Tensor(uninitialized: [n, n]), gp = Tensor(uninitialized: [n, n])
-            for bi in 0..<b {
-                for h in 0..<heads {
+            Parallel.run(pairs) { w in
+                let p = Tensor(uninitialized: [rows, n]), gp = Tensor(uninitialized: [rows, n])
+                for pair in stride(from: w, to: pairs, by: Parallel.workers) {
+                    let (bi, h) = (pair / heads, pair % heads)
                     let (q, k, v) = qkvPointers(saved.data, bi, h, hidden: hidden, dim: dim, n: n)
                     let (gq, gk, gv) = qkvPointers(gqkv.data, bi, h, hidden: hidden, dim: dim, n: n)
                     let go = g.data + (bi * hidden + h * dim) * n
-                    // Recompute P; its FLOPs are not the reference's, so they are not counted.
-                    let counted = BLAS.flops
-                    BLAS.sgemm(p.data, q, k, m: n, n: n, k: dim, transA: true, alpha: scale)
-                    BLAS.flops = counted
-                    softmaxRows(p.data, rows: n, n: n)
-                    BLAS.sgemm(UnsafeMutablePointer(mutating: gv), go, p.data, m: dim, n: n, k: n)
-                    BLAS.sgemm(gp.data, go, v, m: n, n: n, k: dim, transA: true)
-                    softmaxRowsBackward(gp.data, p.data, rows: n, n: n)
-                    BLAS.sgemm(UnsafeMutablePointer(mutating: gq), k, gp.data, m: dim, n: n, k: n, transB: true, alpha: scale)
-                    BLAS.sgemm(UnsafeMutablePointer(mutating: gk), q, gp.data, m: dim, n: n, k: n, alpha: scale)
+                    for i0 in stride(from: 0, to: n, by: rows) {
+                        let r = Swift.min(rows, n - i0)
+                        let first: Float = i0 == 0 ? 0 : 1  // dV and dK accumulate over row blocks
+                        BLAS.sgemmSerial(p.data, q + i0, k, m: r, n: n, k: dim, transA: true, alpha: scale, lda: n, count: false)
+                        for i in 0..<r { softmaxRow(p.data + i * n, n) }
+                        BLAS.sgemmSerial(gv, go + i0, p.data, m: dim, n: n, k: r, beta: first, lda: n, count: false)
+                        BLAS.sgemmSerial(gp.data, go + i0, v, m: r, n: n, k: dim, transA: true, lda: n, count: false)
+                        for i in 0..<r { softmaxRowBackward(gp.data + i * n, p.data + i * n, n) }
+                        BLAS.sgemmSerial(gq + i0, k, gp.data, m: dim, n: r, k: n, transB: true, alpha: scale, ldc: n, count: false)
+                        BLAS.sgemmSerial(gk, q + i0, gp.data, m: dim, n: n, k: r, alpha: scale, beta: first, lda: n, count: false)
+                    }
                 }
             }
+            // The reference's backward FLOPs (the recomputed scores are ours, not counted).
+            BLAS.flops &+= 8 * pairs * n * n * dim
             return [gqkv]
         }
     }
 }
+
+/// Query rows per block in attention: a (block, N) strip of scores stays in L2.
+nonisolated(unsafe) public var attentionBlock = Int(ProcessInfo.processInfo.environment["DDPM_ATTN_BLOCK"] ?? "") ?? 64
 
 /// Pointers to the (dim, n) q, k and v blocks of one (batch, head) in a (B, 3*hidden, n) buffer.
 @inline(__always)

@@ -1,0 +1,90 @@
+/// Vectorised kernels for the hot elementwise work: exp (for softmax) and the row softmax
+/// forward/backward. Each has a scalar reference beside it in the tests.
+public typealias Vec = SIMD16<Float>
+
+/// e^x for 16 lanes: x = k ln2 + r, |r| <= ln2/2, e^r by Cephes' degree-6 polynomial
+/// (relative error ~2e-7), times 2^k built in the exponent bits. Inputs below -87 give 0.
+@inline(__always)
+public func exp16(_ x: Vec) -> Vec {
+    // Only lane-wise arithmetic and bit casts: Swift's generic SIMD conversions and rounding
+    // are scalarised, so the rounding uses the 1.5 * 2^23 trick and the exponent is built from
+    // the integer bits of that sum.
+    let lo = Vec(repeating: -87.3), hi = Vec(repeating: 88.3)
+    let xc = x.replacing(with: lo, where: x .< lo).replacing(with: hi, where: x .> hi)
+    let magic = Vec(repeating: 12_582_912)  // 1.5 * 2^23: adding it rounds to an integer
+    let t = xc * 1.44269504088896341 + magic
+    let k = t - magic
+    let r = xc - k * 0.693359375 + k * 2.12194440e-4
+    var p = Vec(repeating: 1.9875691500e-4)
+    p = p * r + 1.3981999507e-3
+    p = p * r + 8.3334519073e-3
+    p = p * r + 4.1665795894e-2
+    p = p * r + 1.6666665459e-1
+    p = p * r + 5.0000001201e-1
+    let er = p * r * r + r + 1
+    // the low mantissa bits of t hold k (+ 0x400000); shift them into the exponent field
+    let ki = unsafeBitCast(t, to: SIMD16<Int32>.self) &- 0x4B40_0000
+    let scale = unsafeBitCast((ki &+ 127) &<< 23, to: Vec.self)
+    return er * scale
+}
+
+/// Softmax of one row of n floats in place (max subtracted). Scalar tail beyond multiples of 16.
+@inline(__always)
+public func softmaxRow(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
+    let n16 = n & ~15
+    var mv = Vec(repeating: -.infinity)
+    var i = 0
+    while i < n16 {
+        let v = UnsafeRawPointer(p + i).loadUnaligned(as: Vec.self)
+        mv = mv.replacing(with: v, where: v .> mv)  // pointwiseMax and .max() are scalarised
+        i += 16
+    }
+    var mx = -Float.infinity
+    for l in 0..<16 where mv[l] > mx { mx = mv[l] }
+    while i < n { mx = max(mx, p[i]); i += 1 }
+    var sv = Vec(repeating: 0)
+    let mvb = Vec(repeating: mx)
+    i = 0
+    while i < n16 {
+        let e = exp16(UnsafeRawPointer(p + i).loadUnaligned(as: Vec.self) - mvb)
+        UnsafeMutableRawPointer(p + i).storeBytes(of: e, as: Vec.self)
+        sv += e
+        i += 16
+    }
+    var s = sv.sum()
+    while i < n {
+        var t = Vec(repeating: -.infinity)
+        t[0] = p[i] - mx
+        let e = exp16(t)[0]
+        p[i] = e
+        s += e
+        i += 1
+    }
+    let inv = 1 / s
+    let invv = Vec(repeating: inv)
+    i = 0
+    while i < n16 { UnsafeMutableRawPointer(p + i).storeBytes(of: UnsafeRawPointer(p + i).loadUnaligned(as: Vec.self) * invv, as: Vec.self); i += 16 }
+    while i < n { p[i] *= inv; i += 1 }
+}
+
+/// Given y = softmax(x) and dy for one row, writes dx = y * (dy - sum(dy * y)) over dy.
+@inline(__always)
+public func softmaxRowBackward(_ g: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) {
+    let n16 = n & ~15
+    var dv = Vec(repeating: 0)
+    var i = 0
+    while i < n16 {
+        dv += UnsafeRawPointer(g + i).loadUnaligned(as: Vec.self) * UnsafeRawPointer(y + i).loadUnaligned(as: Vec.self)
+        i += 16
+    }
+    var dot = dv.sum()
+    while i < n { dot += g[i] * y[i]; i += 1 }
+    let d = Vec(repeating: dot)
+    i = 0
+    while i < n16 {
+        let gv = UnsafeRawPointer(g + i).loadUnaligned(as: Vec.self), yv = UnsafeRawPointer(y + i).loadUnaligned(as: Vec.self)
+        UnsafeMutableRawPointer(g + i).storeBytes(of: yv * (gv - d), as: Vec.self)
+        i += 16
+    }
+    while i < n { g[i] = y[i] * (g[i] - dot); i += 1 }
+}
