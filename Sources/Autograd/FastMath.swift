@@ -88,3 +88,15 @@ public func softmaxRowBackward(_ g: UnsafeMutablePointer<Float>, _ y: UnsafePoin
     }
     while i < n { g[i] = y[i] * (g[i] - dot); i += 1 }
 }
+
+@inline(__always) public func load16(_ p: UnsafePointer<Float>) -> Vec { UnsafeRawPointer(p).loadUnaligned(as: Vec.self) }
+@inline(__always) public func load16(_ p: UnsafeMutablePointer<Float>) -> Vec { UnsafeRawPointer(p).loadUnaligned(as: Vec.self) }
+@inline(__always) public func store16(_ p: UnsafeMutablePointer<Float>, _ v: Vec) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec.self) }
+
+/// Runs `vector(i)` for i = start, start+16, ... while 16 elements remain, then `tail(i)` for the rest.
+@inline(__always)
+public func forEachVector(_ r: Range<Int>, _ vector: (Int) -> Void, tail: (Int) -> Void) {
+    var i = r.lowerBound
+    while i + 16 <= r.upperBound { vector(i); i += 16 }
+    while i < r.upperBound { tail(i); i += 1 }
+}

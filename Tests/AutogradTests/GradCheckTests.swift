@@ -100,7 +100,8 @@ final class GradCheckTests: XCTestCase {
 
     func testAttentionAndSoftmax() throws {
         try check("softmax", [randn([3, 5])]) { try $0[0].softmax() }
-        try check("attention", [randn([2, 3 * 2 * 3, 5])]) { try .attention($0[0], heads: 2, dim: 3) }
+        try check("attention (sgemm path)", [randn([2, 3 * 2 * 3, 5])]) { try .attention($0[0], heads: 2, dim: 3) }
+        try check("attention (fused kernels)", [randn([1, 3 * 16, 16], scale: 0.5)]) { try .attention($0[0], heads: 1, dim: 16) }
     }
 
     func testMiscOps() throws {

@@ -1,4 +1,5 @@
 @testable import Autograd
+import Foundation
 import XCTest
 
 /// Forward results of the tensor ops against hand-computed values and naive loops, and the
@@ -160,5 +161,63 @@ final class TensorTests: XCTestCase {
 
     func maxDiff(_ a: Tensor, _ b: Tensor) -> Float {
         zip(a.values, b.values).map { Swift.abs($0 - $1) }.max() ?? .infinity
+    }
+}
+
+/// The fast kernels against their simple references.
+final class KernelTests: XCTestCase {
+    /// Fused SIMD attention vs the sgemm path, forward and backward, for every head_dim the
+    /// fused kernels take.
+    func testFusedAttentionMatchesSgemmPath() throws {
+        var rng = Generator(seed: 9)
+        for (heads, dim, tokens) in [(2, 32, 64), (1, 16, 32), (3, 48, 16), (1, 64, 48)] {
+            let x = Tensor.randn([2, 3 * heads * dim, tokens], generator: &rng)
+            let g = Tensor.randn([2, heads * dim, tokens], generator: &rng)
+            func run(fused: Bool) throws -> (Tensor, Tensor) {
+                useFusedAttention = fused
+                defer { useFusedAttention = true }
+                let xi = x.copy()
+                xi.requiresGrad = true
+                let y = try Tensor.attention(xi, heads: heads, dim: dim)
+                try y.backward(gradient: g)
+                return (y, try XCTUnwrap(xi.grad))
+            }
+            let (yf, gf) = try run(fused: true), (yr, gr) = try run(fused: false)
+            let scale = yr.values.map(Swift.abs).max() ?? 1, gscale = gr.values.map(Swift.abs).max() ?? 1
+            XCTAssertLessThan(zip(yf.values, yr.values).map { Swift.abs($0 - $1) }.max() ?? 1, 1e-5 * scale, "forward \(heads)x\(dim), \(tokens) tokens")
+            XCTAssertLessThan(zip(gf.values, gr.values).map { Swift.abs($0 - $1) }.max() ?? 1, 1e-5 * gscale, "backward \(heads)x\(dim), \(tokens) tokens")
+        }
+    }
+
+    func testVectorisedExpAndSoftmaxMatchScalar() throws {
+        var worst: Float = 0
+        var x: Float = -80
+        while x < 80 {
+            let v = exp16(Vec(repeating: x))[0]
+            worst = Swift.max(worst, Swift.abs(v - Foundation.exp(x)) / Foundation.exp(x))
+            x += 0.37
+        }
+        XCTAssertLessThan(worst, 5e-7)
+        XCTAssertEqual(exp16(Vec(repeating: -200))[0], 0, accuracy: 1e-37)
+        var rng = Generator(seed: 2)
+        let row = Tensor.randn([37], generator: &rng) * 5
+        let fast = row.copy()
+        softmaxRow(fast.data, 37)
+        let m = row.values.max() ?? 0
+        let e = row.values.map { Foundation.exp($0 - m) }
+        let s = e.reduce(0, +)
+        for i in 0..<37 { XCTAssertEqual(fast.data[i], e[i] / s, accuracy: 1e-6) }
+    }
+
+    /// The 2-core sgemm split vs one single-threaded call, for both split directions.
+    func testParallelSgemmMatchesSerial() throws {
+        var rng = Generator(seed: 4)
+        for (m, n, k, ta, tb) in [(40, 3000, 37, false, false), (3000, 40, 29, true, false), (513, 700, 64, false, true), (700, 513, 16, true, true)] {
+            let a = Tensor.randn([m * k], generator: &rng), b = Tensor.randn([k * n], generator: &rng)
+            let c1 = Tensor(zeros: [m * n]), c2 = Tensor(zeros: [m * n])
+            BLAS.sgemm(c1.data, a.data, b.data, m: m, n: n, k: k, transA: ta, transB: tb)
+            BLAS.sgemmSerial(c2.data, a.data, b.data, m: m, n: n, k: k, transA: ta, transB: tb)
+            XCTAssertEqual(c1.values, c2.values, "\(m)x\(n)x\(k) \(ta) \(tb)")
+        }
     }
 }

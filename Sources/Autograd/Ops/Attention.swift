@@ -45,6 +45,18 @@ extension Tensor {
         let out = Tensor(uninitialized: [b, hidden, n])
         let rows = Swift.min(attentionBlock, n)
         let pairs = b * heads
+        let fused = useFusedAttention && fusedAttentionApplies(dim: dim, tokens: n)
+        if fused {
+            Parallel.run(pairs) { w in
+                let scratch = AttentionScratch(n: n, d: dim)
+                defer { scratch.free() }
+                for pair in stride(from: w, to: pairs, by: Parallel.workers) {
+                    let (bi, h) = (pair / heads, pair % heads)
+                    let (q, k, v) = qkvPointers(qkv.data, bi, h, hidden: hidden, dim: dim, n: n)
+                    fusedAttentionForward(out.data + (bi * hidden + h * dim) * n, q: q, k: k, v: v, d: dim, n: n, scale: scale, scratch: scratch)
+                }
+            }
+        } else {
         Parallel.run(pairs) { w in
             let p = Tensor(uninitialized: [rows, n])
             for pair in stride(from: w, to: pairs, by: Parallel.workers) {
@@ -59,10 +71,26 @@ extension Tensor {
                 }
             }
         }
+        }
         BLAS.flops &+= 4 * pairs * n * n * dim
         let saved = qkv.detached()
         return out.recorded("attention", [qkv]) { g in
             let gqkv = Tensor(uninitialized: saved.shape)
+            if fused {
+                Parallel.run(pairs) { w in
+                    let scratch = AttentionScratch(n: n, d: dim)
+                    defer { scratch.free() }
+                    for pair in stride(from: w, to: pairs, by: Parallel.workers) {
+                        let (bi, h) = (pair / heads, pair % heads)
+                        let (q, k, v) = qkvPointers(saved.data, bi, h, hidden: hidden, dim: dim, n: n)
+                        let (gq, gk, gv) = qkvPointers(gqkv.data, bi, h, hidden: hidden, dim: dim, n: n)
+                        fusedAttentionBackward(gq: gq, gk: gk, gv: gv, go: g.data + (bi * hidden + h * dim) * n,
+                                               q: q, k: k, v: v, d: dim, n: n, scale: scale, scratch: scratch)
+                    }
+                }
+                BLAS.flops &+= 8 * pairs * n * n * dim
+                return [gqkv]
+            }
             Parallel.run(pairs) { w in
                 let p = Tensor(uninitialized: [rows, n]), gp = Tensor(uninitialized: [rows, n])
                 for pair in stride(from: w, to: pairs, by: Parallel.workers) {
@@ -90,7 +118,11 @@ extension Tensor {
     }
 }
 
-/// Query rows per block in attention: a (block, N) strip of scores stays in L2.
+/// The fused SIMD kernels (AttentionKernels.swift) where they apply; false forces the sgemm
+/// reference path (tests compare the two).
+nonisolated(unsafe) public var useFusedAttention = true
+
+/// Query rows per block in the sgemm path: a (block, N) strip of scores stays in L2.
 nonisolated(unsafe) public var attentionBlock = Int(ProcessInfo.processInfo.environment["DDPM_ATTN_BLOCK"] ?? "") ?? 64
 
 /// Pointers to the (dim, n) q, k and v blocks of one (batch, head) in a (B, 3*hidden, n) buffer.

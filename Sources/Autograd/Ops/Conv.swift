@@ -18,7 +18,9 @@ struct ConvGeometry {
     /// cols: (c*kh*kw, n*oh*ow) <- x: (n, c, h, w); row (ci, i, j), column (b, oy, ox).
     func im2col(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>) {
         let plane = oh * ow
-        for ci in 0..<c {
+        // channels write disjoint row blocks: split them across the cores
+        Parallel.ranges(c, grain: max(1, c / Parallel.workers)) { channels in
+        for ci in channels {
             for i in 0..<kh {
                 for j in 0..<kw {
                     let row = cols + ((ci * kh + i) * kw + j) * colCols
@@ -47,13 +49,15 @@ struct ConvGeometry {
                 }
             }
         }
+        }
     }
 
     /// x: (n, c, h, w) = sum of cols scattered back to their pixels (x is zeroed first).
     func col2im(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>) {
-        x.update(repeating: 0, count: n * c * h * w)
         let plane = oh * ow
-        for ci in 0..<c {
+        Parallel.ranges(c, grain: max(1, c / Parallel.workers)) { channels in
+        for b in 0..<n { for ci in channels { (x + (b * c + ci) * h * w).update(repeating: 0, count: h * w) } }
+        for ci in channels {
             for i in 0..<kh {
                 for j in 0..<kw {
                     let row = cols + ((ci * kh + i) * kw + j) * colCols
@@ -78,6 +82,7 @@ struct ConvGeometry {
                 }
             }
         }
+        }
     }
 }
 
@@ -85,12 +90,14 @@ struct ConvGeometry {
 @inline(__always)
 func swapLeadingDims(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ a: Int, _ b: Int, _ plane: Int, bias: UnsafePointer<Float>? = nil) {
     // src is (a, b, plane); dst becomes (b, a, plane); bias indexed by a.
-    for i in 0..<a {
+    Parallel.ranges(a, grain: max(1, a / Parallel.workers)) { rows in
+    for i in rows {
         let add = bias?[i] ?? 0
         for j in 0..<b {
             let s = src + (i * b + j) * plane, d = dst + (j * a + i) * plane
             if add == 0 { d.update(from: s, count: plane) } else { for p in 0..<plane { d[p] = s[p] + add } }
         }
+    }
     }
 }
 

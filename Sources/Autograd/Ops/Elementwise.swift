@@ -223,9 +223,29 @@ extension Tensor {
     }
     // y = x sigmoid(x); dy/dx = s (1 + x (1 - s)), s = sigmoid(x)
     public func silu() -> Tensor {
-        unary("silu", { $0 / (1 + Foundation.exp(-$0)) }) { x, _ in
-            let s = 1 / (1 + Foundation.exp(-x))
-            return s * (1 + x * (1 - s))
+        let out = Tensor(uninitialized: shape)
+        let x = data, y = out.data
+        Parallel.ranges(count) { r in
+            forEachVector(r) { i in
+                let v = load16(x + i)
+                store16(y + i, v / (1 + exp16(-v)))
+            } tail: { i in y[i] = x[i] / (1 + Foundation.exp(-x[i])) }
+        }
+        let sx = detached()
+        return out.recorded("silu", [self]) { g in
+            let gx = Tensor(uninitialized: sx.shape)
+            let x = sx.data, gd = g.data, o = gx.data
+            Parallel.ranges(gx.count) { r in
+                forEachVector(r) { i in
+                    let v = load16(x + i)
+                    let s = 1 / (1 + exp16(-v))
+                    store16(o + i, load16(gd + i) * s * (1 + v * (1 - s)))
+                } tail: { i in
+                    let s = 1 / (1 + Foundation.exp(-x[i]))
+                    o[i] = gd[i] * s * (1 + x[i] * (1 - s))
+                }
+            }
+            return [gx]
         }
     }
     // y = x Phi(x) = x/2 (1 + erf(x/sqrt2)); dy/dx = Phi(x) + x phi(x)

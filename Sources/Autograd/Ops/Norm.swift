@@ -4,8 +4,10 @@
 /// x: (rows, m) -> xhat = (x - mean) * rstd per row; returns per-row rstd.
 /// Mean and variance are accumulated in Double (two passes) for accuracy.
 func normalizeRows(_ xhat: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, m: Int, eps: Float) -> [Float] {
-    var rstds = [Float](repeating: 0, count: rows)
-    for r in 0..<rows {
+    let rstds = UnsafeMutablePointer<Float>.allocate(capacity: max(rows, 1))
+    defer { rstds.deallocate() }
+    Parallel.ranges(rows, grain: max(1, (1 << 14) / max(m, 1))) { range in
+    for r in range {
         let p = x + r * m, q = xhat + r * m
         var s: Double = 0
         for i in 0..<m { s += Double(p[i]) }
@@ -17,17 +19,20 @@ func normalizeRows(_ xhat: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
         for i in 0..<m { q[i] = (p[i] - meanF) * rstd }
         rstds[r] = rstd
     }
-    return rstds
+    }
+    return Array(UnsafeBufferPointer(start: rstds, count: rows))
 }
 
 /// Given d loss / d xhat per row, d loss / d x = rstd * (g - mean(g) - xhat * mean(g * xhat)).
 func normalizeRowsBackward(_ gx: UnsafeMutablePointer<Float>, _ gxhat: UnsafePointer<Float>, _ xhat: UnsafePointer<Float>, _ rstd: [Float], rows: Int, m: Int) {
-    for r in 0..<rows {
+    Parallel.ranges(rows, grain: max(1, (1 << 14) / max(m, 1))) { range in
+    for r in range {
         let g = gxhat + r * m, xh = xhat + r * m, o = gx + r * m
         var sg: Double = 0, sgx: Double = 0
         for i in 0..<m { sg += Double(g[i]); sgx += Double(g[i] * xh[i]) }
         let mg = Float(sg / Double(m)), mgx = Float(sgx / Double(m)), rs = rstd[r]
         for i in 0..<m { o[i] = rs * (g[i] - mg - xh[i] * mgx) }
+    }
     }
 }
 

@@ -1,0 +1,175 @@
+// Fused attention for one (batch, head): register-blocked SIMD micro-kernels that process 4
+// queries at a time, so the scores of those queries (4 x N) live in L1 and nothing is packed
+// or written to memory beyond the outputs. Used when head_dim is 16, 32, 48 or 64 and the token
+// count is a multiple of 16; the sgemm path in Attention.swift is the reference beside it.
+
+/// Whether the fused kernels handle this shape.
+func fusedAttentionApplies(dim: Int, tokens: Int) -> Bool {
+    dim % 16 == 0 && dim >= 16 && dim <= 64 && tokens % 16 == 0 && tokens >= 16
+}
+
+/// S[r, j] = sum_c A[r, c] * B[c, j] for 4 rows r of A (row stride lda) and all n columns of B
+/// (d x n, row stride n). n % 16 == 0.
+@inline(__always)
+func scoresKernel(_ s: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, d: Int, n: Int) {
+    var j = 0
+    while j + 64 <= n {
+        var a00 = Vec(), a01 = Vec(), a02 = Vec(), a03 = Vec()
+        var a10 = Vec(), a11 = Vec(), a12 = Vec(), a13 = Vec()
+        var a20 = Vec(), a21 = Vec(), a22 = Vec(), a23 = Vec()
+        var a30 = Vec(), a31 = Vec(), a32 = Vec(), a33 = Vec()
+        for c in 0..<d {
+            let row = b + c * n + j
+            let b0 = load16(row), b1 = load16(row + 16), b2 = load16(row + 32), b3 = load16(row + 48)
+            var x = Vec(repeating: a[c])
+            a00 = a00.addingProduct(x, b0); a01 = a01.addingProduct(x, b1); a02 = a02.addingProduct(x, b2); a03 = a03.addingProduct(x, b3)
+            x = Vec(repeating: a[lda + c])
+            a10 = a10.addingProduct(x, b0); a11 = a11.addingProduct(x, b1); a12 = a12.addingProduct(x, b2); a13 = a13.addingProduct(x, b3)
+            x = Vec(repeating: a[2 * lda + c])
+            a20 = a20.addingProduct(x, b0); a21 = a21.addingProduct(x, b1); a22 = a22.addingProduct(x, b2); a23 = a23.addingProduct(x, b3)
+            x = Vec(repeating: a[3 * lda + c])
+            a30 = a30.addingProduct(x, b0); a31 = a31.addingProduct(x, b1); a32 = a32.addingProduct(x, b2); a33 = a33.addingProduct(x, b3)
+        }
+        store16(s + j, a00); store16(s + j + 16, a01); store16(s + j + 32, a02); store16(s + j + 48, a03)
+        store16(s + n + j, a10); store16(s + n + j + 16, a11); store16(s + n + j + 32, a12); store16(s + n + j + 48, a13)
+        store16(s + 2 * n + j, a20); store16(s + 2 * n + j + 16, a21); store16(s + 2 * n + j + 32, a22); store16(s + 2 * n + j + 48, a23)
+        store16(s + 3 * n + j, a30); store16(s + 3 * n + j + 16, a31); store16(s + 3 * n + j + 32, a32); store16(s + 3 * n + j + 48, a33)
+        j += 64
+    }
+    while j < n {
+        var a0 = Vec(), a1 = Vec(), a2 = Vec(), a3 = Vec()
+        for c in 0..<d {
+            let b0 = load16(b + c * n + j)
+            a0 = a0.addingProduct(Vec(repeating: a[c]), b0)
+            a1 = a1.addingProduct(Vec(repeating: a[lda + c]), b0)
+            a2 = a2.addingProduct(Vec(repeating: a[2 * lda + c]), b0)
+            a3 = a3.addingProduct(Vec(repeating: a[3 * lda + c]), b0)
+        }
+        store16(s + j, a0); store16(s + n + j, a1); store16(s + 2 * n + j, a2); store16(s + 3 * n + j, a3)
+        j += 16
+    }
+}
+
+/// Out[r, :] = sum_j P[r, j] * B[j, :] for 4 rows of P (4 x n, row stride n) and B (n x d,
+/// d = 16 * vectors); Out has row stride ldo. `accumulate` adds to Out instead of overwriting.
+@inline(__always)
+func mixKernel(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ p: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+               d: Int, n: Int, scale: Float) {
+    // d in {16, 32, 48, 64}: up to 4 vectors per row, 4 rows -> 16 accumulators
+    var c = 0
+    while c < d {
+        let w = min(2, (d - c) / 16)  // vectors this pass (2 keeps 8 accumulators + loads in registers)
+        var a00 = Vec(), a01 = Vec(), a10 = Vec(), a11 = Vec(), a20 = Vec(), a21 = Vec(), a30 = Vec(), a31 = Vec()
+        if w == 2 {
+            for j in 0..<n {
+                let row = b + j * d + c
+                let b0 = load16(row), b1 = load16(row + 16)
+                var x = Vec(repeating: p[j])
+                a00 = a00.addingProduct(x, b0); a01 = a01.addingProduct(x, b1)
+                x = Vec(repeating: p[n + j])
+                a10 = a10.addingProduct(x, b0); a11 = a11.addingProduct(x, b1)
+                x = Vec(repeating: p[2 * n + j])
+                a20 = a20.addingProduct(x, b0); a21 = a21.addingProduct(x, b1)
+                x = Vec(repeating: p[3 * n + j])
+                a30 = a30.addingProduct(x, b0); a31 = a31.addingProduct(x, b1)
+            }
+        } else {
+            for j in 0..<n {
+                let b0 = load16(b + j * d + c)
+                a00 = a00.addingProduct(Vec(repeating: p[j]), b0)
+                a10 = a10.addingProduct(Vec(repeating: p[n + j]), b0)
+                a20 = a20.addingProduct(Vec(repeating: p[2 * n + j]), b0)
+                a30 = a30.addingProduct(Vec(repeating: p[3 * n + j]), b0)
+            }
+        }
+        let sv = Vec(repeating: scale)
+        store16(out + c, a00 * sv); store16(out + ldo + c, a10 * sv)
+        store16(out + 2 * ldo + c, a20 * sv); store16(out + 3 * ldo + c, a30 * sv)
+        if w == 2 {
+            store16(out + c + 16, a01 * sv); store16(out + ldo + c + 16, a11 * sv)
+            store16(out + 2 * ldo + c + 16, a21 * sv); store16(out + 3 * ldo + c + 16, a31 * sv)
+        }
+        c += 16 * w
+    }
+}
+
+/// D[j, :] += scale * sum_r G[r, j] * X[r, :] for all n rows of D (n x d) — a rank-4 update from
+/// 4 rows of G (4 x n, row stride n) and X (4 x d, row stride d).
+@inline(__always)
+func rank4Kernel(_ dst: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, d: Int, n: Int, scale: Float) {
+    var c = 0
+    while c < d {
+        let sv = Vec(repeating: scale)
+        let x0 = load16(x + c) * sv, x1 = load16(x + d + c) * sv, x2 = load16(x + 2 * d + c) * sv, x3 = load16(x + 3 * d + c) * sv
+        for j in 0..<n {
+            let o = dst + j * d + c
+            // two short FMA chains instead of one of length 4 (FMA latency, not throughput, bound)
+            let t = (Vec(repeating: g[j]) * x0).addingProduct(Vec(repeating: g[n + j]), x1)
+            let u = (Vec(repeating: g[2 * n + j]) * x2).addingProduct(Vec(repeating: g[3 * n + j]), x3)
+            store16(o, load16(o) + (t + u))
+        }
+        c += 16
+    }
+}
+
+/// dst (cols x rows) = transpose of src (rows x cols, row stride lds), times scale.
+@inline(__always)
+func transpose(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, cols: Int, lds: Int, scale: Float = 1) {
+    for r in 0..<rows {
+        let s = src + r * lds
+        for c in 0..<cols { dst[c * rows + r] = s[c] * scale }
+    }
+}
+
+/// Scratch for one worker: transposed blocks and a 4 x n strip of scores.
+struct AttentionScratch {
+    let qt, kt, vt, ot, dq, dk, dv: UnsafeMutablePointer<Float>  // each n x d
+    let s, ds: UnsafeMutablePointer<Float>                         // each 4 x n
+
+    init(n: Int, d: Int) {
+        func alloc(_ c: Int) -> UnsafeMutablePointer<Float> {
+            UnsafeMutableRawPointer.allocate(byteCount: c * 4, alignment: 64).bindMemory(to: Float.self, capacity: c)
+        }
+        qt = alloc(n * d); kt = alloc(n * d); vt = alloc(n * d); ot = alloc(n * d)
+        dq = alloc(n * d); dk = alloc(n * d); dv = alloc(n * d)
+        s = alloc(4 * n); ds = alloc(4 * n)
+    }
+
+    func free() { for p in [qt, kt, vt, ot, dq, dk, dv, s, ds] { p.deallocate() } }
+}
+
+/// o (d x n) = attention of one head: q, k, v are (d x n) blocks with row stride n.
+func fusedAttentionForward(_ o: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                           v: UnsafePointer<Float>, d: Int, n: Int, scale: Float, scratch w: AttentionScratch) {
+    transpose(w.qt, q, rows: d, cols: n, lds: n, scale: scale)
+    transpose(w.vt, v, rows: d, cols: n, lds: n)
+    for i0 in stride(from: 0, to: n, by: 4) {
+        scoresKernel(w.s, w.qt + i0 * d, lda: d, k, d: d, n: n)
+        for r in 0..<4 { softmaxRow(w.s + r * n, n) }
+        mixKernel(w.ot + i0 * d, ldo: d, w.s, w.vt, d: d, n: n, scale: 1)
+    }
+    transpose(o, w.ot, rows: n, cols: d, lds: d)
+}
+
+/// Gradients of one head. go: dO (d x n, row stride n); gq, gk, gv: outputs (d x n, stride n).
+func fusedAttentionBackward(gq: UnsafeMutablePointer<Float>, gk: UnsafeMutablePointer<Float>, gv: UnsafeMutablePointer<Float>,
+                            go: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                            d: Int, n: Int, scale: Float, scratch w: AttentionScratch) {
+    transpose(w.qt, q, rows: d, cols: n, lds: n, scale: scale)   // Qs^T, Qs = scale Q
+    transpose(w.kt, k, rows: d, cols: n, lds: n)
+    transpose(w.ot, go, rows: d, cols: n, lds: n)                 // dO^T
+    w.dk.update(repeating: 0, count: n * d)
+    w.dv.update(repeating: 0, count: n * d)
+    for i0 in stride(from: 0, to: n, by: 4) {
+        scoresKernel(w.s, w.qt + i0 * d, lda: d, k, d: d, n: n)   // S = Qs^T K (4 rows)
+        for r in 0..<4 { softmaxRow(w.s + r * n, n) }               // P
+        rank4Kernel(w.dv, w.s, w.ot + i0 * d, d: d, n: n, scale: 1) // dV^T += P^T dO^T
+        scoresKernel(w.ds, w.ot + i0 * d, lda: d, v, d: d, n: n)   // dP = dO^T V
+        for r in 0..<4 { softmaxRowBackward(w.ds + r * n, w.s + r * n, n) }  // dS
+        mixKernel(w.dq + i0 * d, ldo: d, w.ds, w.kt, d: d, n: n, scale: scale)  // dQ^T = scale dS K^T
+        rank4Kernel(w.dk, w.ds, w.qt + i0 * d, d: d, n: n, scale: 1)          // dK^T += dS^T Qs^T
+    }
+    transpose(gq, w.dq, rows: n, cols: d, lds: d)
+    transpose(gk, w.dk, rows: n, cols: d, lds: d)
+    transpose(gv, w.dv, rows: n, cols: d, lds: d)
+}
