@@ -126,16 +126,22 @@ struct AttentionScratch {
     let qt, kt, vt, ot, dq, dk, dv: UnsafeMutablePointer<Float>  // each n x d
     let s, ds: UnsafeMutablePointer<Float>                         // each 4 x n
 
+    let n: Int, d: Int
+
     init(n: Int, d: Int) {
-        func alloc(_ c: Int) -> UnsafeMutablePointer<Float> {
-            UnsafeMutableRawPointer.allocate(byteCount: c * 4, alignment: 64).bindMemory(to: Float.self, capacity: c)
-        }
+        self.n = n
+        self.d = d
+        // from the buffer pool: a fresh mmap per call would page-fault every time
+        func alloc(_ c: Int) -> UnsafeMutablePointer<Float> { BufferPool.allocate(bytes: c * 4).bindMemory(to: Float.self, capacity: c) }
         qt = alloc(n * d); kt = alloc(n * d); vt = alloc(n * d); ot = alloc(n * d)
         dq = alloc(n * d); dk = alloc(n * d); dv = alloc(n * d)
         s = alloc(4 * n); ds = alloc(4 * n)
     }
 
-    func free() { for p in [qt, kt, vt, ot, dq, dk, dv, s, ds] { p.deallocate() } }
+    func free() {
+        for p in [qt, kt, vt, ot, dq, dk, dv] { BufferPool.release(UnsafeMutableRawPointer(p), bytes: n * d * 4) }
+        for p in [s, ds] { BufferPool.release(UnsafeMutableRawPointer(p), bytes: 4 * n * 4) }
+    }
 }
 
 /// o (d x n) = attention of one head: q, k, v are (d x n) blocks with row stride n.

@@ -1,5 +1,7 @@
-// Convolutions as im2col + ONE sgemm over the whole batch, and transposed convolution as the
-// same two pieces in the other order (sgemm, then col2im).
+// Convolutions as im2col + sgemm, and transposed convolution as the same two pieces in the other
+// order (sgemm, then col2im). The batch is cut into blocks of whole images with >= 1024 GEMM
+// columns each: a whole-batch im2col buffer (75 MB for 32 channels at 32x32, batch 64) made the
+// convolutions memory-bound; an L2-sized block keeps them compute-bound (see docs/performance.md).
 
 /// The geometry shared by im2col and col2im: an image (n, c, h, w) seen through a (kh, kw)
 /// window with stride and zero padding, giving an (oh, ow) grid of window positions.
@@ -18,9 +20,7 @@ struct ConvGeometry {
     /// cols: (c*kh*kw, n*oh*ow) <- x: (n, c, h, w); row (ci, i, j), column (b, oy, ox).
     func im2col(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>) {
         let plane = oh * ow
-        // channels write disjoint row blocks: split them across the cores
-        Parallel.ranges(c, grain: max(1, c / Parallel.workers)) { channels in
-        for ci in channels {
+        for ci in 0..<c {
             for i in 0..<kh {
                 for j in 0..<kw {
                     let row = cols + ((ci * kh + i) * kw + j) * colCols
@@ -49,15 +49,13 @@ struct ConvGeometry {
                 }
             }
         }
-        }
     }
 
     /// x: (n, c, h, w) = sum of cols scattered back to their pixels (x is zeroed first).
     func col2im(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>) {
         let plane = oh * ow
-        Parallel.ranges(c, grain: max(1, c / Parallel.workers)) { channels in
-        for b in 0..<n { for ci in channels { (x + (b * c + ci) * h * w).update(repeating: 0, count: h * w) } }
-        for ci in channels {
+        x.update(repeating: 0, count: n * c * h * w)
+        for ci in 0..<c {
             for i in 0..<kh {
                 for j in 0..<kw {
                     let row = cols + ((ci * kh + i) * kw + j) * colCols
@@ -82,7 +80,11 @@ struct ConvGeometry {
                 }
             }
         }
-        }
+    }
+
+    /// The same geometry for `count` images (a block of the batch).
+    func block(_ count: Int) -> ConvGeometry {
+        ConvGeometry(n: count, c: c, h: h, w: w, kh: kh, kw: kw, stride: stride, pad: pad)
     }
 }
 
@@ -90,14 +92,59 @@ struct ConvGeometry {
 @inline(__always)
 func swapLeadingDims(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ a: Int, _ b: Int, _ plane: Int, bias: UnsafePointer<Float>? = nil) {
     // src is (a, b, plane); dst becomes (b, a, plane); bias indexed by a.
-    Parallel.ranges(a, grain: max(1, a / Parallel.workers)) { rows in
-    for i in rows {
+    for i in 0..<a {
         let add = bias?[i] ?? 0
         for j in 0..<b {
             let s = src + (i * b + j) * plane, d = dst + (j * a + i) * plane
             if add == 0 { d.update(from: s, count: plane) } else { for p in 0..<plane { d[p] = s[p] + add } }
         }
     }
+}
+
+/// Splits a batch of `n` images with `plane` output pixels each into blocks of whole images with
+/// at least ~1024 GEMM columns, so each block's im2col buffer stays in L2 and its GEMM is still
+/// large. Blocks run on all cores (one single-threaded sgemm each); each worker gets `scratch`.
+@inline(__always)
+func forEachImageBlock<S>(n: Int, plane: Int, scratch: () -> S, release: (S) -> Void,
+                          _ body: (_ worker: Int, _ first: Int, _ count: Int, _ scratch: S) -> Void) {
+    let per = imagesPerBlock(n: n, plane: plane)
+    let blocks = (n + per - 1) / per
+    Parallel.run(blocks) { w in
+        let s = scratch()
+        defer { release(s) }
+        for blk in stride(from: w, to: blocks, by: Parallel.workers) {
+            let first = blk * per
+            body(w, first, Swift.min(per, n - first), s)
+        }
+    }
+}
+
+/// Whole images per block: enough for ~1024 GEMM columns, but never so many that a core idles.
+@inline(__always)
+func imagesPerBlock(n: Int, plane: Int) -> Int {
+    let wanted = Swift.max(1, (1024 + plane - 1) / Swift.max(plane, 1))
+    return Swift.max(1, Swift.min(wanted, (n + Parallel.workers - 1) / Parallel.workers))
+}
+
+/// Per-worker partial sums (weight and bias gradients), added up after the parallel region.
+final class Partials {
+    let parts: [Tensor]
+    init(shape: [Int], workers: Int = Parallel.workers) { parts = (0..<workers).map { _ in Tensor(zeros: shape) } }
+    func total() -> Tensor {
+        let out = parts[0]
+        for p in parts.dropFirst() { for i in 0..<out.count { out.data[i] += p.data[i] } }
+        return out
+    }
+}
+
+/// Adds the row sums of a (rows, cols) block to acc (rows).
+@inline(__always)
+func addRowSums(_ acc: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, rows: Int, cols: Int) {
+    for r in 0..<rows {
+        var s: Float = 0
+        let p = m + r * cols
+        for j in 0..<cols { s += p[j] }
+        acc[r] += s
     }
 }
 
@@ -118,34 +165,59 @@ extension Tensor {
         guard geo.oh > 0, geo.ow > 0 else {
             throw TensorError("conv2d: kernel \(geo.kh)x\(geo.kw) with padding \(padding) does not fit input \(Shape.describe(x.shape))")
         }
-        let plane = geo.oh * geo.ow
-        let cols = Tensor(uninitialized: [geo.colRows, geo.colCols])
-        geo.im2col(cols.data, x.data)
-        let y2 = Tensor(uninitialized: [o, geo.colCols])
-        BLAS.sgemm(y2.data, weight.data, cols.data, m: o, n: geo.colCols, k: geo.colRows)
+        let plane = geo.oh * geo.ow, rowsK = geo.colRows
         let out = Tensor(uninitialized: [geo.n, o, geo.oh, geo.ow])
-        swapLeadingDims(out.data, y2.data, o, geo.n, plane, bias: bias?.data)
+        let chw = geo.c * geo.h * geo.w
+        // Blocks of whole images: im2col into an L2-sized buffer, one sgemm per block written
+        // straight into NCHW (one image) or through a small transpose (several small images).
+        forEachImageBlock(n: geo.n, plane: plane, scratch: { () -> (Tensor, Tensor) in
+            let per = imagesPerBlock(n: geo.n, plane: plane)
+            return (Tensor(uninitialized: [rowsK, per * plane]), Tensor(uninitialized: [o, per * plane]))
+        }, release: { _ in }) { _, first, count, buffers in
+            let (cols, ybuf) = buffers
+            let g = geo.block(count)
+            g.im2col(cols.data, x.data + first * chw)
+            let dst = out.data + first * o * plane
+            if count == 1 {
+                BLAS.sgemmSerial(dst, weight.data, cols.data, m: o, n: plane, k: rowsK, count: false)
+                if let bias { for c in 0..<o { let v = bias.data[c], p = dst + c * plane; for i in 0..<plane { p[i] += v } } }
+            } else {
+                BLAS.sgemmSerial(ybuf.data, weight.data, cols.data, m: o, n: count * plane, k: rowsK, count: false)
+                swapLeadingDims(dst, ybuf.data, o, count, plane, bias: bias?.data)
+            }
+        }
+        BLAS.flops &+= 2 * o * rowsK * geo.n * plane
         let (sx, sw) = (x.detached(), weight.detached())
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
         return out.recorded("conv2d", inputs) { g in
-            let g2 = Tensor(uninitialized: [o, geo.colCols])
-            swapLeadingDims(g2.data, g.data, geo.n, o, plane)
-            var grads: [Tensor?] = [nil, nil]
-            if weight.requiresGrad {
-                let cols = Tensor(uninitialized: [geo.colRows, geo.colCols])  // recomputed: saves memory
-                geo.im2col(cols.data, sx.data)
-                let gw = Tensor(uninitialized: sw.shape)
-                BLAS.sgemm(gw.data, g2.data, cols.data, m: o, n: geo.colRows, k: geo.colCols, transB: true)
-                grads[1] = gw
+            let wantW = weight.requiresGrad, wantX = x.requiresGrad, wantB = bias?.requiresGrad ?? false
+            let gw = Partials(shape: sw.shape), gb = Partials(shape: [o])
+            let gx = wantX ? Tensor(uninitialized: sx.shape) : nil
+            forEachImageBlock(n: geo.n, plane: plane, scratch: { () -> (Tensor, Tensor) in
+                let per = imagesPerBlock(n: geo.n, plane: plane)
+                return (Tensor(uninitialized: [rowsK, per * plane]), Tensor(uninitialized: [o, per * plane]))
+            }, release: { _ in }) { w, first, count, buffers in
+                let (cols, gbuf) = buffers
+                let blk = geo.block(count)
+                // dY of the block as (O, count*plane): the NCHW slice itself for one image
+                let g2: UnsafeMutablePointer<Float>
+                if count == 1 { g2 = g.data + first * o * plane } else {
+                    swapLeadingDims(gbuf.data, g.data + first * o * plane, count, o, plane)
+                    g2 = gbuf.data
+                }
+                if wantB { addRowSums(gb.parts[w].data, g2, rows: o, cols: count * plane) }
+                if wantW {
+                    blk.im2col(cols.data, sx.data + first * chw)  // recomputed: saves memory
+                    BLAS.sgemmSerial(gw.parts[w].data, g2, cols.data, m: o, n: rowsK, k: count * plane, transB: true, beta: 1, count: false)
+                }
+                if let gx {
+                    BLAS.sgemmSerial(cols.data, sw.data, g2, m: rowsK, n: count * plane, k: o, transA: true, count: false)
+                    blk.col2im(gx.data + first * chw, cols.data)
+                }
             }
-            if x.requiresGrad {
-                let gcols = Tensor(uninitialized: [geo.colRows, geo.colCols])
-                BLAS.sgemm(gcols.data, sw.data, g2.data, m: geo.colRows, n: geo.colCols, k: o, transA: true)
-                let gx = Tensor(uninitialized: sx.shape)
-                geo.col2im(gx.data, gcols.data)
-                grads[0] = gx
-            }
-            if let bias { grads.append(bias.requiresGrad ? g2.rowSums() : nil) }
+            BLAS.flops &+= 2 * o * rowsK * geo.n * plane * ((wantW ? 1 : 0) + (wantX ? 1 : 0))
+            var grads: [Tensor?] = [gx, wantW ? gw.total() : nil]
+            if bias != nil { grads.append(wantB ? gb.total() : nil) }
             return grads
         }
     }
@@ -172,47 +244,68 @@ extension Tensor {
         guard geo.oh == h, geo.ow == w else {
             throw TensorError("conv_transpose2d: unsupported geometry for input \(Shape.describe(x.shape)), kernel \(kh)x\(kw), stride \(stride), padding \(padding)")
         }
-        let x2 = Tensor(uninitialized: [cin, n * h * w])
-        swapLeadingDims(x2.data, x.data, n, cin, h * w)
-        let cols = Tensor(uninitialized: [geo.colRows, geo.colCols])
-        BLAS.sgemm(cols.data, weight.data, x2.data, m: geo.colRows, n: geo.colCols, k: cin, transA: true)
+        let plane = h * w, rowsK = geo.colRows, ohw = oh * ow
         let out = Tensor(uninitialized: [n, cout, oh, ow])
-        geo.col2im(out.data, cols.data)
-        if let bias {
-            for b in 0..<n { for c in 0..<cout {
-                let p = out.data + (b * cout + c) * oh * ow, v = bias.data[c]
-                for i in 0..<(oh * ow) { p[i] += v }
-            } }
+        // Blocks of whole images: x block as (Cin, count*plane), one sgemm into the block's
+        // columns, col2im into the block's output images.
+        forEachImageBlock(n: n, plane: plane, scratch: { () -> (Tensor, Tensor) in
+            let per = imagesPerBlock(n: n, plane: plane)
+            return (Tensor(uninitialized: [rowsK, per * plane]), Tensor(uninitialized: [cin, per * plane]))
+        }, release: { _ in }) { _, first, count, buffers in
+            let (cols, xbuf) = buffers
+            let x2: UnsafeMutablePointer<Float>
+            if count == 1 { x2 = x.data + first * cin * plane } else {
+                swapLeadingDims(xbuf.data, x.data + first * cin * plane, count, cin, plane)
+                x2 = xbuf.data
+            }
+            BLAS.sgemmSerial(cols.data, weight.data, x2, m: rowsK, n: count * plane, k: cin, transA: true, count: false)
+            let dst = out.data + first * cout * ohw
+            geo.block(count).col2im(dst, cols.data)
+            if let bias {
+                for b in 0..<count { for c in 0..<cout {
+                    let p = dst + (b * cout + c) * ohw, v = bias.data[c]
+                    for i in 0..<ohw { p[i] += v }
+                } }
+            }
         }
-        let sw = weight.detached()
+        BLAS.flops &+= 2 * rowsK * cin * n * plane
+        let (sx, sw) = (x.detached(), weight.detached())
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
         return out.recorded("conv_transpose2d", inputs) { g in
-            let gcols = Tensor(uninitialized: [geo.colRows, geo.colCols])
-            geo.im2col(gcols.data, g.data)
-            var grads: [Tensor?] = [nil, nil]
-            if x.requiresGrad {
-                let gx2 = Tensor(uninitialized: [cin, n * h * w])
-                BLAS.sgemm(gx2.data, sw.data, gcols.data, m: cin, n: geo.colCols, k: geo.colRows)
-                let gx = Tensor(uninitialized: [n, cin, h, w])
-                swapLeadingDims(gx.data, gx2.data, cin, n, h * w)
-                grads[0] = gx
+            let wantW = weight.requiresGrad, wantX = x.requiresGrad, wantB = bias?.requiresGrad ?? false
+            let gw = Partials(shape: sw.shape), gb = Partials(shape: [cout])
+            let gx = wantX ? Tensor(uninitialized: [n, cin, h, w]) : nil
+            forEachImageBlock(n: n, plane: plane, scratch: { () -> (Tensor, Tensor, Tensor) in
+                let per = imagesPerBlock(n: n, plane: plane)
+                return (Tensor(uninitialized: [rowsK, per * plane]), Tensor(uninitialized: [cin, per * plane]),
+                        Tensor(uninitialized: [cin, per * plane]))
+            }, release: { _ in }) { wk, first, count, buffers in
+                let (gcols, xbuf, gxbuf) = buffers
+                geo.block(count).im2col(gcols.data, g.data + first * cout * ohw)
+                if wantB {
+                    for b in 0..<count { addRowSums(gb.parts[wk].data, g.data + (first + b) * cout * ohw, rows: cout, cols: ohw) }
+                }
+                if let gx {
+                    let dst = gx.data + first * cin * plane
+                    if count == 1 {
+                        BLAS.sgemmSerial(dst, sw.data, gcols.data, m: cin, n: plane, k: rowsK, count: false)
+                    } else {
+                        BLAS.sgemmSerial(gxbuf.data, sw.data, gcols.data, m: cin, n: count * plane, k: rowsK, count: false)
+                        swapLeadingDims(dst, gxbuf.data, cin, count, plane)
+                    }
+                }
+                if wantW {
+                    let x2: UnsafeMutablePointer<Float>
+                    if count == 1 { x2 = sx.data + first * cin * plane } else {
+                        swapLeadingDims(xbuf.data, sx.data + first * cin * plane, count, cin, plane)
+                        x2 = xbuf.data
+                    }
+                    BLAS.sgemmSerial(gw.parts[wk].data, x2, gcols.data, m: cin, n: rowsK, k: count * plane, transB: true, beta: 1, count: false)
+                }
             }
-            if weight.requiresGrad {
-                let gw = Tensor(uninitialized: sw.shape)
-                BLAS.sgemm(gw.data, x2.data, gcols.data, m: cin, n: geo.colRows, k: geo.colCols, transB: true)
-                grads[1] = gw
-            }
-            if let bias {
-                guard bias.requiresGrad else { grads.append(nil); return grads }
-                let gb = Tensor(zeros: [cout])
-                for b in 0..<n { for c in 0..<cout {
-                    let p = g.data + (b * cout + c) * oh * ow
-                    var acc: Float = 0
-                    for i in 0..<(oh * ow) { acc += p[i] }
-                    gb.data[c] += acc
-                } }
-                grads.append(gb)
-            }
+            BLAS.flops &+= 2 * rowsK * cin * n * plane * ((wantW ? 1 : 0) + (wantX ? 1 : 0))
+            var grads: [Tensor?] = [gx, wantW ? gw.total() : nil]
+            if bias != nil { grads.append(wantB ? gb.total() : nil) }
             return grads
         }
     }
