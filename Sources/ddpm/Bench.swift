@@ -109,6 +109,20 @@ struct Bench: ParsableCommand {
             emit(["kind": "op", "op": name, "batch": b, "fwd_ms": round3(mf), "fwd_bwd_ms": round3(mb),
                   "fwd_gflops": round3(Double(flops) / (mf * 1e6)), "fwd_bwd_gflops": round3(Double(3 * flops) / (mb * 1e6))])
         }
+        // raw single-threaded sgemm rates at the convolution shapes (per core)
+        for (m, n, k, ta, tb) in [(32, 1024, 288, false, false), (1024, 32, 288, false, true), (1024, 32, 288, true, true),
+                                  (64, 1024, 576, false, false), (288, 1024, 32, true, false), (32, 288, 1024, false, true), (288, 32, 1024, false, true), (32, 4096, 288, false, false), (4096, 32, 288, true, true)] {
+            let a = Tensor.randn([m * k], generator: &rng), bm = Tensor.randn([k * n], generator: &rng)
+            let c = Tensor(zeros: [m * n])
+            var times: [Double] = []
+            for _ in 0..<20 {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                for _ in 0..<10 { BLAS.sgemmSerial(c.data, a.data, bm.data, m: m, n: n, k: k, transA: ta, transB: tb, count: false) }
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e7)
+            }
+            emit(["kind": "sgemm", "m": m, "n": n, "k": k, "transA": ta, "transB": tb,
+                  "gflops_one_core": round3(Double(2 * m * n * k) / (median(times) * 1e6))])
+        }
         func leaf(_ shape: [Int]) -> Tensor { let t = Tensor.randn(shape, generator: &rng); t.requiresGrad = true; return t }
         let n = size * size
         let qkv = leaf([b, 384, n])

@@ -189,6 +189,29 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Direct 3x3 convolution vs the im2col path, forward and all gradients.
+    func testDirectConvMatchesIm2colPath() throws {
+        var rng = Generator(seed: 12)
+        for (n, c, o, h, w) in [(2, 3, 8, 4, 16), (3, 16, 16, 6, 32), (1, 8, 24, 2, 16)] {
+            let x = Tensor.randn([n, c, h, w], generator: &rng), wt = Tensor.randn([o, c, 3, 3], generator: &rng)
+            let b = Tensor.randn([o], generator: &rng), g = Tensor.randn([n, o, h, w], generator: &rng)
+            func run(direct: Bool) throws -> [Tensor] {
+                useDirectConv = direct
+                defer { useDirectConv = true }
+                let (xi, wi, bi) = (x.copy(), wt.copy(), b.copy())
+                for t in [xi, wi, bi] { t.requiresGrad = true }
+                let y = try Tensor.conv2d(xi, weight: wi, bias: bi, stride: 1, padding: 1)
+                try y.backward(gradient: g)
+                return [y, try XCTUnwrap(xi.grad), try XCTUnwrap(wi.grad), try XCTUnwrap(bi.grad)]
+            }
+            let fast = try run(direct: true), ref = try run(direct: false)
+            for (name, (a, r)) in zip(["y", "dx", "dw", "db"], zip(fast, ref)) {
+                let scale = r.values.map(Swift.abs).max() ?? 1
+                XCTAssertLessThan(zip(a.values, r.values).map { Swift.abs($0 - $1) }.max() ?? 1, 1e-5 * scale, "\(name) for \(n)x\(c)->\(o) \(h)x\(w)")
+            }
+        }
+    }
+
     func testVectorisedExpAndSoftmaxMatchScalar() throws {
         var worst: Float = 0
         var x: Float = -80
