@@ -6,9 +6,12 @@ import PackageDescription
 // The kernels are built for the machine that builds them (users build from source): Swift's
 // SIMD types then lower to AVX2/AVX-512 instead of baseline SSE2. Release drops bounds checks in
 // the kernel modules only; every check on user input is explicit code, not a trap.
+// Debug builds optimise the kernel modules too: unoptimised SIMD code is ~50x slower, which
+// made the test suite (debug) spend minutes in a few small training runs.
 let kernelFlags: [SwiftSetting] = [
     .unsafeFlags(["-Xcc", "-march=native"]),
     .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+    .unsafeFlags(["-O"], .when(configuration: .debug)),
 ]
 
 let package = Package(

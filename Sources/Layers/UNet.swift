@@ -27,11 +27,10 @@ final class Block: Module {
         norm = GroupNorm(groups: groups, channels: outCh)
     }
 
-    /// scale, shift: (B, C, 1, 1)
+    /// scale, shift: (B, C, 1, 1). GroupNorm, modulation and SiLU run as one fused op.
     func callAsFunction(_ x: Tensor, scaleShift: (Tensor, Tensor)? = nil) throws -> Tensor {
-        var h = try norm(proj(x))
-        if let (scale, shift) = scaleShift { h = try h * (scale + 1) + shift }
-        return h.silu()
+        try .groupNormSiLU(proj(x), groups: norm.groups, weight: norm.weight, bias: norm.bias,
+                           scale: scaleShift?.0, shift: scaleShift?.1, eps: 1e-5)
     }
 
     func namedParameters() -> [(String, Tensor)] { child("proj", proj) + child("norm", norm) }

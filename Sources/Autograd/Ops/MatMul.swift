@@ -14,12 +14,14 @@ extension Tensor {
         return out.recorded("matmul", [a, b]) { g in
             var ga: Tensor?, gb: Tensor?
             if a.requiresGrad {
-                ga = Tensor(uninitialized: [m, k])
-                BLAS.sgemm(ga!.data, g.data, sb.data, m: m, n: k, k: n, transB: true)
+                let t = Tensor(uninitialized: [m, k])
+                BLAS.sgemm(t.data, g.data, sb.data, m: m, n: k, k: n, transB: true)
+                ga = t
             }
             if b.requiresGrad {
-                gb = Tensor(uninitialized: [k, n])
-                BLAS.sgemm(gb!.data, sa.data, g.data, m: k, n: n, k: m, transA: true)
+                let t = Tensor(uninitialized: [k, n])
+                BLAS.sgemm(t.data, sa.data, g.data, m: k, n: n, k: m, transA: true)
+                gb = t
             }
             return [ga, gb]
         }

@@ -1,3 +1,5 @@
+import Foundation
+
 // Normalisation: group norm (with per-channel affine) and weight standardization. Both normalise
 // rows of a (rows, m) view to zero mean and unit biased variance, so they share one kernel pair.
 
@@ -77,8 +79,9 @@ extension Tensor {
             } }
             var gx: Tensor?
             if x.requiresGrad {
-                gx = Tensor(uninitialized: x.shape)
-                normalizeRowsBackward(gx!.data, gxhat.data, xhat.data, rstd, rows: rows, m: m)
+                let t = Tensor(uninitialized: x.shape)
+                normalizeRowsBackward(t.data, gxhat.data, xhat.data, rstd, rows: rows, m: m)
+                gx = t
             }
             var grads: [Tensor?] = [gx]
             if weight != nil { grads.append(gw) }
@@ -99,6 +102,104 @@ extension Tensor {
             let gw = Tensor(uninitialized: saved.shape)
             normalizeRowsBackward(gw.data, g.data, saved.data, rstd, rows: rows, m: m)
             return [gw]
+        }
+    }
+}
+
+extension Tensor {
+    /// The U-Net's Block tail in one pass: GroupNorm with affine, optional per-sample modulation
+    /// x * (scale + 1) + shift, then SiLU. x: (N, C, ...), weight/bias: (C), scale/shift: (N, C)
+    /// or (N, C, 1, 1). Equal to the composition of groupNorm, `*`, `+` and silu (tested), with
+    /// one read and one write of x instead of five passes.
+    // h = (xhat w + b)(1 + s) + t, y = silu(h); dh = dy silu'(h); dt = sum dh; ds = sum dh (xhat w + b);
+    // dw = sum dh (1+s) xhat; db = sum dh (1+s); dx = normalizeRowsBackward(dh (1+s) w)
+    public static func groupNormSiLU(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor,
+                                     scale: Tensor? = nil, shift: Tensor? = nil, eps: Float = 1e-5) throws -> Tensor {
+        guard x.rank >= 2, groups > 0, x.shape[1] % groups == 0 else {
+            throw TensorError("group_norm_silu: \(groups) groups do not divide the channels of input \(Shape.describe(x.shape))")
+        }
+        let (n, c) = (x.shape[0], x.shape[1])
+        let spatial = x.count / Swift.max(n * c, 1)
+        guard weight.shape == [c], bias.shape == [c] else {
+            throw TensorError("group_norm_silu: affine parameters \(Shape.describe(weight.shape)), \(Shape.describe(bias.shape)) do not match \(c) channels")
+        }
+        for m in [scale, shift].compactMap({ $0 }) where m.count != n * c || m.shape.first != n {
+            throw TensorError("group_norm_silu: modulation \(Shape.describe(m.shape)) is not (\(n), \(c))")
+        }
+        let rows = n * groups, m = (c / groups) * spatial
+        let xhat = Tensor(uninitialized: x.shape)
+        let rstd = normalizeRows(xhat.data, x.data, rows: rows, m: m, eps: eps)
+        let out = Tensor(uninitialized: x.shape)
+        let (w, b, s, t) = (weight.data, bias.data, scale?.data, shift?.data)
+        Parallel.ranges(n * c, grain: Swift.max(1, (1 << 14) / Swift.max(spatial, 1))) { r in
+            for nc in r {
+                let ch = nc % c
+                let k = s.map { 1 + $0[nc] } ?? 1
+                let a = w[ch] * k, a0 = b[ch] * k + (t?[nc] ?? 0)  // h = xhat a + a0
+                let p = xhat.data + nc * spatial, q = out.data + nc * spatial
+                forEachVector(0..<spatial) { i in
+                    let h = load16(p + i) * a + a0
+                    store16(q + i, h / (1 + exp16(-h)))
+                } tail: { i in
+                    let h = p[i] * a + a0
+                    q[i] = h / (1 + Foundation.exp(-h))
+                }
+            }
+        }
+        let (sw, sb) = (weight.detached(), bias.detached())
+        let (ss, st) = (scale?.detached(), shift?.detached())
+        var inputs = [x, weight, bias]
+        if let scale { inputs.append(scale) }
+        if let shift { inputs.append(shift) }
+        return out.recorded("group_norm_silu", inputs) { g in
+            let gxhat = Tensor(uninitialized: g.shape)
+            let gs = Tensor(uninitialized: [n, c]), gt = Tensor(uninitialized: [n, c])
+            let gwn = Tensor(uninitialized: [n, c]), gbn = Tensor(uninitialized: [n, c])  // per (n, c), summed over n below
+            let (w, b) = (sw.data, sb.data)
+            Parallel.ranges(n * c, grain: Swift.max(1, (1 << 14) / Swift.max(spatial, 1))) { r in
+                for nc in r {
+                    let ch = nc % c
+                    let k = ss.map { 1 + $0.data[nc] } ?? 1
+                    let a = w[ch] * k, a0 = b[ch] * k + (st?.data[nc] ?? 0)
+                    let p = xhat.data + nc * spatial, gp = g.data + nc * spatial, q = gxhat.data + nc * spatial
+                    var sdh = Vec(), sdhx = Vec()
+                    var sdhS: Float = 0, sdhxS: Float = 0
+                    forEachVector(0..<spatial) { i in
+                        let xh = load16(p + i)
+                        let h = xh * a + a0
+                        let sg = 1 / (1 + exp16(-h))
+                        let dh = load16(gp + i) * sg * (1 + h * (1 - sg))
+                        sdh += dh
+                        sdhx += dh * xh
+                        store16(q + i, dh * a)
+                    } tail: { i in
+                        let xh = p[i]
+                        let h = xh * a + a0
+                        let sg = 1 / (1 + Foundation.exp(-h))
+                        let dh = gp[i] * sg * (1 + h * (1 - sg))
+                        sdhS += dh
+                        sdhxS += dh * xh
+                        q[i] = dh * a
+                    }
+                    let sumDh = sdh.sum() + sdhS, sumDhX = sdhx.sum() + sdhxS
+                    gt.data[nc] = sumDh
+                    gs.data[nc] = w[ch] * sumDhX + b[ch] * sumDh     // sum dh (xhat w + b)
+                    gwn.data[nc] = k * sumDhX
+                    gbn.data[nc] = k * sumDh
+                }
+            }
+            var gx: Tensor?
+            if x.requiresGrad {
+                let t = Tensor(uninitialized: x.shape)
+                normalizeRowsBackward(t.data, gxhat.data, xhat.data, rstd, rows: rows, m: m)
+                gx = t
+            }
+            let gw = Tensor(zeros: [c]), gb = Tensor(zeros: [c])
+            for nc in 0..<(n * c) { gw.data[nc % c] += gwn.data[nc]; gb.data[nc % c] += gbn.data[nc] }
+            var grads: [Tensor?] = [gx, weight.requiresGrad ? gw : nil, bias.requiresGrad ? gb : nil]
+            if let scale { grads.append(scale.requiresGrad ? Tensor(storage: gs.storage, shape: scale.shape) : nil) }
+            if let shift { grads.append(shift.requiresGrad ? Tensor(storage: gt.storage, shape: shift.shape) : nil) }
+            return grads
         }
     }
 }

@@ -82,7 +82,7 @@ enum SampleBindings {
             if let t = o.index, o.has("text") {
                 a.lua.getField(t, "text")
                 defer { a.lua.pop() }
-                try a.lua.forEachPair(-1) {
+                a.lua.forEachPair(-1) {
                     if let k = a.lua.string(-2) { text.append((k, a.lua.string(-1) ?? a.lua.describe(-1))) }
                 }
             }

@@ -124,7 +124,7 @@ enum TensorBindings {
             }),
             ("clone", { a in
                 let t = try a.tensor(1)
-                push(a.lua, try t.affine(scale: 1, shift: 0)); return 1  // a copy that keeps autodiff
+                push(a.lua, t.affine(scale: 1, shift: 0)); return 1  // a copy that keeps autodiff
             }),
             ("detach", { a in push(a.lua, try a.tensor(1).detached()); return 1 }),
             ("requires_grad", { a in
