@@ -8,7 +8,7 @@
 #   2. Puts the four MNIST files (gzipped, as the code reads them) into
 #      data/mnist/ under the repo root. Sources, in order:
 #        $DDPM_MNIST_MIRROR (a folder holding the .gz files),
-#        ../shared/data/mnist next to the repo root,
+#        ../shared/data/mnist next to the repo root (or /work/shared/data/mnist),
 #        a download from the public MNIST mirrors.
 #
 #   --no-data        skip step 2
@@ -170,9 +170,12 @@ if [ -n "${DDPM_MNIST_MIRROR:-}" ]; then
         warn "DDPM_MNIST_MIRROR=$DDPM_MNIST_MIRROR is not a folder; ignoring it"
     fi
 fi
-if [ -d "$repo_root/../shared/data/mnist" ]; then
-    mirrors+=("$(cd "$repo_root/../shared/data/mnist" && pwd)")
-fi
+# the workplace's offline mirror sits next to the checkout (../shared) or at /work/shared
+for candidate in "$repo_root/../shared/data/mnist" "$repo_root/../../shared/data/mnist" /work/shared/data/mnist; do
+    if [ -d "$candidate" ]; then
+        mirrors+=("$(cd "$candidate" && pwd)")
+    fi
+done
 
 present=0
 missing_files=()
