@@ -8,12 +8,7 @@ local T = ddpm.tensor
 
 local opts = args.parse(arg, {weights = "", digits = "0123456789", frames = 40, sampler = "ddim", steps = 0,
                               guidance = -1, seed = 0, out = "out/gifs", scale = 4, delay = 8, hold = 150})
-local weights = opts.weights ~= "" and opts.weights or common.default_weights()
-local model = ddpm.load_model(weights)
-local meta = ddpm.safetensors.metadata(weights)
-local schedule = common.schedule_from_metadata(meta)
-local guidance = opts.guidance >= 0 and opts.guidance or tonumber(meta.default_guidance or "1")
-local steps = opts.steps > 0 and opts.steps or (opts.sampler == "ddim" and 50 or schedule.steps)
+local weights, model, schedule, guidance, steps = common.sampling_setup(opts)
 local digits = common.digits(opts.digits)
 local n = #digits
 common.mkdir(opts.out)

@@ -37,9 +37,10 @@ public struct Comparison: Sendable {
 /// grad_input/x; the model config as JSON in the `config` metadata). Tolerances are the
 /// fixture README's suggested ones.
 public enum ReferenceCheck {
-    public static let tolerances: [String: Double] = [
-        "output": 5e-5, "loss": 1e-6, "act": 5e-5, "grad": 1e-4, "grad_input": 1e-4,
-    ]
+    /// rel_to_max tolerances by group (the fixture README's suggestions).
+    public enum Tolerance {
+        public static let output = 5e-5, loss = 1e-6, activation = 5e-5, gradient = 1e-4, inputGradient = 1e-4
+    }
 
     public static func run(directory: String) throws -> [Comparison] {
         let main = try SafeTensors.read("\(directory)/model.safetensors")
@@ -66,12 +67,12 @@ public enum ReferenceCheck {
         try loss.backward()
 
         var out: [Comparison] = []
-        out.append(Comparison(name: "output/eps", ours: eps, reference: try need("output/eps"), tolerance: tolerances["output"]!))
-        out.append(Comparison(name: "output/loss", ours: try loss.reshaped([1]), reference: try need("output/loss"), tolerance: tolerances["loss"]!))
+        out.append(Comparison(name: "output/eps", ours: eps, reference: try need("output/eps"), tolerance: Tolerance.output))
+        out.append(Comparison(name: "output/loss", ours: try loss.reshaped([1]), reference: try need("output/loss"), tolerance: Tolerance.loss))
         for (name, ref) in main.tensors where name.hasPrefix("act/") {
             let key = String(name.dropFirst(4))
             guard let ours = acts[key] else { throw TensorError("reference activation \(name) has no counterpart in the model") }
-            out.append(Comparison(name: name, ours: ours, reference: ref, tolerance: tolerances["act"]!))
+            out.append(Comparison(name: name, ours: ours, reference: ref, tolerance: Tolerance.activation))
         }
         // Parameter gradients: relative to the tensor's own max, floored at 1e-3 of the model's
         // largest gradient, so gradients that are zero up to rounding do not fail on noise.
@@ -83,10 +84,10 @@ public enum ReferenceCheck {
                 throw TensorError("\(directory)/model_grads.safetensors: missing grad/\(name)")
             }
             let ours = param.grad ?? Tensor(zeros: params[name]?.shape ?? [])
-            out.append(Comparison(name: "grad/\(name)", ours: ours, reference: ref, tolerance: tolerances["grad"]!, floor: 1e-3 * Double(largest)))
+            out.append(Comparison(name: "grad/\(name)", ours: ours, reference: ref, tolerance: Tolerance.gradient, floor: 1e-3 * Double(largest)))
         }
         guard let gx = grads["grad_input/x"] else { throw TensorError("\(directory)/model_grads.safetensors: missing grad_input/x") }
-        out.append(Comparison(name: "grad_input/x", ours: x.grad ?? Tensor(zeros: x.shape), reference: gx, tolerance: tolerances["grad_input"]!))
+        out.append(Comparison(name: "grad_input/x", ours: x.grad ?? Tensor(zeros: x.shape), reference: gx, tolerance: Tolerance.inputGradient))
         return out
     }
 }

@@ -72,6 +72,19 @@ function M.default_weights()
   error("no weights given and none found in weights/ (pass --weights FILE, or train one with `ddpm train`)", 0)
 end
 
+--- From sampling options (weights, guidance, sampler, steps): the weights path, the model, the
+--- schedule it was trained with, the guidance (the weights' recommended one unless given) and
+--- the number of steps (DDIM 50, DDPM every step, unless given).
+function M.sampling_setup(opts)
+  local weights = opts.weights ~= "" and opts.weights or M.default_weights()
+  local model = ddpm.load_model(weights)
+  local meta = ddpm.safetensors.metadata(weights)
+  local schedule = M.schedule_from_metadata(meta)
+  local guidance = opts.guidance >= 0 and opts.guidance or tonumber(meta.default_guidance or "1")
+  local steps = opts.steps > 0 and opts.steps or (opts.sampler == "ddim" and 50 or schedule.steps)
+  return weights, model, schedule, guidance, steps
+end
+
 --- "0123456789" -> {0, 1, ..., 9}
 function M.digits(s)
   local out = {}

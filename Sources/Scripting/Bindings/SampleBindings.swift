@@ -32,7 +32,12 @@ enum SampleBindings {
             let count = try o.int("n") ?? (try labelCount(o))
             guard count >= 1 else { throw ScriptError("nothing to sample: give labels= (one per image), n= or noise=") }
             let shape = [count, c.channels, c.imageSize, c.imageSize]
-            noise = generator == nil ? Tensor.randn(shape, generator: &Generator.global) : Tensor.randn(shape, generator: &generator!)
+            if var g = generator {
+                noise = Tensor.randn(shape, generator: &g)
+                generator = g
+            } else {
+                noise = Tensor.randn(shape, generator: &Generator.global)
+            }
         }
         guard noise.rank == 4 else { throw ScriptError("option noise: (N, C, H, W) expected, got \(Shape.describe(noise.shape))") }
         let labels = try o.integers("labels", count: noise.shape[0])
