@@ -110,7 +110,8 @@ extension Tensor {
     func accumulate(_ g: Tensor) {
         if let old = grad {
             let sum = Tensor(uninitialized: shape)
-            for i in 0..<count { sum.data[i] = old.data[i] + g.data[i] }
+            let (a, b, o) = (old.data, g.data, sum.data)
+            Parallel.ranges(count) { r in for i in r { o[i] = a[i] + b[i] } }
             grad = sum
         } else {
             grad = g.shape == shape ? g : Tensor(storage: g.storage, shape: shape)

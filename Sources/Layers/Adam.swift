@@ -50,11 +50,13 @@ public final class Adam {
         for (k, p) in parameters.enumerated() {
             guard let g = p.grad else { continue }
             let w = p.data, gd = g.data, md = m[k].data, vd = v[k].data
-            for i in 0..<p.count {
-                let gi = gd[i] * gscale + wd * w[i]
-                md[i] = b1 * md[i] + (1 - b1) * gi
-                vd[i] = b2 * vd[i] + (1 - b2) * gi * gi
-                w[i] -= stepSize * md[i] / (vd[i].squareRoot() / bc2Sqrt + eps)
+            Parallel.ranges(p.count) { r in
+                for i in r {
+                    let gi = gd[i] * gscale + wd * w[i]
+                    md[i] = b1 * md[i] + (1 - b1) * gi
+                    vd[i] = b2 * vd[i] + (1 - b2) * gi * gi
+                    w[i] -= stepSize * md[i] / (vd[i].squareRoot() / bc2Sqrt + eps)
+                }
             }
         }
         return norm

@@ -95,7 +95,8 @@ func broadcastBinary(_ kind: BinaryKind, _ a: Tensor, _ b: Tensor) throws -> Ten
     }
     let out = Tensor(uninitialized: shape)
     if a.shape == b.shape {
-        binaryRow(kind, out.data, a.data, b.data, out.count, 1, 1)
+        let (o, pa, pb) = (out.data, a.data, b.data)
+        Parallel.ranges(out.count) { r in binaryRow(kind, o + r.lowerBound, pa + r.lowerBound, pb + r.lowerBound, r.count, 1, 1) }
         return out
     }
     let plan = BroadcastPlan(out: shape, a: a.shape, b: b.shape)
@@ -173,7 +174,8 @@ extension Tensor {
     /// self * s, not recorded.
     func scaled(_ s: Float) -> Tensor {
         let out = Tensor(uninitialized: shape)
-        for i in 0..<count { out.data[i] = data[i] * s }
+        let (x, y) = (data, out.data)
+        Parallel.ranges(count) { r in for i in r { y[i] = x[i] * s } }
         return out
     }
 
@@ -181,7 +183,7 @@ extension Tensor {
     public func affine(scale: Float, shift: Float) -> Tensor {
         let out = Tensor(uninitialized: shape)
         let x = data, y = out.data
-        for i in 0..<count { y[i] = scale * x[i] + shift }
+        Parallel.ranges(count) { r in for i in r { y[i] = scale * x[i] + shift } }
         return out.recorded("affine", [self]) { g in [g.scaled(scale)] }
     }
 
