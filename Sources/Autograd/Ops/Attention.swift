@@ -123,7 +123,7 @@ extension Tensor {
 nonisolated(unsafe) public var useFusedAttention = true
 
 /// Query rows per block in the sgemm path: a (block, N) strip of scores stays in L2.
-nonisolated(unsafe) public var attentionBlock = Int(ProcessInfo.processInfo.environment["DDPM_ATTN_BLOCK"] ?? "") ?? 64
+nonisolated(unsafe) public var attentionBlock = 64
 
 /// Pointers to the (dim, n) q, k and v blocks of one (batch, head) in a (B, 3*hidden, n) buffer.
 @inline(__always)
