@@ -47,10 +47,7 @@ public final class Tensor: @unchecked Sendable {
 
     /// Copies `values`; throws when their number differs from the shape's element count.
     public convenience init(_ values: [Float], shape: [Int]) throws {
-        guard shape.allSatisfy({ $0 >= 0 }) else {
-            throw TensorError("tensor: negative size in shape \(shape)")
-        }
-        guard values.count == Shape.count(shape) else {
+        guard try values.count == Shape.checkedCount(shape, op: "tensor") else {
             throw TensorError("tensor: \(values.count) values do not fill shape \(shape) (\(Shape.count(shape)) elements)")
         }
         self.init(uninitialized: shape)
@@ -187,6 +184,25 @@ public enum BufferPool {
 /// Shape arithmetic shared by the ops.
 public enum Shape {
     public static func count(_ shape: [Int]) -> Int { shape.reduce(1, *) }
+
+    /// Largest tensor a caller may ask for (2^31 elements, 8 GiB): beyond it a request is an
+    /// error, not an allocation that fails.
+    public static let maxElements = 1 << 31
+
+    /// The element count of a shape coming from a caller: non-negative entries, no overflow,
+    /// at most maxElements; otherwise an error naming `op` and the shape.
+    public static func checkedCount(_ shape: [Int], op: String) throws -> Int {
+        var n = 1
+        for d in shape {
+            guard d >= 0 else { throw TensorError("\(op): negative size in shape \(describe(shape))") }
+            let (p, overflow) = n.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= maxElements else {
+                throw TensorError("\(op): shape \(describe(shape)) has more than \(maxElements) elements")
+            }
+            n = p
+        }
+        return n
+    }
 
     /// Row-major strides: the last dimension has stride 1.
     public static func strides(_ shape: [Int]) -> [Int] {

@@ -35,6 +35,10 @@ public struct UNetConfig: Equatable, Sendable {
                  "channels, classes, base, levels must be >= 1 and time_dim >= 2 (got channels \(channels), classes \(classes), base \(base), levels \(levels), time_dim \(timeDim))")
         try need(timeDim % 2 == 0, "time_dim \(timeDim) must be even (sinusoidal embedding)")
         try need(levels <= 8, "levels \(levels) must be at most 8")
+        // caps keep a typo from becoming a multi-terabyte allocation
+        try need(base <= 1024 && timeDim <= 8192 && classes <= 100_000 && channels <= 64,
+                 "base \(base) (max 1024), time_dim \(timeDim) (max 8192), classes \(classes) or channels \(channels) out of range")
+        try need(heads * headDim <= 4096 && imageSize <= 4096, "heads * head_dim \(heads * headDim) (max 4096) or image_size \(imageSize) (max 4096) too large")
         try need(groups >= 1 && base % groups == 0, "groups \(groups) must divide base \(base)")
         try need(heads >= 1 && headDim >= 1, "heads \(heads) and head_dim \(headDim) must be >= 1")
         try need(attention.count == levels, "attention has \(attention.count) flags for \(levels) levels")

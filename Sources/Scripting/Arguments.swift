@@ -80,10 +80,12 @@ struct Arguments {
     /// A shape: a table of non-negative integers, e.g. {64, 1, 32, 32}.
     func shape(_ i: Int32) throws -> [Int] {
         guard lua.type(i) == LUA_TTABLE else { throw bad(i, "shape table such as {2, 3}") }
-        return try readIntegers(lua, i, what: "shape").map {
-            guard $0 >= 0 else { throw ScriptError("bad argument #\(i) (shape entries must be >= 0, got \($0))") }
-            return $0
+        let shape = try readIntegers(lua, i, what: "shape")
+        if let bad = shape.first(where: { $0 < 0 }) {
+            throw ScriptError("bad argument #\(i) (shape entries must be >= 0, got \(bad))")
         }
+        _ = try Shape.checkedCount(shape, op: "shape")
+        return shape
     }
 
     /// Timesteps or labels: a number (every sample), a table or a tensor with one entry per sample.

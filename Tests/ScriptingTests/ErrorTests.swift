@@ -42,6 +42,17 @@ final class ErrorTests: XCTestCase {
         try expectFailure(["run", p], contains: [#"argtype.lua:1: ddpm.tensor.zeros: bad argument #1 (shape table such as {2, 3} expected, got "a")"#])
     }
 
+    func testHugeOrNegativeShapesAreErrorsNotCrashes() throws {
+        let p = try script("huge.lua", "local x = ddpm.tensor.zeros({1e9, 1e9})\n")
+        try expectFailure(["run", p], contains: ["huge.lua:1: ddpm.tensor.zeros: shape: shape [1000000000, 1000000000] has more than 2147483648 elements"])
+        let q = try script("reshape.lua", "local x = ddpm.tensor.zeros({4}):reshape({1e6, 1e6, -1})\n")
+        try expectFailure(["run", q], contains: ["reshape.lua:1: Tensor:reshape: reshape: shape [1000000, 1000000] has more than 2147483648 elements"])
+        let r = try script("neg.lua", "ddpm.tensor.ones({2, -3})\n")
+        try expectFailure(["run", r], contains: ["neg.lua:1: ddpm.tensor.ones: bad argument #1 (shape entries must be >= 0, got -3)"])
+        let u = try script("bigmodel.lua", "ddpm.unet{base = 100000}\n")
+        try expectFailure(["run", u], contains: ["bigmodel.lua:1: ddpm.unet: unet config: base 100000 (max 1024)"])
+    }
+
     func testShapeMismatchNamesBothShapes() throws {
         let p = try script("shape.lua", "local a = ddpm.tensor.zeros({2, 3})\nlocal b = a + ddpm.tensor.ones({4})\n")
         try expectFailure(["run", p], contains: ["shape.lua:2: add: shapes [2, 3] and [4] cannot be broadcast together"])

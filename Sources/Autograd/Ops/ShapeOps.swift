@@ -9,13 +9,13 @@ extension Tensor {
             throw TensorError("reshape: invalid shape \(Shape.describe(newShape))")
         }
         if let u = unknown.first {
-            let known = newShape.filter { $0 != -1 }.reduce(1, *)
+            let known = try Shape.checkedCount(newShape.filter { $0 != -1 }, op: "reshape")
             guard known > 0, count % known == 0 else {
                 throw TensorError("reshape: cannot reshape \(Shape.describe(shape)) (\(count) elements) to \(Shape.describe(newShape))")
             }
             target[u] = count / known
         }
-        guard Shape.count(target) == count else {
+        guard try Shape.checkedCount(target, op: "reshape") == count else {
             throw TensorError("reshape: cannot reshape \(Shape.describe(shape)) (\(count) elements) to \(Shape.describe(newShape))")
         }
         let out = Tensor(storage: storage, shape: target)

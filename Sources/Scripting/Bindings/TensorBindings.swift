@@ -28,7 +28,7 @@ enum TensorBindings {
         ("rand", { a in push(a.lua, Tensor.rand(try a.shape(1), generator: &Generator.global)); return 1 }),
         ("arange", { a in
             let n = try a.int(1)
-            guard n >= 0 else { throw ScriptError("bad argument #1 (n must be >= 0, got \(n))") }
+            guard n >= 0 && n <= Shape.maxElements else { throw ScriptError("bad argument #1 (n must be in 0...\(Shape.maxElements), got \(n))") }
             push(a.lua, Tensor.arange(n)); return 1
         }),
         ("from", { a in
