@@ -105,13 +105,12 @@ func swapLeadingDims(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Fl
 /// at least ~1024 GEMM columns, so each block's im2col buffer stays in L2 and its GEMM is still
 /// large. Blocks run on all cores (one single-threaded sgemm each); each worker gets `scratch`.
 @inline(__always)
-func forEachImageBlock<S>(n: Int, plane: Int, scratch: () -> S, release: (S) -> Void,
+func forEachImageBlock<S>(n: Int, plane: Int, scratch: () -> S,
                           _ body: (_ worker: Int, _ first: Int, _ count: Int, _ scratch: S) -> Void) {
     let per = imagesPerBlock(n: n, plane: plane)
     let blocks = (n + per - 1) / per
     Parallel.run(blocks) { w in
-        let s = scratch()
-        defer { release(s) }
+        let s = scratch()  // per worker; Tensors return their buffers to the pool when done
         for blk in stride(from: w, to: blocks, by: Parallel.workers) {
             let first = blk * per
             body(w, first, Swift.min(per, n - first), s)
@@ -171,7 +170,7 @@ extension Tensor {
         let direct = directConvApplies(c: geo.c, o: o, h: geo.h, w: geo.w, kh: geo.kh, kw: geo.kw, stride: stride, pad: padding)
         if direct {
             let padSize = geo.c * (geo.h + 2) * (geo.w + 2)
-            forEachImageBlock(n: geo.n, plane: plane, scratch: { Tensor(uninitialized: [padSize]) }, release: { _ in }) { _, first, count, padded in
+            forEachImageBlock(n: geo.n, plane: plane, scratch: { Tensor(uninitialized: [padSize]) }) { _, first, count, padded in
                 for img in first..<(first + count) {
                     directConv3x3(out.data + img * o * plane, x.data + img * chw, weight: weight.data, bias: bias?.data,
                                   c: geo.c, o: o, h: geo.h, w: geo.w, padded: padded.data)
@@ -183,7 +182,7 @@ extension Tensor {
             forEachImageBlock(n: geo.n, plane: plane, scratch: { () -> (Tensor, Tensor) in
                 let per = imagesPerBlock(n: geo.n, plane: plane)
                 return (Tensor(uninitialized: [rowsK, per * plane]), Tensor(uninitialized: [o, per * plane]))
-            }, release: { _ in }) { _, first, count, buffers in
+            }) { _, first, count, buffers in
                 let (cols, ybuf) = buffers
                 let g = geo.block(count)
                 g.im2col(cols.data, x.data + first * chw)
@@ -213,7 +212,7 @@ extension Tensor {
                 let per = imagesPerBlock(n: geo.n, plane: plane)
                 return (Tensor(uninitialized: [rowsK, per * plane]), Tensor(uninitialized: [o, per * plane]),
                         Tensor(uninitialized: [directX ? o * (geo.h + 2) * (geo.w + 2) : 1]))
-            }, release: { _ in }) { w, first, count, buffers in
+            }) { w, first, count, buffers in
                 let (cols, gbuf, padded) = buffers
                 let blk = geo.block(count)
                 // dY of the block as (O, count*plane): the NCHW slice itself for one image
@@ -280,7 +279,7 @@ extension Tensor {
         forEachImageBlock(n: n, plane: plane, scratch: { () -> (Tensor, Tensor) in
             let per = imagesPerBlock(n: n, plane: plane)
             return (Tensor(uninitialized: [rowsK, per * plane]), Tensor(uninitialized: [cin, per * plane]))
-        }, release: { _ in }) { _, first, count, buffers in
+        }) { _, first, count, buffers in
             let (cols, xbuf) = buffers
             let x2: UnsafeMutablePointer<Float>
             if count == 1 { x2 = x.data + first * cin * plane } else {
@@ -308,7 +307,7 @@ extension Tensor {
                 let per = imagesPerBlock(n: n, plane: plane)
                 return (Tensor(uninitialized: [rowsK, per * plane]), Tensor(uninitialized: [cin, per * plane]),
                         Tensor(uninitialized: [cin, per * plane]))
-            }, release: { _ in }) { wk, first, count, buffers in
+            }) { wk, first, count, buffers in
                 let (gcols, xbuf, gxbuf) = buffers
                 geo.block(count).im2col(gcols.data, g.data + first * cout * ohw)
                 if wantB {
