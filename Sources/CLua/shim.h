@@ -57,18 +57,4 @@ static inline int ddpm_traceback(lua_State *L) {
 }
 static inline void ddpm_push_traceback_handler(lua_State *L) { lua_pushcfunction(L, ddpm_traceback); }
 
-// SIGINT/SIGTERM: the first sets a flag that recipes poll (ddpm.interrupted()) so they can
-// checkpoint and exit; a second one terminates at once.
-#include <signal.h>
-static volatile sig_atomic_t ddpm_interrupt_flag = 0;
-static inline void ddpm_on_signal(int sig) {
-    if (ddpm_interrupt_flag) { signal(sig, SIG_DFL); raise(sig); return; }
-    ddpm_interrupt_flag = sig;
-}
-static inline void ddpm_install_signal_handlers(void) {
-    signal(SIGINT, ddpm_on_signal);
-    signal(SIGTERM, ddpm_on_signal);
-}
-static inline int ddpm_interrupted(void) { return ddpm_interrupt_flag; }
-static inline void ddpm_clear_interrupt(void) { ddpm_interrupt_flag = 0; }
 #endif

@@ -61,7 +61,7 @@ enum MiscBindings {
             }
             return lua.top - before
         }),
-        ("interrupted", { a in a.lua.push(ddpm_interrupted() != 0); return 1 }),
+        ("interrupted", { a in a.lua.push(Interrupts.received != 0); return 1 }),
         ("clock", { a in a.lua.push(Double(DispatchTime.now().uptimeNanoseconds) / 1e9); return 1 }),
         ("progress", { a in
             let p = Progress(total: try a.int(1), label: try a.string(2, default: "progress"))
@@ -88,9 +88,32 @@ enum MiscBindings {
         ])
 }
 
-/// SIGINT/SIGTERM handling lives in this one file (the flag is a static in CLua's shim).
+/// SIGINT/SIGTERM: the first sets a flag that recipes poll (`ddpm.interrupted()`) so they can
+/// checkpoint and exit; a second one restores the default action and re-raises (kills at once).
+/// The flag lives in memory allocated before the handler is installed, so the handler only
+/// performs a plain store (async-signal-safe); C statics in a header would be duplicated per
+/// compilation unit.
 public enum Interrupts {
-    public static func install() { ddpm_install_signal_handlers() }
-    public static var signal: Int32 { ddpm_interrupted() }
-    public static func clear() { ddpm_clear_interrupt() }
+    nonisolated(unsafe) static let flag: UnsafeMutablePointer<sig_atomic_t> = {
+        let p = UnsafeMutablePointer<sig_atomic_t>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return p
+    }()
+
+    public static func install() {
+        _ = flag  // initialise before any signal can arrive
+        for sig in [SIGINT, SIGTERM] {
+            Glibc.signal(sig) { s in
+                if Interrupts.flag.pointee != 0 {
+                    Glibc.signal(s, SIG_DFL)
+                    raise(s)
+                    return
+                }
+                Interrupts.flag.pointee = s
+            }
+        }
+    }
+
+    public static var received: Int32 { flag.pointee }
+    public static func clear() { flag.pointee = 0 }
 }
