@@ -74,6 +74,7 @@ public final class GIFWriter {
             try? FileManager.default.removeItem(atPath: tmp)
             throw ImageError("\(path): EGifCloseFile failed (\(GIFWriter.describe(err)))")
         }
+        chmod(tmp, 0o644)  // giflib creates files 0600
         guard rename(tmp, path) == 0 else {
             try? FileManager.default.removeItem(atPath: tmp)
             throw ImageError("\(path): cannot move the GIF into place (\(String(cString: strerror(errno))))")
