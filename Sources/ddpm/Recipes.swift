@@ -24,25 +24,34 @@ struct Train: ParsableCommand {
     }
 }
 
+/// Options shared by `sample` and `gif`, passed to their recipes as --name value.
+struct SamplingOptions: ParsableArguments {
+    @Option(help: "Weights file (default: the shipped weights/mnist-*.safetensors).") var weights: String?
+    @Option(help: "Digits, one row (sample) or one GIF (gif) each.") var digits = "0123456789"
+    @Option(help: "ddpm or ddim.") var sampler = "ddim"
+    @Option(help: "Sampling steps (default: 50 for DDIM, all for DDPM).") var steps: Int?
+    @Option(help: "Classifier-free guidance w (1 = none; default: the weights' recommended).") var guidance: Double?
+    @Option(help: "Random seed (same seed, same images).") var seed = 0
+
+    var recipeArguments: [String] {
+        var a = ["--digits", digits, "--sampler", sampler, "--seed", "\(seed)"]
+        if let weights { a += ["--weights", weights] }
+        if let steps { a += ["--steps", "\(steps)"] }
+        if let guidance { a += ["--guidance", "\(guidance)"] }
+        return a
+    }
+}
+
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sample a digit sheet, row r = the r-th digit (runs scripts/sample.lua).")
 
-    @Option(help: "Weights file (default: the shipped weights/mnist-*.safetensors).") var weights: String?
-    @Option(help: "Digits, one row each.") var digits = "0123456789"
+    @OptionGroup var sampling: SamplingOptions
     @Option(help: "Samples per digit (columns).") var perDigit = 10
-    @Option(help: "ddpm or ddim.") var sampler = "ddim"
-    @Option(help: "Sampling steps (default: 50 for DDIM, all for DDPM).") var steps: Int?
-    @Option(help: "Classifier-free guidance w (1 = none; default: the weights' recommended).") var guidance: Double?
-    @Option(help: "Random seed (same seed, same sheet).") var seed = 0
     @Option(help: "Output PNG.") var out = "out/sheet.png"
 
     func run() throws {
-        var a = ["--digits", digits, "--per-digit", "\(perDigit)", "--sampler", sampler, "--seed", "\(seed)", "--out", out]
-        if let weights { a += ["--weights", weights] }
-        if let steps { a += ["--steps", "\(steps)"] }
-        if let guidance { a += ["--guidance", "\(guidance)"] }
-        try runRecipe(try bundled("sample.lua"), a)
+        try runRecipe(try bundled("sample.lua"), sampling.recipeArguments + ["--per-digit", "\(perDigit)", "--out", out])
     }
 }
 
@@ -50,20 +59,11 @@ struct Gif: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Denoising GIFs, one per digit and a combined strip (runs scripts/gif.lua).")
 
-    @Option(help: "Weights file (default: the shipped weights/mnist-*.safetensors).") var weights: String?
-    @Option(help: "Digits.") var digits = "0123456789"
+    @OptionGroup var sampling: SamplingOptions
     @Option(help: "Frames spaced over the reverse process.") var frames = 40
-    @Option(help: "ddpm or ddim.") var sampler = "ddim"
-    @Option(help: "Sampling steps.") var steps: Int?
-    @Option(help: "Guidance w.") var guidance: Double?
-    @Option(help: "Random seed.") var seed = 0
     @Option(help: "Output folder.") var out = "out/gifs"
 
     func run() throws {
-        var a = ["--digits", digits, "--frames", "\(frames)", "--sampler", sampler, "--seed", "\(seed)", "--out", out]
-        if let weights { a += ["--weights", weights] }
-        if let steps { a += ["--steps", "\(steps)"] }
-        if let guidance { a += ["--guidance", "\(guidance)"] }
-        try runRecipe(try bundled("gif.lua"), a)
+        try runRecipe(try bundled("gif.lua"), sampling.recipeArguments + ["--frames", "\(frames)", "--out", out])
     }
 }
