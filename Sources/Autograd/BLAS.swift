@@ -65,9 +65,10 @@ public enum BLAS {
             beta, c, blasint(ldc ?? n))
     }
 
+    /// OpenBLAS's own thread count (1: Parallel does the splitting).
     public static var threads: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(newValue)) }
+        _ = configured
+        return Int(openblas_get_num_threads())
     }
 
     /// The kernel family OpenBLAS chose at load time (e.g. "SkylakeX", "Haswell", "Prescott").

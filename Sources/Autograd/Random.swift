@@ -66,12 +66,6 @@ public struct Generator: Sendable {
     public mutating func fillUniform(_ p: UnsafeMutablePointer<Float>, count: Int, low: Float = 0, high: Float = 1) {
         for i in 0..<count { p[i] = low + (high - low) * uniform() }
     }
-
-    public mutating func normal() -> Float {
-        var v: Float = 0
-        fillNormal(&v, count: 1)
-        return v
-    }
 }
 
 extension Generator {

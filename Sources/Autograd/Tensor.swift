@@ -163,22 +163,6 @@ public enum BufferPool {
         }
         p.deallocate()
     }
-
-    /// Frees every cached buffer (e.g. between phases with different shapes).
-    public static func trim() {
-        lock.lock()
-        let all = free.values.flatMap { $0 }
-        free = [:]
-        cached = 0
-        lock.unlock()
-        for p in all { p.deallocate() }
-    }
-
-    public static var cachedBytes: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return cached
-    }
 }
 
 /// Shape arithmetic shared by the ops.

@@ -115,5 +115,4 @@ public enum Interrupts {
     }
 
     public static var received: Int32 { flag.pointee }
-    public static func clear() { flag.pointee = 0 }
 }
