@@ -83,14 +83,16 @@ enum SampleBindings {
             let x = try a.tensor(1), path = try a.string(2)
             let o = try a.options(3)
             let img = try Frames.gray(x, scale: try o.int("scale") ?? 1)
-            var text: [(String, String)] = [("Software", "ddpm-swift")]
+            var extra: [(String, String)] = []
             if let t = o.index, o.has("text") {
                 a.lua.getField(t, "text")
                 defer { a.lua.pop() }
                 a.lua.forEachPair(-1) {
-                    if let k = a.lua.string(-2) { text.append((k, a.lua.string(-1) ?? a.lua.describe(-1))) }
+                    if let k = a.lua.string(-2) { extra.append((k, a.lua.string(-1) ?? a.lua.describe(-1))) }
                 }
             }
+            // sorted: Lua's table order varies between runs, and the same sheet must be the same file
+            let text = [("Software", "ddpm-swift")] + extra.sorted { $0.0 < $1.0 }
             try PNG.write(path, width: img.width, height: img.height, gray: img.pixels, text: text)
             return 0
         }),
