@@ -1,27 +1,100 @@
--- Sampling recipe: a digit sheet, row r = the r-th requested digit, --per-digit samples each.
---   ddpm sample --weights weights/mnist-small.safetensors --digits 0123456789 --per-digit 10 --out sheet.png
--- Writes one PNG whose text chunks record the provenance (weights, seed, sampler, steps, guidance).
+-- Sampling recipe. Image i (0-based, row by row) uses seed + i, so any single digit can be
+-- regenerated alone: `--digits D --per-digit 1 --seed <its seed>`.
+--   ddpm sample --digits 0123456789 --per-digit 10 --out out/sheet.png    a sheet, row r = r-th digit
+--   ddpm sample --per-digit 100 --out out/digits/                         one PNG per digit: <digit>_<index>.png
+--   ddpm sample --per-digit 6000 --format idx --out out/synthetic/        IDX pair (images-idx3-ubyte, labels-idx1-ubyte)
+-- Every PNG records its provenance (weights and their SHA-256, seed, sampler, steps, guidance) in text chunks.
 local args = require("lib.args")
 local common = require("lib.common")
 
 local opts = args.parse(arg, {weights = "", digits = "0123456789", per_digit = 10, sampler = "ddim", steps = 0,
-                              guidance = -1, eta = 0, seed = 0, out = "out/sheet.png", scale = 2})
+                              guidance = -1, eta = 0, seed = 0, out = "out/sheet.png", scale = 2, format = "png",
+                              batch = 100})
 local weights, model, schedule, guidance, steps = common.sampling_setup(opts)
+local hash = ddpm.sha256(weights)
 local digits = common.digits(opts.digits)
-local labels = {}
+if opts.per_digit < 1 then error("--per-digit must be >= 1", 0) end
+if opts.batch < 1 then error("--batch must be >= 1", 0) end
+if opts.format ~= "png" and opts.format ~= "idx" then error("--format must be png or idx, got '" .. opts.format .. "'", 0) end
+local folder = opts.format == "idx" or opts.out:sub(-1) == "/"
+local labels, index_in_digit = {}, {}
 for _, d in ipairs(digits) do
-  for _ = 1, opts.per_digit do labels[#labels + 1] = d end
+  for k = 0, opts.per_digit - 1 do labels[#labels + 1] = d; index_in_digit[#labels] = k end
 end
-local progress = ddpm.progress(steps, "sample")
+local n = #labels
+
+local function provenance(extra)
+  local t = {weights = weights, weights_sha256 = hash, sampler = opts.sampler, steps = tostring(steps),
+             guidance = tostring(guidance), eta = tostring(opts.eta)}
+  for k, v in pairs(extra) do t[k] = v end
+  return t
+end
+
+-- Batches of --batch images; each image's noise comes from its own seed.
+local batches = math.ceil(n / opts.batch)
+local progress = ddpm.progress(batches * steps, "sample")
 local t0 = ddpm.clock()
-local x = ddpm.sample{model = model, schedule = schedule, labels = labels, sampler = opts.sampler, steps = steps,
-                      eta = opts.eta, guidance = guidance, seed = opts.seed,
-                      on_step = function(i) progress:update(i) end}
-progress:close()
-local dir = opts.out:match("^(.*)/[^/]*$")
-if dir then common.mkdir(dir) end
-ddpm.image.save(ddpm.image.grid(x, {cols = opts.per_digit}), opts.out, {scale = opts.scale, text = {
-  weights = weights, seed = tostring(opts.seed), sampler = opts.sampler, steps = tostring(steps),
-  guidance = tostring(guidance), digits = opts.digits, per_digit = tostring(opts.per_digit)}})
-print(string.format("wrote %s (%d digits, %s %d steps, guidance %g, seed %d) in %.1f s",
-                    opts.out, #labels, opts.sampler, steps, guidance, opts.seed, ddpm.clock() - t0))
+local function each_batch(fn)
+  for b = 0, batches - 1 do
+    local first = b * opts.batch + 1
+    local last = math.min(n, first + opts.batch - 1)
+    local bl, seeds = {}, {}
+    for i = first, last do bl[#bl + 1] = labels[i]; seeds[#seeds + 1] = opts.seed + i - 1 end
+    local x = ddpm.sample{model = model, schedule = schedule, labels = bl, seeds = seeds, sampler = opts.sampler,
+                          steps = steps, eta = opts.eta, guidance = guidance,
+                          on_step = function(i) progress:update(b * steps + i) end}
+    fn(x, first, last)
+    if ddpm.interrupted() then error(string.format("interrupted after %d of %d images", last, n), 0) end
+  end
+  progress:close()
+end
+
+if not folder then
+  local dir = opts.out:match("^(.*)/[^/]*$")
+  if dir then common.mkdir(dir) end
+  local parts = {}
+  each_batch(function(x) parts[#parts + 1] = x end)
+  local x = ddpm.tensor.cat(parts, 1)
+  ddpm.image.save(ddpm.image.grid(x, {cols = opts.per_digit}), opts.out, {scale = opts.scale, text = provenance{
+    seed = tostring(opts.seed), image_seeds = "seed + i, i = 0-based index row by row", digits = opts.digits,
+    per_digit = tostring(opts.per_digit)}})
+  print(string.format("wrote %s (%d digits, %s %d steps, guidance %g, seed %d) in %.1f s",
+                      opts.out, n, opts.sampler, steps, guidance, opts.seed, ddpm.clock() - t0))
+  for r, d in ipairs(digits) do
+    local s = opts.seed + (r - 1) * opts.per_digit
+    print(string.format("  row %d (digit %d): seeds %d..%d", r - 1, d, s, s + opts.per_digit - 1))
+  end
+  print(string.format("one digit alone: ddpm sample --digits D --per-digit 1 --seed SEED%s",
+                      opts.weights ~= "" and (" --weights " .. weights) or ""))
+elseif opts.format == "png" then
+  common.mkdir(opts.out)
+  each_batch(function(x, first, last)
+    for i = first, last do
+      local path = string.format("%s/%d_%d.png", opts.out:gsub("/$", ""), labels[i], index_in_digit[i])
+      -- native resolution: a folder of digits is a dataset, not a picture
+      ddpm.image.save(x:narrow(1, i - first + 1, 1), path, {text = provenance{
+        seed = tostring(opts.seed + i - 1), digit = tostring(labels[i])}})
+    end
+  end)
+  print(string.format("wrote %d PNGs (<digit>_<index>.png, seeds %d..%d) to %s in %.1f s",
+                      n, opts.seed, opts.seed + n - 1, opts.out, ddpm.clock() - t0))
+else
+  common.mkdir(opts.out)
+  local dir = opts.out:gsub("/$", "")
+  local size = model:config().image_size
+  local images_path, labels_path = dir .. "/images-idx3-ubyte", dir .. "/labels-idx1-ubyte"
+  -- written to temporary names and renamed at the end: an interrupted run leaves no half file
+  local fi = assert(io.open(images_path .. ".tmp", "wb"))
+  local fl = assert(io.open(labels_path .. ".tmp", "wb"))
+  fi:write(string.pack(">I4I4I4I4", 0x0803, n, size, size))
+  fl:write(string.pack(">I4I4", 0x0801, n))
+  each_batch(function(x, first, last)
+    fi:write(ddpm.image.bytes(x))
+    for i = first, last do fl:write(string.char(labels[i])) end
+  end)
+  fi:close(); fl:close()
+  assert(os.rename(images_path .. ".tmp", images_path))
+  assert(os.rename(labels_path .. ".tmp", labels_path))
+  print(string.format("wrote %s and %s (%d labelled %dx%d digits, seeds %d..%d) in %.1f s",
+                      images_path, labels_path, n, size, size, opts.seed, opts.seed + n - 1, ddpm.clock() - t0))
+end

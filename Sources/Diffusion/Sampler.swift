@@ -43,13 +43,35 @@ public struct Sampler {
         return out
     }
 
-    /// Runs the reverse process from `noise` (x_T). `onStep(i, t, x_t, x0_hat)` is called once
-    /// per step (i from 1) and may throw to stop. Returns the images (in [-1, 1] when clipping).
+    /// Per-image starting noise: image i is x_T drawn from `generators[i]`, so one image of a
+    /// batch can be regenerated alone from its seed.
+    public static func initialNoise(_ shape: [Int], generators: inout [Generator]) throws -> Tensor {
+        guard shape.first == generators.count else {
+            throw TensorError("sample: \(generators.count) seeds for \(shape.first ?? 0) images")
+        }
+        let x = Tensor(uninitialized: shape)
+        let plane = x.count / max(generators.count, 1)
+        for i in generators.indices { generators[i].fillNormal(x.data + i * plane, count: plane) }
+        return x
+    }
+
+    /// Runs the reverse process from `noise` (x_T). Step noise (DDPM, DDIM with eta > 0) comes
+    /// from `generator`, or per image from `generators` when given (one per image).
+    /// `onStep(i, t, x_t, x0_hat)` is called once per step (i from 1) and may throw to stop.
+    /// Returns the images (in [-1, 1] when clipping).
     public func sample(model: UNet, schedule: Schedule, labels: [Int]?, noise: Tensor,
-                       generator: inout Generator,
+                       generator: inout Generator, generators: [Generator]? = nil,
                        onStep: ((Int, Int, Tensor, Tensor) throws -> Void)? = nil) throws -> Tensor {
         if let labels, labels.count != noise.shape.first {
             throw TensorError("sample: \(labels.count) labels for \(noise.shape.first ?? 0) images")
+        }
+        var perImage = generators
+        if let g = perImage, g.count != noise.shape.first {
+            throw TensorError("sample: \(g.count) seeds for \(noise.shape.first ?? 0) images")
+        }
+        func stepNoise(_ shape: [Int]) throws -> Tensor {
+            if perImage != nil { return try Sampler.initialNoise(shape, generators: &perImage!) }
+            return Tensor.randn(shape, generator: &generator)
         }
         let ts = try timesteps(schedule)
         return try withNoGrad {
@@ -60,10 +82,10 @@ public struct Sampler {
                 let step: (prev: Tensor, x0: Tensor)
                 switch kind {
                 case .ddpm:
-                    let z = t > 0 ? Tensor.randn(x.shape, generator: &generator) : nil
+                    let z = t > 0 ? try stepNoise(x.shape) : nil
                     step = try schedule.ddpmStep(x, eps: eps, t: t, noise: z, clip: clip)
                 case .ddim:
-                    let z = eta > 0 && tPrev >= 0 ? Tensor.randn(x.shape, generator: &generator) : nil
+                    let z = eta > 0 && tPrev >= 0 ? try stepNoise(x.shape) : nil
                     step = try schedule.ddimStep(x, eps: eps, t: t, tPrev: tPrev, eta: eta, noise: z, clip: clip)
                 }
                 try onStep?(i + 1, t, x, step.x0)

@@ -16,13 +16,19 @@ public enum Frames {
         var out = [UInt8](repeating: 0, count: W * H)
         for y in 0..<H {
             for x in 0..<W {
-                let v = image.data[(y / scale) * w + x / scale]
-                let q = ((v.isNaN ? -1 : min(max(v, -1), 1)) + 1) * 127.5
-                out[y * W + x] = UInt8(q.rounded())
+                out[y * W + x] = quantize(image.data[(y / scale) * w + x / scale])
             }
         }
         return (W, H, out)
     }
+
+    /// [-1, 1] -> 0...255, clamped and rounded (NaN -> 0).
+    @inline(__always) static func quantize(_ v: Float) -> UInt8 {
+        UInt8((((v.isNaN ? -1 : min(max(v, -1), 1)) + 1) * 127.5).rounded())
+    }
+
+    /// Every value of a tensor as a byte (a batch's pixels in order, e.g. for IDX files).
+    public static func bytes(_ x: Tensor) -> [UInt8] { (0..<x.count).map { quantize(x.data[$0]) } }
 
     /// 0...255 pixels -> (1, 1, H, W) tensor in [-1, 1].
     public static func tensor(width: Int, height: Int, pixels: [UInt8]) throws -> Tensor {

@@ -27,6 +27,7 @@ struct Lua {
     func push(_ v: Int) { lua_pushinteger(L, lua_Integer(v)) }
     func push(_ v: Bool) { lua_pushboolean(L, v ? 1 : 0) }
     func push(_ s: String) { _ = s.withCString { lua_pushstring(L, $0) } }
+    func push(bytes: [UInt8]) { _ = bytes.withUnsafeBufferPointer { b in b.baseAddress.map { lua_pushlstring(L, $0, b.count) } ?? lua_pushstring(L, "") } }
     func pushNil() { lua_pushnil(L) }
     func newTable(array: Int = 0, hash: Int = 0) { lua_createtable(L, Int32(array), Int32(hash)) }
 

@@ -39,7 +39,7 @@ public final class LuaHost {
         lua.newTable()
         let ddpm = lua.top
         let d = Int32(ddpm)
-        lua.setFunctions(d, prefix: "ddpm.", MiscBindings.top + ModelBindings.module + [
+        lua.setFunctions(d, prefix: "ddpm.", MiscBindings.top + ModelBindings.module + EvaluationBindings.module + [
             ("sample", SampleBindings.sample), ("ema", TrainingBindings.emaFunction),
         ])
         let submodules: [(String, [(String, Binding)])] = [
@@ -47,6 +47,7 @@ public final class LuaHost {
             ("schedule", ScheduleBindings.module), ("optim", TrainingBindings.optim),
             ("checkpoint", TrainingBindings.checkpoint), ("data", TrainingBindings.data),
             ("image", SampleBindings.image), ("gif", SampleBindings.gif), ("loss", TensorBindings.losses),
+            ("metrics", EvaluationBindings.metrics),
         ]
         for (name, functions) in submodules {
             lua.newTable()
@@ -55,7 +56,7 @@ public final class LuaHost {
         }
         for cls in [TensorBindings.tensorClass, ModelBindings.modelClass, ScheduleBindings.scheduleClass,
                     TrainingBindings.adamClass, TrainingBindings.emaClass, TrainingBindings.datasetClass,
-                    SampleBindings.gifClass, MiscBindings.progressClass] {
+                    SampleBindings.gifClass, MiscBindings.progressClass, EvaluationBindings.classifierClass] {
             cls.install(lua)
         }
         lua.push("1"); lua.setField(d, "version")

@@ -9,6 +9,7 @@ typealias Binding = (Arguments) throws -> Int
 enum Metatable {
     static let tensor = "ddpm.Tensor"
     static let model = "ddpm.Model"
+    static let classifier = "ddpm.Classifier"
     static let schedule = "ddpm.Schedule"
     static let adam = "ddpm.Adam"
     static let ema = "ddpm.EMA"

@@ -24,17 +24,16 @@ struct Train: ParsableCommand {
     }
 }
 
-/// Options shared by `sample` and `gif`, passed to their recipes as --name value.
+/// Options shared by `sample`, `gif` and `eval`, passed to their recipes as --name value.
 struct SamplingOptions: ParsableArguments {
     @Option(help: "Weights file (default: the shipped weights/mnist-*.safetensors).") var weights: String?
-    @Option(help: "Digits, one row (sample) or one GIF (gif) each.") var digits = "0123456789"
     @Option(help: "ddpm or ddim.") var sampler = "ddim"
     @Option(help: "Sampling steps (default: 50 for DDIM, all for DDPM).") var steps: Int?
     @Option(help: "Classifier-free guidance w (1 = none; default: the weights' recommended).") var guidance: Double?
-    @Option(help: "Random seed (same seed, same images).") var seed = 0
+    @Option(help: "Random seed; image i uses seed + i (same seed, same images).") var seed = 0
 
     var recipeArguments: [String] {
-        var a = ["--digits", digits, "--sampler", sampler, "--seed", "\(seed)"]
+        var a = ["--sampler", sampler, "--seed", "\(seed)"]
         if let weights { a += ["--weights", weights] }
         if let steps { a += ["--steps", "\(steps)"] }
         if let guidance { a += ["--guidance", "\(guidance)"] }
@@ -44,14 +43,42 @@ struct SamplingOptions: ParsableArguments {
 
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Sample a digit sheet, row r = the r-th digit (runs scripts/sample.lua).")
+        abstract: "Sample a digit sheet, row r = the r-th digit, or a folder of digits (runs scripts/sample.lua).",
+        discussion: "--out FILE.png writes a sheet; --out DIR/ writes <digit>_<index>.png files; --format idx --out DIR writes images-idx3-ubyte and labels-idx1-ubyte. Image i uses seed + i: --digits D --per-digit 1 --seed S regenerates one image alone.")
 
     @OptionGroup var sampling: SamplingOptions
-    @Option(help: "Samples per digit (columns).") var perDigit = 10
-    @Option(help: "Output PNG.") var out = "out/sheet.png"
+    @Option(help: "Digits, one row each.") var digits = "0123456789"
+    @Option(help: "Samples per digit (columns of a sheet).") var perDigit = 10
+    @Option(help: "Output: a PNG sheet, or a folder ending in /.") var out = "out/sheet.png"
+    @Option(help: "png or idx (idx writes an IDX image/label pair into the --out folder).") var format = "png"
+    @Option(help: "Images per sampling batch.") var batch = 100
 
     func run() throws {
-        try runRecipe(try bundled("sample.lua"), sampling.recipeArguments + ["--per-digit", "\(perDigit)", "--out", out])
+        try runRecipe(try bundled("sample.lua"), sampling.recipeArguments + [
+            "--digits", digits, "--per-digit", "\(perDigit)", "--out", out, "--format", format, "--batch", "\(batch)"])
+    }
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a model with the shipped classifier: accuracy, Fréchet distance, diversity (runs scripts/eval.lua).",
+        discussion: "Generates --per-class digits of each class and compares the classifier's verdicts and features with real MNIST. --classifier-only reports the classifier's own test accuracy.")
+
+    @OptionGroup var sampling: SamplingOptions
+    @Option(help: "Generated digits per class.") var perClass = 100
+    @Option(help: "Classifier weights (default: weights/mnist-classifier.safetensors).") var classifier: String?
+    @Option(help: "Images per sampling batch.") var batch = 100
+    @Option(help: "MNIST folder (default: $DDPM_DATA, then data/mnist).") var data: String?
+    @Flag(help: "Print JSON instead of the table.") var json = false
+    @Flag(help: "Only the classifier's accuracy on the MNIST test set.") var classifierOnly = false
+
+    func run() throws {
+        var a = sampling.recipeArguments + ["--per-class", "\(perClass)", "--batch", "\(batch)"]
+        if let classifier { a += ["--classifier", classifier] }
+        if let data { a += ["--data", data] }
+        if json { a.append("--json") }
+        if classifierOnly { a.append("--classifier-only") }
+        try runRecipe(try bundled("eval.lua"), a)
     }
 }
 
@@ -60,10 +87,11 @@ struct Gif: ParsableCommand {
         abstract: "Denoising GIFs, one per digit and a combined strip (runs scripts/gif.lua).")
 
     @OptionGroup var sampling: SamplingOptions
+    @Option(help: "Digits, one GIF each (and all of them in the strip).") var digits = "0123456789"
     @Option(help: "Frames spaced over the reverse process.") var frames = 40
     @Option(help: "Output folder.") var out = "out/gifs"
 
     func run() throws {
-        try runRecipe(try bundled("gif.lua"), sampling.recipeArguments + ["--frames", "\(frames)", "--out", out])
+        try runRecipe(try bundled("gif.lua"), sampling.recipeArguments + ["--digits", digits, "--frames", "\(frames)", "--out", out])
     }
 }

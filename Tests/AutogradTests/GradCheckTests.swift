@@ -1,4 +1,5 @@
 @testable import Autograd
+import Foundation
 import XCTest
 
 /// Every differentiable op, checked against central finite differences. Adding an op means
@@ -49,6 +50,7 @@ final class GradCheckTests: XCTestCase {
         try check("clamp", [awayFromZero([8])]) { $0[0].clamp(-0.5, 0.7) }
         try check("silu", [randn([8], scale: 2)]) { $0[0].silu() }
         try check("gelu", [randn([8], scale: 2)]) { $0[0].gelu() }
+        try check("relu", [awayFromZero([8])]) { $0[0].relu() }
         try check("negate", [randn([4])]) { -$0[0] }
     }
 
@@ -116,6 +118,22 @@ final class GradCheckTests: XCTestCase {
         try check("space_to_depth", [randn([2, 2, 4, 6])]) { try $0[0].spaceToDepth(2).square() }
         try check("l1_loss", [awayFromZero([2, 5]), Tensor(zeros: [2, 5])]) { try .l1Loss($0[0], $0[1]) }
         try check("mse_loss", [randn([2, 5]), randn([2, 5])]) { try .mseLoss($0[0], $0[1]) }
+        try check("cross_entropy", [randn([3, 4], scale: 2)]) { try .crossEntropy($0[0], labels: [2, 0, 3]) }
+    }
+
+    /// Cross-entropy's value against a hand computation, and its label checks.
+    func testCrossEntropyValueAndErrors() throws {
+        let z = try Tensor([1, 2, 3, 0, 0, 0], shape: [2, 3])
+        let loss = try Tensor.crossEntropy(z, labels: [2, 1]).item()
+        // row 0: log(e^1 + e^2 + e^3) - 3; row 1: log 3
+        let expected = (Foundation.log(exp(1.0) + exp(2.0) + exp(3.0)) - 3 + Foundation.log(3.0)) / 2
+        XCTAssertEqual(Double(loss), expected, accuracy: 1e-6)
+        XCTAssertThrowsError(try Tensor.crossEntropy(z, labels: [3, 0])) { e in
+            XCTAssertEqual((e as? TensorError)?.message, "cross_entropy: label 3 out of range 0..2")
+        }
+        XCTAssertThrowsError(try Tensor.crossEntropy(z, labels: [0])) { e in
+            XCTAssertEqual((e as? TensorError)?.message, "cross_entropy: 1 labels for 2 rows of logits")
+        }
     }
 
     /// The check itself must be able to fail: a deliberately wrong backward is caught.

@@ -223,6 +223,8 @@ extension Tensor {
     public func clamp(_ lo: Float, _ hi: Float) -> Tensor {
         unary("clamp", { Swift.min(Swift.max($0, lo), hi) }) { x, _ in x >= lo && x <= hi ? 1 : 0 }
     }
+    // y = max(x, 0); dy/dx = 1 for x > 0, else 0 (0 at 0, as PyTorch)
+    public func relu() -> Tensor { unary("relu", { Swift.max($0, 0) }) { x, _ in x > 0 ? 1 : 0 } }
     // y = x sigmoid(x); dy/dx = s (1 + x (1 - s)), s = sigmoid(x)
     public func silu() -> Tensor {
         let out = Tensor(uninitialized: shape)

@@ -1,4 +1,5 @@
-// Embedding lookup, space-to-depth, and the L1 / L2 losses.
+// Embedding lookup, space-to-depth, and the losses (L1, L2, cross-entropy).
+import Foundation
 
 extension Tensor {
     /// weight: (K, D), indices: one per row; a negative index gives a zero row (unconditional).
@@ -75,6 +76,39 @@ extension Tensor {
             let s = 2 * g.data[0] / Float(n)
             for i in 0..<n { gp.data[i] = s * (sp.data[i] - st.data[i]) }
             return [prediction.requiresGrad ? gp : nil, target.requiresGrad ? gp.scaled(-1) : nil]
+        }
+    }
+
+    // loss = mean_i [logsumexp(z_i) - z_i[y_i]] over a (B, C) batch of logits;
+    // dz_i = (softmax(z_i) - onehot(y_i)) / B. Labels are class indices 0..<C.
+    public static func crossEntropy(_ logits: Tensor, labels: [Int]) throws -> Tensor {
+        guard logits.rank == 2 else {
+            throw TensorError("cross_entropy: logits must be (batch, classes), got \(Shape.describe(logits.shape))")
+        }
+        let (b, c) = (logits.shape[0], logits.shape[1])
+        guard labels.count == b else { throw TensorError("cross_entropy: \(labels.count) labels for \(b) rows of logits") }
+        if let bad = labels.first(where: { $0 < 0 || $0 >= c }) {
+            throw TensorError("cross_entropy: label \(bad) out of range 0..\(c - 1)")
+        }
+        let probs = Tensor(uninitialized: logits.shape)
+        var total: Double = 0
+        for i in 0..<b {
+            let z = logits.data + i * c, p = probs.data + i * c
+            var m = -Float.infinity
+            for j in 0..<c { m = Swift.max(m, z[j]) }
+            var s: Double = 0
+            for j in 0..<c { p[j] = Foundation.exp(z[j] - m); s += Double(p[j]) }
+            for j in 0..<c { p[j] = Float(Double(p[j]) / s) }
+            total += Double(m) + Foundation.log(s) - Double(z[labels[i]])
+        }
+        let out = Tensor(repeating: Float(total / Double(Swift.max(b, 1))), shape: [])
+        return out.recorded("cross_entropy", [logits]) { g in
+            let gz = Tensor(uninitialized: probs.shape)
+            let s = g.data[0] / Float(b)
+            for i in 0..<b {
+                for j in 0..<c { gz.data[i * c + j] = s * (probs.data[i * c + j] - (j == labels[i] ? 1 : 0)) }
+            }
+            return [gz]
         }
     }
 

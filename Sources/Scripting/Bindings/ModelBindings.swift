@@ -111,6 +111,7 @@ enum ModelBindings {
             push(a.lua, try UNet(try config(a, 1), generator: &Generator.global)); return 1
         }),
         ("load_model", { a in push(a.lua, try UNet.load(try a.string(1))); return 1 }),
+        ("sha256", { a in a.lua.push(try SHA256.hex(ofFile: try a.string(1))); return 1 }),
     ]
 
     static let safetensors: [(String, Binding)] = [

@@ -25,9 +25,20 @@ enum SampleBindings {
         }
         let c = model.config
         var generator = try o.int("seed").map { Generator(seed: UInt64(bitPattern: Int64($0))) }
+        // seeds = {one per image}: each image's noise from its own generator (regenerable alone)
+        var perImage: [Generator]? = nil
+        if o.has("seeds") {
+            let count = try o.int("n") ?? (try labelCount(o))
+            guard count >= 1 else { throw ScriptError("option seeds= needs labels= or n= (one seed per image)") }
+            perImage = try o.integers("seeds", count: count)?.map { Generator(seed: UInt64(bitPattern: Int64($0))) }
+        }
         let noise: Tensor
         if let n = try o.tensor("noise") {
             noise = n
+        } else if var gs = perImage {
+            let count = gs.count
+            noise = try Sampler.initialNoise([count, c.channels, c.imageSize, c.imageSize], generators: &gs)
+            perImage = gs
         } else {
             let count = try o.int("n") ?? (try labelCount(o))
             guard count >= 1 else { throw ScriptError("nothing to sample: give labels= (one per image), n= or noise=") }
@@ -49,7 +60,8 @@ enum SampleBindings {
         let lua = a.lua
         var g = generator ?? Generator.global
         defer { if generator == nil { Generator.global = g } }
-        let images = try sampler.sample(model: model, schedule: schedule, labels: labels, noise: noise, generator: &g) { i, t, xt, x0 in
+        let images = try sampler.sample(model: model, schedule: schedule, labels: labels, noise: noise, generator: &g,
+                                        generators: perImage) { i, t, xt, x0 in
             guard let f = onStep else { return }
             lua.pushValue(f)
             lua.push(i)
@@ -96,6 +108,7 @@ enum SampleBindings {
             try PNG.write(path, width: img.width, height: img.height, gray: img.pixels, text: text)
             return 0
         }),
+        ("bytes", { a in a.lua.push(bytes: Frames.bytes(try a.tensor(1))); return 1 }),
         ("load", { a in
             let r = try PNG.read(try a.string(1))
             TensorBindings.push(a.lua, try Frames.tensor(width: r.width, height: r.height, pixels: r.gray))

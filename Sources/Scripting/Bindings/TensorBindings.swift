@@ -56,6 +56,12 @@ enum TensorBindings {
     static let losses: [(String, Binding)] = [
         ("l1", { a in push(a.lua, try Tensor.l1Loss(try a.tensor(1), try a.tensor(2))); return 1 }),
         ("mse", { a in push(a.lua, try Tensor.mseLoss(try a.tensor(1), try a.tensor(2))); return 1 }),
+        ("cross_entropy", { a in
+            let logits = try a.tensor(1)
+            guard logits.rank == 2 else { throw ScriptError("bad argument #1 (logits must be (batch, classes), got \(Shape.describe(logits.shape)))") }
+            push(a.lua, try Tensor.crossEntropy(logits, labels: try a.integers(2, count: logits.shape[0], what: "labels")))
+            return 1
+        }),
     ]
 
     /// x op y where either side may be a number.
@@ -90,7 +96,7 @@ enum TensorBindings {
             }),
             ("abs", unary { $0.abs() }), ("sqrt", unary { $0.sqrt() }), ("exp", unary { $0.exp() }),
             ("log", unary { $0.log() }), ("square", unary { $0.square() }), ("sin", unary { $0.sin() }),
-            ("cos", unary { $0.cos() }), ("silu", unary { $0.silu() }), ("gelu", unary { $0.gelu() }),
+            ("cos", unary { $0.cos() }), ("silu", unary { $0.silu() }), ("gelu", unary { $0.gelu() }), ("relu", unary { $0.relu() }),
             ("softmax", unary { try $0.softmax() }),
             ("clamp", { a in
                 let lo = Float(try a.number(2, default: -Double.infinity)), hi = Float(try a.number(3, default: Double.infinity))

@@ -7,8 +7,8 @@ import Layers
 /// `ddpm.optim.adam`, `ddpm.ema`, `ddpm.checkpoint.*`, `ddpm.data.*`.
 final class AdamBox {
     let adam: Adam
-    let model: UNet
-    init(_ adam: Adam, _ model: UNet) { self.adam = adam; self.model = model }
+    let model: Module
+    init(_ adam: Adam, _ model: Module) { self.adam = adam; self.model = model }
 }
 
 enum TrainingBindings {
@@ -20,7 +20,7 @@ enum TrainingBindings {
 
     static let optim: [(String, Binding)] = [
         ("adam", { a in
-            let m = try ModelBindings.model(a)
+            let m: Module = try a.lua.object(1, metatable: Metatable.classifier, as: Classifier.self) ?? ModelBindings.model(a)
             let o = try a.options(2)
             var betas: (Float, Float) = (0.9, 0.999)
             if o.has("betas") {
@@ -213,6 +213,21 @@ enum TrainingBindings {
                 TensorBindings.push(a.lua, x)
                 a.lua.newTable(array: labels.count)
                 for (i, l) in labels.enumerated() { a.lua.push(l); a.lua.setIndex(-2, i + 1) }
+                return 2
+            }),
+            ("slice", { a in
+                // images first..first+count-1 in file order (1-based, as get), for passes over a split
+                let ds = try dataset(a)
+                let first = try a.int(2), n = try a.int(3)
+                guard first >= 1, n >= 1, first - 1 + n <= ds.count else {
+                    throw ScriptError("slice \(first), \(n) out of range: the dataset has \(ds.count) images (1-based)")
+                }
+                let plane = ds.size * ds.size
+                let x = Tensor(uninitialized: [n, 1, ds.size, ds.size])
+                x.data.update(from: ds.images.data + (first - 1) * plane, count: n * plane)
+                TensorBindings.push(a.lua, x)
+                a.lua.newTable(array: n)
+                for i in 0..<n { a.lua.push(ds.labels[first - 1 + i]); a.lua.setIndex(-2, i + 1) }
                 return 2
             }),
             ("get", { a in

@@ -1,0 +1,149 @@
+import Autograd
+import Datasets
+import Foundation
+import Imaging
+import Layers
+import Scripting
+import XCTest
+
+/// `ddpm sample` into folders and IDX files with per-image seeds, `ddpm eval`, and the
+/// reference recipe — each through the real binary.
+final class DatasetAndEvalTests: XCTestCase {
+    /// A tiny untrained model (8x8) saved as a weights file; sampling it is quick.
+    func tinyWeights(_ dir: String, size: Int = 8) throws -> String {
+        let path = dir + "/tiny.safetensors"
+        try runLua("""
+            ddpm.seed(3)
+            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, image_size = \(size)}
+            m:save('\(path)', {default_guidance = 2})
+            """)
+        return path
+    }
+
+    func pixels(_ path: String) throws -> [UInt8] { try PNG.read(path).gray }
+
+    func testSampleFolderIDXAndPerImageSeeds() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let weights = try tinyWeights(dir)
+        let common = ["sample", "--weights", weights, "--steps", "4", "--seed", "10"]
+
+        // a folder: <digit>_<index>.png at native size, provenance in each file
+        var r = try runDDPM(common + ["--digits", "37", "--per-digit", "3", "--out", dir + "/digits/"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir + "/digits").sorted()
+        XCTAssertEqual(names, ["3_0.png", "3_1.png", "3_2.png", "7_0.png", "7_1.png", "7_2.png"])
+        let png = try PNG.read(dir + "/digits/7_1.png")
+        XCTAssertEqual([png.width, png.height], [8, 8])
+        let text = try String(contentsOfFile: dir + "/digits/7_1.png", encoding: .isoLatin1)
+        XCTAssertTrue(text.contains("seed\u{0}14"), "image 4 of seed 10 has seed 14")
+        XCTAssertTrue(text.contains("weights_sha256\u{0}" + (try SHA256.hex(ofFile: weights))))
+
+        // any one image regenerated alone from its seed: the same pixels
+        r = try runDDPM(common.dropLast(2) + ["--seed", "14", "--digits", "7", "--per-digit", "1", "--out", dir + "/one/"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try pixels(dir + "/one/7_0.png"), try pixels(dir + "/digits/7_1.png"))
+
+        // the sheet prints the seeds of its rows; same seed -> the same file, byte for byte
+        r = try runDDPM(common + ["--digits", "37", "--per-digit", "3", "--out", dir + "/a.png"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("row 1 (digit 7): seeds 13..15"), r.stdout)
+        _ = try runDDPM(common + ["--digits", "37", "--per-digit", "3", "--out", dir + "/b.png"])
+        XCTAssertEqual(FileManager.default.contents(atPath: dir + "/a.png"), FileManager.default.contents(atPath: dir + "/b.png"))
+
+        // DDPM draws noise at every step: per image too, so a lone image still matches
+        let ddpm = ["sample", "--weights", weights, "--sampler", "ddpm", "--guidance", "1"]
+        r = try runDDPM(ddpm + ["--seed", "0", "--digits", "12", "--per-digit", "2", "--out", dir + "/ddpm/"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try runDDPM(ddpm + ["--seed", "3", "--digits", "2", "--per-digit", "1", "--out", dir + "/ddpm-one/"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try pixels(dir + "/ddpm-one/2_0.png"), try pixels(dir + "/ddpm/2_1.png"))
+
+        // IDX: a labelled dataset the loader reads back, pixels equal to the PNGs of the same seeds
+        r = try runDDPM(common + ["--digits", "37", "--per-digit", "3", "--format", "idx", "--batch", "4", "--out", dir + "/idx"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let ds = try ImageDataset(imagesPath: dir + "/idx/images-idx3-ubyte", labelsPath: dir + "/idx/labels-idx1-ubyte",
+                                  resize: .none, generator: Generator(seed: 0))
+        XCTAssertEqual(ds.labels, [3, 3, 3, 7, 7, 7])
+        let (dims, bytes) = try IDX.read(dir + "/idx/images-idx3-ubyte")
+        XCTAssertEqual(dims, [6, 8, 8])
+        XCTAssertEqual(Array(bytes[(4 * 64)..<(5 * 64)]), try pixels(dir + "/digits/7_1.png"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/idx/images-idx3-ubyte.tmp"))
+
+        r = try runDDPM(common + ["--format", "jpg", "--out", dir + "/x/"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("--format must be png or idx, got 'jpg'"), r.stderr)
+    }
+
+    /// `ddpm eval` end to end on a tiny model and an untrained classifier: the JSON has every
+    /// field, per-class accuracies average to the overall one, and --classifier-only agrees with
+    /// the classifier's accuracy computed here.
+    func testEvalReportsAccuracyFrechetAndDiversity() throws {
+        try requireMNIST()
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let weights = try tinyWeights(dir, size: 32)
+        let classifier = dir + "/clf.safetensors"
+        let host = try runLua("""
+            ddpm.seed(5)
+            local clf = ddpm.classifier{width = 4, features = 16}
+            clf:save('\(classifier)')
+            local test = ddpm.data.mnist{split = 'test', path = '\(mnistDir)'}
+            local right = 0
+            for first = 1, #test, 1000 do
+              local x, labels = test:slice(first, 1000)
+              for i, p in ipairs(clf:predict(x)) do if p == labels[i] then right = right + 1 end end
+            end
+            expected_accuracy = right / #test * 100
+            """)
+        let expected = try XCTUnwrap(host.global("expected_accuracy") as? Double)
+        let env = ["DDPM_DATA": mnistDir]
+
+        var r = try runDDPM(["eval", "--classifier", classifier, "--classifier-only", "--json"], environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let only = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(try XCTUnwrap(only["accuracy"] as? Double), expected, accuracy: 0.006)
+
+        r = try runDDPM(["eval", "--weights", weights, "--classifier", classifier, "--per-class", "3", "--steps", "2",
+                         "--guidance", "1", "--json"], environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+        let perClass = try XCTUnwrap(j["accuracy_per_class"] as? [String: Double])
+        XCTAssertEqual(perClass.keys.sorted(), (0...9).map(String.init))
+        XCTAssertEqual(perClass.values.reduce(0, +) / 10, try XCTUnwrap(j["accuracy"] as? Double), accuracy: 0.01)
+        let fd = try XCTUnwrap(j["frechet"] as? Double), floor = try XCTUnwrap(j["frechet_real"] as? Double)
+        XCTAssertGreaterThan(floor, 0)
+        XCTAssertEqual(try XCTUnwrap(j["frechet_ratio"] as? Double), fd / floor, accuracy: 1e-3 * fd / floor)
+        XCTAssertGreaterThan(try XCTUnwrap(j["diversity_real"] as? Double), 0)
+        XCTAssertEqual(j["weights_sha256"] as? String, try SHA256.hex(ofFile: weights))
+        XCTAssertEqual(j["per_class"] as? Int, 3)
+
+        // the table form names the targets
+        r = try runDDPM(["eval", "--weights", weights, "--classifier", classifier, "--per-class", "2", "--steps", "1",
+                         "--guidance", "1"], environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("Frechet distance"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("accuracy per class"), r.stdout)
+
+        r = try runDDPM(["eval", "--weights", weights, "--classifier", dir + "/missing.safetensors"], environment: env)
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("missing.safetensors"), r.stderr)
+    }
+
+    /// The seed's recipe runs as written: 2 steps at batch 2 of the 51M-parameter reference model.
+    func testReferenceRecipeRunsTwoSteps() throws {
+        try requireMNIST()
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try runDDPM(["run", scriptsDir + "/train.lua", "--config", "configs/reference.lua", "--steps", "2",
+                             "--batch", "2", "--out", dir, "--quiet"], environment: ["DDPM_DATA": mnistDir])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let meta = try SafeTensors.inspect(dir + "/model.safetensors").metadata
+        let config = try UNetConfig(json: try XCTUnwrap(meta["config"]))
+        XCTAssertEqual(config, UNetConfig())  // the reference model: base 64, 4 levels, "even" attention
+        XCTAssertEqual(meta["steps"], "2")
+        XCTAssertEqual(meta["schedule"], "linear")
+        let csv = try String(contentsOfFile: dir + "/loss.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.count, 3)  // header + 2 steps
+    }
+}

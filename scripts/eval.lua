@@ -1,0 +1,144 @@
+-- Evaluation of a diffusion model with the project's classifier (weights/mnist-classifier.safetensors):
+-- generates --per-class digits of every class (image i uses seed + i, as `ddpm sample`), then reports
+--   accuracy   how often the classifier reads the requested digit (overall and per class);
+--   Fréchet    distance between Gaussian fits of classifier features (128-d) of the samples and of
+--              the 10k test set, next to the same distance for as many real training images (floor);
+--   diversity  mean pairwise feature distance within a class, next to real data's.
+--   ddpm eval --weights weights/mnist-small.safetensors --per-class 100 [--json]
+--   ddpm eval --classifier-only        the classifier's own test accuracy
+local args = require("lib.args")
+local common = require("lib.common")
+local evaluation = require("lib.evaluation")
+
+local opts = args.parse(arg, {weights = "", classifier = "", per_class = 100, sampler = "ddim", steps = 0,
+                              guidance = -1, eta = 0, seed = 0, batch = 100, json = false,
+                              classifier_only = false, data = ""})
+local function find_classifier()
+  if opts.classifier ~= "" then return opts.classifier end
+  for _, p in ipairs{"weights/mnist-classifier.safetensors"} do if common.file_exists(p) then return p end end
+  for dir in package.path:gmatch("([^;]+)/%?%.lua") do
+    local p = dir .. "/../weights/mnist-classifier.safetensors"
+    if common.file_exists(p) then return p end
+  end
+  error("no classifier: pass --classifier FILE or train one with `ddpm run scripts/train_classifier.lua`", 0)
+end
+local classifier_path = find_classifier()
+local clf = ddpm.load_classifier(classifier_path)
+local path = opts.data ~= "" and opts.data or nil
+local test = ddpm.data.mnist{split = "test", size = 32, path = path}
+local function say(...) if not opts.json then print(string.format(...)) end end
+local function percent_by_class(t)
+  local out = {}
+  for c = 0, 9 do out[tostring(c)] = t[c] and math.floor(t[c] * 10000 + 0.5) / 100 or nil end
+  return out
+end
+local function class_line(t)
+  local parts = {}
+  for c = 0, 9 do parts[#parts + 1] = string.format("%d: %5.1f", c, 100 * (t[c] or 0)) end
+  return table.concat(parts, "  ")
+end
+
+local t0 = ddpm.clock()
+local test_accuracy, test_per_class = evaluation.accuracy(clf, test)
+if opts.classifier_only then
+  local result = {classifier = classifier_path, classifier_sha256 = ddpm.sha256(classifier_path), test_images = #test,
+                  accuracy = math.floor(test_accuracy * 10000 + 0.5) / 100, accuracy_per_class = percent_by_class(test_per_class)}
+  if opts.json then print(evaluation.json(result)) return end
+  say("classifier %s: test accuracy %.2f %% on %d MNIST test images", classifier_path, 100 * test_accuracy, #test)
+  say("  per class  %s", class_line(test_per_class))
+  return
+end
+
+if opts.per_class < 2 then error("--per-class must be >= 2 (diversity and Fréchet need two images)", 0) end
+local weights, model, schedule, guidance, steps = common.sampling_setup(opts)
+local n = opts.per_class
+
+-- Real reference: features of the whole test set, and of the first n training images of each class.
+local test_features = evaluation.dataset_features(clf, test, 1, #test)
+local train = ddpm.data.mnist{split = "train", size = 32, path = path}
+local picked, full = {}, 0
+for c = 0, 9 do picked[c] = {} end
+for first = 1, #train, 1000 do
+  local _, labels = train:slice(first, math.min(1000, #train - first + 1))
+  for i, c in ipairs(labels) do
+    if #picked[c] < n then
+      picked[c][#picked[c] + 1] = first + i - 1
+      if #picked[c] == n then full = full + 1 end
+    end
+  end
+  if full == 10 then break end
+end
+local real_features, real_diversity = {}, {}
+for c = 0, 9 do
+  if #picked[c] < n then error(string.format("the training set has only %d images of digit %d (--per-class %d)", #picked[c], c, n), 0) end
+  local images = {}
+  for _, i in ipairs(picked[c]) do images[#images + 1] = (train:get(i)) end
+  local f = ddpm.no_grad(function() return clf:features(ddpm.tensor.cat(images, 1)) end)
+  real_features[#real_features + 1] = f
+  real_diversity[c] = ddpm.metrics.diversity(f)
+end
+local real_all = ddpm.tensor.cat(real_features, 1)
+
+-- Generated digits, class by class.
+local per_batch = math.min(opts.batch, n)
+local batches_per_class = math.ceil(n / per_batch)
+local progress = ddpm.progress(10 * batches_per_class * steps, "eval")
+local gen_features, accuracy_per_class, diversity = {}, {}, {}
+local right, done, sample_seconds = 0, 0, 0
+for c = 0, 9 do
+  local parts, class_right = {}, 0
+  for b = 0, batches_per_class - 1 do
+    local first = b * per_batch
+    local count = math.min(per_batch, n - first)
+    local labels, seeds = {}, {}
+    for k = 1, count do labels[k] = c; seeds[k] = opts.seed + c * n + first + k - 1 end
+    local s0 = ddpm.clock()
+    local x = ddpm.sample{model = model, schedule = schedule, labels = labels, seeds = seeds, sampler = opts.sampler,
+                          steps = steps, eta = opts.eta, guidance = guidance,
+                          on_step = function(i) progress:update(done + i) end}
+    sample_seconds = sample_seconds + ddpm.clock() - s0
+    done = done + steps
+    for _, p in ipairs(clf:predict(x)) do if p == c then class_right = class_right + 1 end end
+    parts[#parts + 1] = ddpm.no_grad(function() return clf:features(x) end)
+    if ddpm.interrupted() then error("interrupted", 0) end
+  end
+  local f = ddpm.tensor.cat(parts, 1)
+  gen_features[#gen_features + 1] = f
+  accuracy_per_class[c] = class_right / n
+  diversity[c] = ddpm.metrics.diversity(f)
+  right = right + class_right
+end
+progress:close()
+local generated = ddpm.tensor.cat(gen_features, 1)
+local fd = ddpm.metrics.frechet(generated, test_features)
+local fd_real = ddpm.metrics.frechet(real_all, test_features)
+local function mean(t) local s = 0 for c = 0, 9 do s = s + t[c] end return s / 10 end
+local div, div_real = mean(diversity), mean(real_diversity)
+local accuracy = right / (10 * n)
+
+local result = {
+  weights = weights, weights_sha256 = ddpm.sha256(weights), sampler = opts.sampler, steps = steps,
+  guidance = guidance, eta = opts.eta, seed = opts.seed, per_class = n,
+  accuracy = math.floor(accuracy * 10000 + 0.5) / 100, accuracy_per_class = percent_by_class(accuracy_per_class),
+  frechet = fd, frechet_real = fd_real, frechet_ratio = fd / fd_real,
+  diversity = div, diversity_real = div_real, diversity_ratio = div / div_real,
+  classifier = classifier_path, classifier_test_accuracy = math.floor(test_accuracy * 10000 + 0.5) / 100,
+  sampling_seconds = math.floor(sample_seconds * 10 + 0.5) / 10, seconds = math.floor((ddpm.clock() - t0) * 10 + 0.5) / 10,
+  targets = {accuracy_at_least_99 = accuracy >= 0.99, frechet_at_most_2x_real = fd <= 2 * fd_real,
+             diversity_at_least_90_percent = div >= 0.9 * div_real},
+}
+if opts.json then print(evaluation.json(result)) return end
+say("ddpm eval: %s (sha256 %s...)", weights, result.weights_sha256:sub(1, 12))
+say("  %s %d steps, guidance %g, %d digits per class, seed %d; sampling %.0f s", opts.sampler, steps, guidance, n,
+    opts.seed, sample_seconds)
+say("")
+say("  %-26s %10s %12s %8s %s", "", "generated", "real", "ratio", "target")
+say("  %-26s %9.2f%% %11.2f%% %8s %s", "accuracy (requested digit)", 100 * accuracy, 100 * test_accuracy, "",
+    result.targets.accuracy_at_least_99 and ">= 99 %: met" or ">= 99 %: NOT met")
+say("  %-26s %10.3f %12.3f %8.2f %s", "Frechet distance", fd, fd_real, fd / fd_real,
+    result.targets.frechet_at_most_2x_real and "<= 2x real: met" or "<= 2x real: NOT met")
+say("  %-26s %10.3f %12.3f %8.2f %s", "diversity (within class)", div, div_real, div / div_real,
+    result.targets.diversity_at_least_90_percent and ">= 0.9x real: met" or ">= 0.9x real: NOT met")
+say("")
+say("  accuracy per class  %s", class_line(accuracy_per_class))
+say("  (real: the classifier on the 10k test set; Frechet floor: %d real training images vs the test set)", 10 * n)

@@ -1,0 +1,70 @@
+-- Helpers shared by the classifier recipe and `ddpm eval`: passes over a whole dataset split.
+local M = {}
+
+--- Accuracy of `clf` on every image of `ds` (in file order), overall and per class (0-based).
+function M.accuracy(clf, ds, batch)
+  batch = batch or 500
+  local right, per_right, per_total = 0, {}, {}
+  for c = 0, 9 do per_right[c], per_total[c] = 0, 0 end
+  for first = 1, #ds, batch do
+    local n = math.min(batch, #ds - first + 1)
+    local x, labels = ds:slice(first, n)
+    local predicted = clf:predict(x)
+    for i = 1, n do
+      local l = labels[i]
+      per_total[l] = (per_total[l] or 0) + 1
+      if predicted[i] == l then right = right + 1; per_right[l] = (per_right[l] or 0) + 1 end
+    end
+  end
+  local per_class = {}
+  for c, n in pairs(per_total) do per_class[c] = n > 0 and per_right[c] / n or 0 end
+  return right / #ds, per_class
+end
+
+--- Classifier features of images first..first+count-1 of `ds`, as one (count, D) tensor, and
+--- their labels.
+function M.dataset_features(clf, ds, first, count, batch)
+  batch = batch or 500
+  local parts, labels = {}, {}
+  for start = first, first + count - 1, batch do
+    local n = math.min(batch, first + count - start)
+    local x, l = ds:slice(start, n)
+    parts[#parts + 1] = ddpm.no_grad(function() return clf:features(x) end)
+    for i = 1, n do labels[#labels + 1] = l[i] end
+  end
+  return ddpm.tensor.cat(parts, 1), labels
+end
+
+--- A plain Lua value as JSON: tables with keys 1..n are arrays, other tables objects (sorted keys).
+function M.json(v, indent)
+  indent = indent or ""
+  local t = type(v)
+  if t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return "null" end
+    return math.type(v) == "integer" and tostring(v) or string.format("%.6g", v)
+  elseif t == "string" then
+    return '"' .. v:gsub('[%c"\\]', function(c) return string.format("\\u%04x", c:byte()) end) .. '"'
+  elseif t == "boolean" then
+    return tostring(v)
+  elseif t == "table" then
+    local inner = indent .. "  "
+    if #v > 0 or next(v) == nil then
+      local parts = {}
+      for _, x in ipairs(v) do parts[#parts + 1] = M.json(x, inner) end
+      return "[" .. table.concat(parts, ", ") .. "]"
+    end
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+    table.sort(keys)
+    local parts = {}
+    for _, k in ipairs(keys) do
+      local x = v[k]
+      if x == nil then x = v[tonumber(k)] end
+      parts[#parts + 1] = inner .. M.json(k) .. ": " .. M.json(x, inner)
+    end
+    return "{\n" .. table.concat(parts, ",\n") .. "\n" .. indent .. "}"
+  end
+  return "null"
+end
+
+return M
