@@ -1,13 +1,13 @@
 -- The evaluation classifier: a small CNN (5 convs, 2 linear layers, ReLU) trained with
--- cross-entropy on MNIST at the generator's resolution (32x32, bilinear, [-1, 1]), so it sees
+-- cross-entropy (and random shifts) on MNIST at the generator's resolution (32x32, bilinear, [-1, 1]), so it sees
 -- real and generated digits the same way. `ddpm eval` uses its accuracy on generated digits and
 -- its 128-d features for the Fréchet distance and diversity.
 --   ddpm run scripts/train_classifier.lua --out weights/mnist-classifier.safetensors
 local args = require("lib.args")
 local evaluation = require("lib.evaluation")
 
-local opts = args.parse(arg, {out = "weights/mnist-classifier.safetensors", epochs = 3, batch = 128, lr = 1e-3,
-                              seed = 0, data = "", width = 32, features = 128})
+local opts = args.parse(arg, {out = "weights/mnist-classifier.safetensors", epochs = 5, batch = 128, lr = 1e-3,
+                              seed = 0, data = "", width = 32, features = 128, shift = 2})
 ddpm.seed(opts.seed)
 local path = opts.data ~= "" and opts.data or nil
 local train = ddpm.data.mnist{split = "train", size = 32, path = path}
@@ -24,6 +24,8 @@ for step = 1, steps do
   -- cosine decay to 0 over the run: a short run still ends at a settled minimum
   opt.lr = math.max(opts.lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps)), 1e-7)
   local x, labels = train:batch(opts.batch)
+  -- random shifts of up to --shift pixels: generated digits are not always centred like MNIST's
+  if opts.shift > 0 then x = ddpm.data.shift(x, opts.shift) end
   local loss = ddpm.loss.cross_entropy(clf(x), labels)
   opt:zero_grad()
   loss:backward()
@@ -39,7 +41,7 @@ local parts = {}
 for c = 0, 9 do parts[#parts + 1] = string.format("%d: %.2f%%", c, 100 * per_class[c]) end
 print(string.format("test accuracy %.2f%% (10000 images); per class %s", 100 * accuracy, table.concat(parts, ", ")))
 clf:save(opts.out, {kind = "classifier", test_accuracy = string.format("%.4f", accuracy), steps = steps,
-                    epochs = opts.epochs, batch = opts.batch, lr = opts.lr, seed = opts.seed,
+                    epochs = opts.epochs, batch = opts.batch, lr = opts.lr, seed = opts.seed, shift = opts.shift,
                     data = "mnist train 32px bilinear", recipe = "scripts/train_classifier.lua",
                     seconds = string.format("%.0f", seconds)})
 print(string.format("wrote %s in %.0f s of training", opts.out, seconds))

@@ -26,6 +26,10 @@ struct Info: ParsableCommand {
                 let modelCount = entries.filter { $0.name.hasPrefix(prefix) && names.contains(String($0.name.dropFirst(prefix.count))) }
                     .reduce(0) { $0 + $1.shape.reduce(1, *) }
                 print("model parameters: \(modelCount) in \(params.count) tensors (config expects \(params.reduce(0) { $0 + $1.1.count }))")
+            } else if let json = metadata["classifier_config"] {
+                let config = try ClassifierConfig(json: json)
+                var rng = Generator(seed: 0)
+                print("classifier config: \(config.json), \(try Classifier(config, generator: &rng).parameterCount) parameters")
             } else {
                 print("model config: none in metadata")
             }

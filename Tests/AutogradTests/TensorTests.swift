@@ -77,6 +77,36 @@ final class TensorTests: XCTestCase {
         }
     }
 
+    /// Batches big enough to be split into image blocks (stride 2 at 32x32: 256 columns per image,
+    /// 4 images per block, a remainder block) give the same values and gradients as one image at a time.
+    func testConv2dImageBlocksMatchOneImageAtATime() throws {
+        var rng = Generator(seed: 5)
+        for (stride, c) in [(2, 3), (1, 2)] {
+            let x = Tensor.randn([5, c, 32, 32], generator: &rng), w = Tensor.randn([4, c, 3, 3], generator: &rng)
+            let b = Tensor.randn([4], generator: &rng)
+            let out = 32 / stride
+            let g = Tensor.randn([5, 4, out, out], generator: &rng)
+            func run(_ xs: Tensor, _ gs: Tensor) throws -> (Tensor, Tensor, Tensor) {
+                let (xi, wi) = (xs.copy(), w.copy())
+                xi.requiresGrad = true; wi.requiresGrad = true
+                let y = try Tensor.conv2d(xi, weight: wi, bias: b, stride: stride, padding: 1)
+                try y.backward(gradient: gs)
+                return (y, try XCTUnwrap(xi.grad), try XCTUnwrap(wi.grad))
+            }
+            let (y, dx, dw) = try run(x, g)
+            XCTAssertLessThan(maxDiff(y, naiveConv2d(x, w, b, stride: stride, pad: 1)), 1e-4)
+            var dwSum = [Float](repeating: 0, count: dw.count)
+            for i in 0..<5 {
+                let (yi, dxi, dwi) = try run(try x.narrowed(dim: 0, start: i, length: 1), try g.narrowed(dim: 0, start: i, length: 1))
+                XCTAssertLessThan(maxDiff(yi, try y.narrowed(dim: 0, start: i, length: 1)), 1e-4, "y image \(i)")
+                XCTAssertLessThan(maxDiff(dxi, try dx.narrowed(dim: 0, start: i, length: 1)), 1e-3, "dx image \(i)")
+                for k in 0..<dw.count { dwSum[k] += dwi.data[k] }
+            }
+            let scale = dwSum.map(Swift.abs).max() ?? 1
+            for k in 0..<dw.count { XCTAssertEqual(dw.data[k], dwSum[k], accuracy: 1e-4 * scale, "dw[\(k)] stride \(stride)") }
+        }
+    }
+
     /// Transposed convolution against its definition: every input pixel scatters weight * x.
     func testConvTransposeMatchesNaiveLoops() throws {
         var rng = Generator(seed: 4)

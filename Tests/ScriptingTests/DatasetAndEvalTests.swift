@@ -146,4 +146,32 @@ final class DatasetAndEvalTests: XCTestCase {
         let csv = try String(contentsOfFile: dir + "/loss.csv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(csv.count, 3)  // header + 2 steps
     }
+
+    /// Augmentation: every image is its input moved by one whole-pixel offset within the limit,
+    /// the uncovered border filled with background.
+    func testShiftAugmentationMovesEachImageWithinTheLimit() throws {
+        var rng = Generator(seed: 4)
+        let x = Tensor.randn([20, 1, 6, 6], generator: &rng)
+        let y = try Augment.shift(x, maxShift: 2, generator: &rng)
+        var offsets = Set<[Int]>()
+        for i in 0..<20 {
+            var found: [Int]? = nil
+            for dy in -2...2 {
+                for dx in -2...2 {
+                    var same = true
+                    for r in 0..<6 {
+                        for c in 0..<6 {
+                            let (sr, sc) = (r - dy, c - dx)
+                            let expect: Float = sr >= 0 && sr < 6 && sc >= 0 && sc < 6 ? x.data[i * 36 + sr * 6 + sc] : -1
+                            if y.data[i * 36 + r * 6 + c] != expect { same = false }
+                        }
+                    }
+                    if same && found == nil { found = [dy, dx] }
+                }
+            }
+            offsets.insert(try XCTUnwrap(found, "image \(i) is not a shifted copy"))
+        }
+        XCTAssertGreaterThan(offsets.count, 5, "offsets vary")
+        XCTAssertThrowsError(try Augment.shift(x, maxShift: 6, generator: &rng))
+    }
 }

@@ -192,6 +192,11 @@ enum TrainingBindings {
             a.lua.pushObject(ds, metatable: Metatable.dataset)
             return 1
         }),
+        ("shift", { a in
+            // random whole-pixel translations (augmentation), from the global generator
+            TensorBindings.push(a.lua, try Augment.shift(try a.tensor(1), maxShift: try a.int(2, default: 2), generator: &Generator.global))
+            return 1
+        }),
         ("idx", { a in
             let o = try a.options(1)
             guard let images = try o.string("images"), let labels = try o.string("labels") else {
