@@ -79,37 +79,36 @@ for c = 0, 9 do
 end
 local real_all = ddpm.tensor.cat(real_features, 1)
 
--- Generated digits, class by class.
-local per_batch = math.min(opts.batch, n)
-local batches_per_class = math.ceil(n / per_batch)
-local progress = ddpm.progress(10 * batches_per_class * steps, "eval")
-local gen_features, accuracy_per_class, diversity = {}, {}, {}
-local right, done, sample_seconds = 0, 0, 0
-for c = 0, 9 do
-  local parts, class_right = {}, 0
-  for b = 0, batches_per_class - 1 do
-    local first = b * per_batch
-    local count = math.min(per_batch, n - first)
-    local labels, seeds = {}, {}
-    for k = 1, count do labels[k] = c; seeds[k] = opts.seed + c * n + first + k - 1 end
-    local s0 = ddpm.clock()
-    local x = ddpm.sample{model = model, schedule = schedule, labels = labels, seeds = seeds, sampler = opts.sampler,
-                          steps = steps, eta = opts.eta, guidance = guidance,
-                          on_step = function(i) progress:update(done + i) end}
-    sample_seconds = sample_seconds + ddpm.clock() - s0
-    done = done + steps
-    for _, p in ipairs(clf:predict(x)) do if p == c then class_right = class_right + 1 end end
-    parts[#parts + 1] = ddpm.no_grad(function() return clf:features(x) end)
-    if ddpm.interrupted() then error("interrupted", 0) end
-  end
-  local f = ddpm.tensor.cat(parts, 1)
-  gen_features[#gen_features + 1] = f
-  accuracy_per_class[c] = class_right / n
-  diversity[c] = ddpm.metrics.diversity(f)
-  right = right + class_right
+-- Generated digits: n of each class, class by class in order, sampled in batches of --batch
+-- (classes mixed within a batch); image i uses seed + i.
+local total = 10 * n
+local batches = math.ceil(total / opts.batch)
+local progress = ddpm.progress(batches * steps, "eval")
+local parts, predicted, sample_seconds = {}, {}, 0
+for b = 0, batches - 1 do
+  local first = b * opts.batch
+  local count = math.min(opts.batch, total - first)
+  local labels, seeds = {}, {}
+  for k = 1, count do labels[k] = (first + k - 1) // n; seeds[k] = opts.seed + first + k - 1 end
+  local s0 = ddpm.clock()
+  local x = ddpm.sample{model = model, schedule = schedule, labels = labels, seeds = seeds, sampler = opts.sampler,
+                        steps = steps, eta = opts.eta, guidance = guidance,
+                        on_step = function(i) progress:update(b * steps + i) end}
+  sample_seconds = sample_seconds + ddpm.clock() - s0
+  for _, p in ipairs(clf:predict(x)) do predicted[#predicted + 1] = p end
+  parts[#parts + 1] = ddpm.no_grad(function() return clf:features(x) end)
+  if ddpm.interrupted() then error("interrupted", 0) end
 end
 progress:close()
-local generated = ddpm.tensor.cat(gen_features, 1)
+local generated = ddpm.tensor.cat(parts, 1)
+local accuracy_per_class, diversity, right = {}, {}, 0
+for c = 0, 9 do
+  local class_right = 0
+  for i = c * n + 1, (c + 1) * n do if predicted[i] == c then class_right = class_right + 1 end end
+  accuracy_per_class[c] = class_right / n
+  diversity[c] = ddpm.metrics.diversity(generated:narrow(1, c * n + 1, n))
+  right = right + class_right
+end
 local fd = ddpm.metrics.frechet(generated, test_features)
 local fd_real = ddpm.metrics.frechet(real_all, test_features)
 local function mean(t) local s = 0 for c = 0, 9 do s = s + t[c] end return s / 10 end
