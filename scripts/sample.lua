@@ -2,7 +2,7 @@
 -- regenerated alone: `--digits D --per-digit 1 --seed <its seed>`.
 --   ddpm sample --digits 0123456789 --per-digit 10 --out out/sheet.png    a sheet, row r = r-th digit
 --   ddpm sample --per-digit 100 --out out/digits/                         one PNG per digit: <digit>_<index>.png
---   ddpm sample --per-digit 6000 --format idx --out out/synthetic/        IDX pair (images-idx3-ubyte, labels-idx1-ubyte)
+--   ddpm sample --per-digit 6000 --format idx --out out/synthetic/        IDX pair (train-images-idx3-ubyte, train-labels-idx1-ubyte: MNIST's names)
 -- Every PNG records its provenance (weights and their SHA-256, seed, sampler, steps, guidance) in text chunks.
 local args = require("lib.args")
 local common = require("lib.common")
@@ -82,7 +82,7 @@ else
   common.mkdir(opts.out)
   local dir = opts.out:gsub("/$", "")
   local size = model:config().image_size
-  local images_path, labels_path = dir .. "/images-idx3-ubyte", dir .. "/labels-idx1-ubyte"
+  local images_path, labels_path = dir .. "/train-images-idx3-ubyte", dir .. "/train-labels-idx1-ubyte"
   -- written to temporary names and renamed at the end: an interrupted run leaves no half file
   local fi = assert(io.open(images_path .. ".tmp", "wb"))
   local fl = assert(io.open(labels_path .. ".tmp", "wb"))

@@ -3,15 +3,17 @@
 -- real and generated digits the same way. `ddpm eval` uses its accuracy on generated digits and
 -- its 128-d features for the Fréchet distance and diversity.
 --   ddpm run scripts/train_classifier.lua --out weights/mnist-classifier.safetensors
+--   ddpm run scripts/train_classifier.lua --data out/synthetic --out runs/synthetic-clf.safetensors
+-- --data is the training set's folder (e.g. digits from `ddpm sample --format idx`); the test set is
+-- always real MNIST (--test-data, else $DDPM_DATA, else data/mnist).
 local args = require("lib.args")
 local evaluation = require("lib.evaluation")
 
 local opts = args.parse(arg, {out = "weights/mnist-classifier.safetensors", epochs = 5, batch = 128, lr = 1e-3,
-                              seed = 0, data = "", width = 32, features = 128, shift = 2})
+                              seed = 0, data = "", test_data = "", width = 32, features = 128, shift = 2})
 ddpm.seed(opts.seed)
-local path = opts.data ~= "" and opts.data or nil
-local train = ddpm.data.mnist{split = "train", size = 32, path = path}
-local test = ddpm.data.mnist{split = "test", size = 32, path = path}
+local train = ddpm.data.mnist{split = "train", size = 32, path = opts.data ~= "" and opts.data or nil}
+local test = ddpm.data.mnist{split = "test", size = 32, path = opts.test_data ~= "" and opts.test_data or nil}
 local clf = ddpm.classifier{width = opts.width, features = opts.features, image_size = 32}
 local opt = ddpm.optim.adam(clf, {lr = opts.lr})
 local steps = math.ceil(#train / opts.batch) * opts.epochs
@@ -42,6 +44,6 @@ for c = 0, 9 do parts[#parts + 1] = string.format("%d: %.2f%%", c, 100 * per_cla
 print(string.format("test accuracy %.2f%% (10000 images); per class %s", 100 * accuracy, table.concat(parts, ", ")))
 clf:save(opts.out, {kind = "classifier", test_accuracy = string.format("%.4f", accuracy), steps = steps,
                     epochs = opts.epochs, batch = opts.batch, lr = opts.lr, seed = opts.seed, shift = opts.shift,
-                    data = "mnist train 32px bilinear", recipe = "scripts/train_classifier.lua",
+                    data = (opts.data ~= "" and opts.data or "mnist") .. " train 32px bilinear", recipe = "scripts/train_classifier.lua",
                     seconds = string.format("%.0f", seconds)})
 print(string.format("wrote %s in %.0f s of training", opts.out, seconds))

@@ -70,8 +70,9 @@ public struct Sampler {
             throw TensorError("sample: \(g.count) seeds for \(noise.shape.first ?? 0) images")
         }
         func stepNoise(_ shape: [Int]) throws -> Tensor {
-            if perImage != nil { return try Sampler.initialNoise(shape, generators: &perImage!) }
-            return Tensor.randn(shape, generator: &generator)
+            guard var gs = perImage else { return Tensor.randn(shape, generator: &generator) }
+            defer { perImage = gs }
+            return try Sampler.initialNoise(shape, generators: &gs)
         }
         let ts = try timesteps(schedule)
         return try withNoGrad {

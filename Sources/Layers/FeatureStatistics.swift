@@ -90,10 +90,10 @@ public enum FeatureStatistics {
         for i in 0..<n { v[i][i] = 1 }
         for _ in 0..<100 {
             var off = 0.0, scale = 0.0
-            for i in 0..<n { scale += a[i][i] * a[i][i]; for j in (i + 1)..<n where j < n { off += a[i][j] * a[i][j] } }
+            for i in 0..<n { scale += a[i][i] * a[i][i]; for j in (i + 1)..<n { off += a[i][j] * a[i][j] } }
             if off <= 1e-30 * max(scale, 1e-300) { break }
             for p in 0..<n {
-                for q in (p + 1)..<n where q < n && a[p][q] != 0 {
+                for q in (p + 1)..<n where a[p][q] != 0 {
                     let theta = (a[q][q] - a[p][p]) / (2 * a[p][q])
                     let t = (theta >= 0 ? 1 : -1) / (abs(theta) + (theta * theta + 1).squareRoot())
                     let c = 1 / (t * t + 1).squareRoot(), s = t * c

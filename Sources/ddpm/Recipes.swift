@@ -44,7 +44,7 @@ struct SamplingOptions: ParsableArguments {
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sample a digit sheet, row r = the r-th digit, or a folder of digits (runs scripts/sample.lua).",
-        discussion: "--out FILE.png writes a sheet; --out DIR/ writes <digit>_<index>.png files; --format idx --out DIR writes images-idx3-ubyte and labels-idx1-ubyte. Image i uses seed + i: --digits D --per-digit 1 --seed S regenerates one image alone.")
+        discussion: "--out FILE.png writes a sheet; --out DIR/ writes <digit>_<index>.png files; --format idx --out DIR writes train-images-idx3-ubyte and train-labels-idx1-ubyte (MNIST's names, so --data DIR reads them). Image i uses seed + i: --digits D --per-digit 1 --seed S regenerates one image alone.")
 
     @OptionGroup var sampling: SamplingOptions
     @Option(help: "Digits, one row each.") var digits = "0123456789"

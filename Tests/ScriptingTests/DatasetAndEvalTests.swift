@@ -62,13 +62,13 @@ final class DatasetAndEvalTests: XCTestCase {
         // IDX: a labelled dataset the loader reads back, pixels equal to the PNGs of the same seeds
         r = try runDDPM(common + ["--digits", "37", "--per-digit", "3", "--format", "idx", "--batch", "4", "--out", dir + "/idx"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        let ds = try ImageDataset(imagesPath: dir + "/idx/images-idx3-ubyte", labelsPath: dir + "/idx/labels-idx1-ubyte",
+        let ds = try ImageDataset(imagesPath: dir + "/idx/train-images-idx3-ubyte", labelsPath: dir + "/idx/train-labels-idx1-ubyte",
                                   resize: .none, generator: Generator(seed: 0))
         XCTAssertEqual(ds.labels, [3, 3, 3, 7, 7, 7])
-        let (dims, bytes) = try IDX.read(dir + "/idx/images-idx3-ubyte")
+        let (dims, bytes) = try IDX.read(dir + "/idx/train-images-idx3-ubyte")
         XCTAssertEqual(dims, [6, 8, 8])
         XCTAssertEqual(Array(bytes[(4 * 64)..<(5 * 64)]), try pixels(dir + "/digits/7_1.png"))
-        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/idx/images-idx3-ubyte.tmp"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/idx/train-images-idx3-ubyte.tmp"))
 
         r = try runDDPM(common + ["--format", "jpg", "--out", dir + "/x/"])
         XCTAssertEqual(r.status, 1)
