@@ -34,8 +34,11 @@ end
 
 local progress = ddpm.progress(steps, "gif")
 local last_x0
+-- digit i (0-based) uses seed + i, as `ddpm sample` does for image i
+local seeds = {}
+for i = 1, n do seeds[i] = opts.seed + i - 1 end
 local x = ddpm.sample{model = model, schedule = schedule, labels = digits, sampler = opts.sampler, steps = steps,
-                      guidance = guidance, seed = opts.seed,
+                      guidance = guidance, seeds = seeds,
                       on_step = function(i, t, x_t, x0)
                         if keep[i] then add_frames(x_t, x0, opts.delay) end
                         last_x0 = x0
