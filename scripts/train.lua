@@ -5,6 +5,8 @@
 --
 --   ddpm train --config configs/tiny.lua --steps 200 --out runs/tiny     (or: ddpm run scripts/train.lua ...)
 --   ddpm train --out runs/tiny --resume                                   continue where it stopped
+--   ddpm run scripts/train.lua --config configs/small.lua --init weights/mnist-small.safetensors --out runs/more
+--                                     fine-tune from weights (model and EMA start there; fresh optimizer)
 --
 -- Writes into --out: checkpoint.safetensors (model, optimizer, EMA, step, random state),
 -- model.safetensors (EMA weights + config + schedule), loss.csv, loss.png, samples/step-N.png.
@@ -14,7 +16,7 @@ local plot = require("lib.plot")
 local T = ddpm.tensor
 
 local opts = args.parse(arg, {config = "configs/tiny.lua", steps = 0, out = "runs/default", resume = false,
-                              data = "", batch = 0, lr = 0, quiet = false})
+                              data = "", batch = 0, lr = 0, quiet = false, init = ""})
 local cfg = dofile(common.resolve(opts.config))
 local tc = cfg.train or {}
 local total = opts.steps > 0 and opts.steps or tc.steps or 1000
@@ -24,6 +26,7 @@ common.mkdir(out .. "/samples")
 
 ddpm.seed(tc.seed or 0)
 local model = ddpm.unet(cfg.model)
+if opts.init ~= "" then model:load(opts.init) end
 local schedule = common.schedule(cfg.schedule)
 local opt = ddpm.optim.adam(model, {lr = opts.lr > 0 and opts.lr or tc.lr or 1e-4, clip_norm = tc.clip_norm,
                                     weight_decay = tc.weight_decay or 0})
@@ -64,6 +67,10 @@ local function weights_metadata()
   meta.ema_decay = tostring(tc.ema or 0.999)
   meta.data = "mnist train " .. (cfg.model.image_size or 32) .. "px " .. (tc.resize or "bilinear")
   meta.recipe = opts.config
+  if opts.init ~= "" then
+    local before = ddpm.safetensors.metadata(opts.init).steps
+    meta.init = opts.init .. (before and (" (" .. before .. " steps)") or "")
+  end
   meta.loss = tc.loss or "l1"
   meta.label_dropout = tostring(dropout)
   meta.guidance_convention = "eps_u + w * (eps_c - eps_u); w = 1 is no guidance"

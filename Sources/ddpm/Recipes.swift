@@ -11,6 +11,7 @@ struct Train: ParsableCommand {
     @Option(help: "Total training steps (default: the config's).") var steps: Int?
     @Option(help: "Output folder.") var out = "runs/default"
     @Flag(help: "Continue from --out's checkpoint.") var resume = false
+    @Option(help: "Start from these weights (fine-tuning; fresh optimizer, EMA starts there).") var initWeights: String?
     @Option(help: "MNIST folder (default: $DDPM_DATA, then data/mnist).") var data: String?
     @Option(help: "Batch size (default: the config's).") var batch: Int?
 
@@ -20,6 +21,7 @@ struct Train: ParsableCommand {
         if let data { a += ["--data", data] }
         if let batch { a += ["--batch", "\(batch)"] }
         if resume { a.append("--resume") }
+        if let initWeights { a += ["--init", initWeights] }
         try runRecipe(try bundled("train.lua"), a)
     }
 }
