@@ -102,7 +102,6 @@ public final class Classifier: Module {
     public func save(_ path: String, metadata: [String: String] = [:]) throws {
         var meta = metadata
         meta["classifier_config"] = config.json
-        meta["format"] = meta["format"] ?? "ddpm-swift"
-        try SafeTensors(tensors: namedParameters().map { ($0.0, $0.1.detached()) }, metadata: meta).write(path)
+        try writeWeights(path, metadata: meta)
     }
 }

@@ -35,6 +35,15 @@ extension Module {
     }
 }
 
+extension Module {
+    /// The parameters as an F32 safetensors file (state_dict names), written atomically.
+    func writeWeights(_ path: String, metadata: [String: String]) throws {
+        var meta = metadata
+        meta["format"] = meta["format"] ?? "ddpm-swift"
+        try SafeTensors(tensors: namedParameters().map { ($0.0, $0.1.detached()) }, metadata: meta).write(path)
+    }
+}
+
 extension UNet {
     /// Builds a model from a weights file's `config` metadata and loads its parameters strictly.
     public static func load(_ path: String, prefix: String = "") throws -> UNet {
@@ -56,7 +65,6 @@ extension UNet {
     public func save(_ path: String, metadata: [String: String] = [:]) throws {
         var meta = metadata
         meta["config"] = config.json
-        meta["format"] = meta["format"] ?? "ddpm-swift"
-        try SafeTensors(tensors: namedParameters().map { ($0.0, $0.1.detached()) }, metadata: meta).write(path)
+        try writeWeights(path, metadata: meta)
     }
 }
