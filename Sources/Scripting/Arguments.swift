@@ -153,6 +153,19 @@ struct Options {
     let index: Int32?
     let argument: Int32
 
+    /// Throws naming every field not in `known` (a typo in a config table is an error, not a default).
+    func rejectUnknown(_ known: Set<String>, what: String) throws {
+        guard let index else { return }
+        var unknown: [String] = []
+        try lua.forEachPair(index) {
+            guard let k = lua.string(-2) else { throw ScriptError("bad argument #\(argument) (\(what) keys must be strings)") }
+            if !known.contains(k) { unknown.append(k) }
+        }
+        if !unknown.isEmpty {
+            throw ScriptError("unknown \(what) field(s) \(unknown.sorted().joined(separator: ", ")) (known: \(known.sorted().joined(separator: ", ")))")
+        }
+    }
+
     /// Pushes the field's value and runs `body`; pops afterwards. Returns nil when absent/nil.
     private func with<T>(_ key: String, _ body: () throws -> T?) rethrows -> T? {
         guard let index else { return nil }

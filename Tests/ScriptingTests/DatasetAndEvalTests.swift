@@ -156,6 +156,19 @@ final class DatasetAndEvalTests: XCTestCase {
         XCTAssertLessThan(worst, 3e-3)
     }
 
+    /// A misspelt config field is an error naming it and the known ones, for both model kinds.
+    func testConfigTablesRejectUnknownFields() throws {
+        let host = try runLua("""
+            local _, e1 = pcall(ddpm.unet, {bas = 3})
+            local _, e2 = pcall(ddpm.classifier, {widht = 3})
+            unet_error, classifier_error = e1, e2
+            """)
+        XCTAssertEqual(host.global("unet_error") as? String,
+                       "ddpm.unet: unknown config field(s) bas (known: attention, attention_mid, base, channels, classes, groups, head_dim, heads, image_size, levels, time_dim)")
+        XCTAssertEqual(host.global("classifier_error") as? String,
+                       "ddpm.classifier: unknown classifier field(s) widht (known: channels, classes, features, image_size, width)")
+    }
+
     /// The seed's recipe runs as written: 2 steps at batch 2 of the 51M-parameter reference model.
     func testReferenceRecipeRunsTwoSteps() throws {
         try requireMNIST()

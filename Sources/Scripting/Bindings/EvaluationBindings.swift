@@ -11,14 +11,7 @@ enum EvaluationBindings {
 
     static func config(_ a: Arguments, _ i: Int32) throws -> ClassifierConfig {
         let o = try a.options(i)
-        let known: Set<String> = ["channels", "classes", "width", "features", "image_size"]
-        if let t = o.index {
-            var unknown: [String] = []
-            try a.lua.forEachPair(t) { if let k = a.lua.string(-2), !known.contains(k) { unknown.append(k) } }
-            if !unknown.isEmpty {
-                throw ScriptError("unknown classifier field(s) \(unknown.sorted().joined(separator: ", ")) (known: \(known.sorted().joined(separator: ", ")))")
-            }
-        }
+        try o.rejectUnknown(["channels", "classes", "width", "features", "image_size"], what: "classifier")
         var c = ClassifierConfig()
         c.channels = try o.int("channels") ?? c.channels
         c.classes = try o.int("classes") ?? c.classes

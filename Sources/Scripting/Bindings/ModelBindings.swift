@@ -14,16 +14,8 @@ enum ModelBindings {
     /// A config table -> UNetConfig (spec field names; unknown fields are errors).
     static func config(_ a: Arguments, _ i: Int32) throws -> UNetConfig {
         guard let o = try a.optionalTable(i), let t = o.index else { return UNetConfig() }
-        let known: Set<String> = ["channels", "classes", "base", "levels", "time_dim", "groups", "heads", "head_dim",
-                                  "attention", "attention_mid", "image_size"]
-        var unknown: [String] = []
-        try a.lua.forEachPair(t) {
-            guard let k = a.lua.string(-2) else { throw ScriptError("bad argument #\(i) (config keys must be strings)") }
-            if !known.contains(k) { unknown.append(k) }
-        }
-        if !unknown.isEmpty {
-            throw ScriptError("unknown config field(s) \(unknown.sorted().joined(separator: ", ")) (known: \(known.sorted().joined(separator: ", ")))")
-        }
+        try o.rejectUnknown(["channels", "classes", "base", "levels", "time_dim", "groups", "heads", "head_dim",
+                             "attention", "attention_mid", "image_size"], what: "config")
         var c = UNetConfig()
         c.channels = try o.int("channels") ?? c.channels
         c.classes = try o.int("classes") ?? c.classes
