@@ -11,7 +11,7 @@ local common = require("lib.common")
 local evaluation = require("lib.evaluation")
 
 local opts = args.parse(arg, {weights = "", classifier = "", per_class = 100, sampler = "ddim", steps = 0,
-                              guidance = -1, eta = 0, seed = 0, batch = 100, json = false,
+                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, batch = 100, json = false,
                               classifier_only = false, data = ""})
 local function find_classifier()
   if opts.classifier ~= "" then return opts.classifier end
@@ -50,7 +50,7 @@ if opts.classifier_only then
 end
 
 if opts.per_class < 2 then error("--per-class must be >= 2 (diversity and Fréchet need two images)", 0) end
-local weights, model, schedule, guidance, steps = common.sampling_setup(opts)
+local weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
 local n = opts.per_class
 
 -- Real reference: features of the whole test set, and of the first n training images of each class.
@@ -92,7 +92,7 @@ for b = 0, batches - 1 do
   for k = 1, count do labels[k] = (first + k - 1) // n; seeds[k] = opts.seed + first + k - 1 end
   local s0 = ddpm.clock()
   local x = ddpm.sample{model = model, schedule = schedule, labels = labels, seeds = seeds, sampler = opts.sampler,
-                        steps = steps, eta = opts.eta, guidance = guidance,
+                        steps = steps, eta = opts.eta, guidance = guidance, guidance_interval = interval,
                         on_step = function(i) progress:update(b * steps + i) end}
   sample_seconds = sample_seconds + ddpm.clock() - s0
   for _, p in ipairs(clf:predict(x)) do predicted[#predicted + 1] = p end
@@ -117,7 +117,7 @@ local accuracy = right / (10 * n)
 
 local result = {
   weights = weights, weights_sha256 = ddpm.sha256(weights), sampler = opts.sampler, steps = steps,
-  guidance = guidance, eta = opts.eta, seed = opts.seed, per_class = n,
+  guidance = guidance, guidance_interval = common.interval_text(interval), eta = opts.eta, seed = opts.seed, per_class = n,
   accuracy = math.floor(accuracy * 10000 + 0.5) / 100, accuracy_per_class = percent_by_class(accuracy_per_class),
   frechet = fd, frechet_real = fd_real, frechet_ratio = fd / fd_real,
   diversity = div, diversity_real = div_real, diversity_ratio = div / div_real,
@@ -128,8 +128,8 @@ local result = {
 }
 if opts.json then print(evaluation.json(result)) return end
 say("ddpm eval: %s (sha256 %s...)", weights, result.weights_sha256:sub(1, 12))
-say("  %s %d steps, guidance %g, %d digits per class, seed %d; sampling %.0f s", opts.sampler, steps, guidance, n,
-    opts.seed, sample_seconds)
+say("  %s %d steps, guidance %g at timesteps %s, %d digits per class, seed %d; sampling %.0f s", opts.sampler, steps,
+    guidance, common.interval_text(interval), n, opts.seed, sample_seconds)
 say("")
 say("  %-26s %10s %12s %8s %s", "", "generated", "real", "ratio", "target")
 say("  %-26s %9.2f%% %11.2f%% %8s %s", "accuracy (requested digit)", 100 * accuracy, 100 * test_accuracy, "",

@@ -3,14 +3,14 @@
 --   ddpm sample --digits 0123456789 --per-digit 10 --out out/sheet.png    a sheet, row r = r-th digit
 --   ddpm sample --per-digit 100 --out out/digits/                         one PNG per digit: <digit>_<index>.png
 --   ddpm sample --per-digit 6000 --format idx --out out/synthetic/        IDX pair (train-images-idx3-ubyte, train-labels-idx1-ubyte: MNIST's names)
--- Every PNG records its provenance (weights and their SHA-256, seed, sampler, steps, guidance) in text chunks.
+-- Every PNG records its provenance (weights and their SHA-256, seed, sampler, steps, guidance and its interval) in text chunks.
 local args = require("lib.args")
 local common = require("lib.common")
 
 local opts = args.parse(arg, {weights = "", digits = "0123456789", per_digit = 10, sampler = "ddim", steps = 0,
-                              guidance = -1, eta = 0, seed = 0, out = "out/sheet.png", scale = 2, format = "png",
+                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, out = "out/sheet.png", scale = 2, format = "png",
                               batch = 100})
-local weights, model, schedule, guidance, steps = common.sampling_setup(opts)
+local weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
 local hash = ddpm.sha256(weights)
 local digits = common.digits(opts.digits)
 if opts.per_digit < 1 then error("--per-digit must be >= 1", 0) end
@@ -25,7 +25,7 @@ local n = #labels
 
 local function provenance(extra)
   local t = {weights = weights, weights_sha256 = hash, sampler = opts.sampler, steps = tostring(steps),
-             guidance = tostring(guidance), eta = tostring(opts.eta)}
+             guidance = tostring(guidance), guidance_interval = common.interval_text(interval), eta = tostring(opts.eta)}
   for k, v in pairs(extra) do t[k] = v end
   return t
 end
@@ -41,7 +41,7 @@ local function each_batch(fn)
     local bl, seeds = {}, {}
     for i = first, last do bl[#bl + 1] = labels[i]; seeds[#seeds + 1] = opts.seed + i - 1 end
     local x = ddpm.sample{model = model, schedule = schedule, labels = bl, seeds = seeds, sampler = opts.sampler,
-                          steps = steps, eta = opts.eta, guidance = guidance,
+                          steps = steps, eta = opts.eta, guidance = guidance, guidance_interval = interval,
                           on_step = function(i) progress:update(b * steps + i) end}
     fn(x, first, last)
     if ddpm.interrupted() then error(string.format("interrupted after %d of %d images", last, n), 0) end

@@ -104,8 +104,7 @@ local function loss_curve()
   ddpm.image.save(plot.curve(pts), out .. "/loss.png")
 end
 
-local progress = ddpm.progress(total, "train")
-progress:update(step)
+local progress = ddpm.progress(total, "train", step)  -- rate and ETA from the steps run now
 local interrupted = false
 local every = tc.checkpoint_every or 500
 while step < total do

@@ -3,7 +3,9 @@ import Layers
 
 /// Reverse-process samplers: ancestral DDPM (the reference's `sample_p` with x0 clipping) over
 /// every timestep, or DDIM over evenly spaced timesteps ending at t = 0, both with
-/// classifier-free guidance eps = eps_u + w (eps_c - eps_u) (w = 1: conditional only).
+/// classifier-free guidance eps = eps_u + w (eps_c - eps_u) (w = 1: conditional only), optionally
+/// only at timesteps inside `guidanceInterval` (Kynkäänniemi et al. 2024: guidance at high noise
+/// picks the class; at low noise it mostly narrows and over-sharpens; conditional steps cost half).
 public struct Sampler {
     public enum Kind: String, Sendable { case ddpm, ddim }
 
@@ -12,14 +14,24 @@ public struct Sampler {
     public var steps: Int = 50
     public var eta: Double = 0
     public var guidance: Double = 1
+    /// Timesteps (inclusive) where guidance applies; nil: every step.
+    public var guidanceInterval: ClosedRange<Int>? = nil
     public var clip = true
 
-    public init(kind: Kind = .ddim, steps: Int = 50, eta: Double = 0, guidance: Double = 1, clip: Bool = true) {
+    public init(kind: Kind = .ddim, steps: Int = 50, eta: Double = 0, guidance: Double = 1,
+                guidanceInterval: ClosedRange<Int>? = nil, clip: Bool = true) {
         self.kind = kind
         self.steps = steps
         self.eta = eta
         self.guidance = guidance
+        self.guidanceInterval = guidanceInterval
         self.clip = clip
+    }
+
+    /// The guidance weight used at timestep t.
+    public func guidance(at t: Int) -> Double {
+        guard let interval = guidanceInterval else { return guidance }
+        return interval.contains(t) ? guidance : 1
     }
 
     /// The timesteps visited, from high to low, ending at 0.
@@ -34,6 +46,7 @@ public struct Sampler {
     public func predictNoise(_ model: UNet, _ x: Tensor, t: Int, labels: [Int]?) throws -> Tensor {
         let n = x.shape[0]
         let ts = [Int](repeating: t, count: n)
+        let guidance = guidance(at: t)
         guard guidance != 1, let labels else { return try model(x, t: ts, labels: labels) }
         let both = try model(Tensor.cat([x, x], dim: 0), t: ts + ts, labels: labels + [Int](repeating: -1, count: n))
         let cond = try both.narrowed(dim: 0, start: 0, length: n), uncond = try both.narrowed(dim: 0, start: n, length: n)

@@ -32,6 +32,8 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "ddpm or ddim.") var sampler = "ddim"
     @Option(help: "Sampling steps (default: 50 for DDIM, all for DDPM).") var steps: Int?
     @Option(help: "Classifier-free guidance w (1 = none; default: the weights' recommended).") var guidance: Double?
+    @Option(help: "Timesteps LOW,HIGH (0-based, inclusive) where guidance applies, or 'all' (default: the weights' recommended).")
+    var guidanceInterval: String?
     @Option(help: "Random seed; image i uses seed + i (same seed, same images).") var seed = 0
 
     var recipeArguments: [String] {
@@ -39,6 +41,7 @@ struct SamplingOptions: ParsableArguments {
         if let weights { a += ["--weights", weights] }
         if let steps { a += ["--steps", "\(steps)"] }
         if let guidance { a += ["--guidance", "\(guidance)"] }
+        if let guidanceInterval { a += ["--guidance-interval", guidanceInterval] }
         return a
     }
 }

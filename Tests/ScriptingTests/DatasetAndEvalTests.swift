@@ -75,6 +75,36 @@ final class DatasetAndEvalTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("--format must be png or idx, got 'jpg'"), r.stderr)
     }
 
+    /// The guidance interval: the weights' recommended one unless --guidance-interval is given,
+    /// recorded in the PNG; a bad interval is a clear error.
+    func testGuidanceIntervalDefaultOverrideAndProvenance() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let weights = dir + "/tiny.safetensors"
+        try runLua("""
+            ddpm.seed(3)
+            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, image_size = 8}
+            m:save('\(weights)', {default_guidance = 3, default_guidance_interval = "300,700"})
+            """)
+        let common = ["sample", "--weights", weights, "--steps", "4", "--digits", "5", "--per-digit", "2"]
+        func text(_ path: String) throws -> String { try String(contentsOfFile: path, encoding: .isoLatin1) }
+
+        var r = try runDDPM(common + ["--out", dir + "/default.png"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(try text(dir + "/default.png").contains("guidance_interval\u{0}300,700"))
+        r = try runDDPM(common + ["--guidance-interval", "all", "--out", dir + "/all.png"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(try text(dir + "/all.png").contains("guidance_interval\u{0}all"))
+        XCTAssertNotEqual(try pixels(dir + "/default.png"), try pixels(dir + "/all.png"))
+        r = try runDDPM(common + ["--guidance-interval", "0,999", "--out", dir + "/wide.png"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try pixels(dir + "/wide.png"), try pixels(dir + "/all.png"), "an interval holding every step = guidance everywhere")
+
+        r = try runDDPM(common + ["--guidance-interval", "700,300", "--out", dir + "/bad.png"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("--guidance-interval needs LOW,HIGH timesteps with LOW <= HIGH (e.g. 100,700) or 'all', got '700,300'"), r.stderr)
+    }
+
     /// `ddpm eval` end to end on a tiny model and an untrained classifier: the JSON has every
     /// field, per-class accuracies average to the overall one, and --classifier-only agrees with
     /// the classifier's accuracy computed here.

@@ -144,11 +144,33 @@ final class RecipeTests: XCTestCase {
             plain_diff = (c - d):abs():max():item()
             guidance_effect = (a - c):abs():max():item()
             lua_steps = steps_seen
+            -- guidance only inside a timestep interval: all of them = guided, none = unguided
+            local function interval(lo, hi)
+              return ddpm.sample{model = m, schedule = s, labels = labels, sampler = "ddim", steps = 10, guidance = 2,
+                                 guidance_interval = {lo, hi}, noise = noise}
+            end
+            everywhere_diff = (interval(0, 999) - a):abs():max():item()
+            nowhere_diff = (interval(1000, 2000) - c):abs():max():item()
+            local e = interval(300, 700)
+            local f = ddim.sample{model = m, schedule = s, labels = labels, steps = 10, guidance = 2,
+                                  guidance_interval = {300, 700}, noise = noise}
+            partial_diff = (e - f):abs():max():item()
+            partial_from_guided = (e - a):abs():max():item()
+            partial_from_plain = (e - c):abs():max():item()
+            local ok, err = pcall(interval, 700, 300)
+            interval_error = err
             """)
         XCTAssertEqual(host.global("guided_diff") as? Double, 0)
         XCTAssertEqual(host.global("plain_diff") as? Double, 0)
         XCTAssertGreaterThan(try XCTUnwrap(host.global("guidance_effect") as? Double), 1e-3)
         XCTAssertEqual(host.global("lua_steps") as? Double, 10)
+        XCTAssertEqual(host.global("everywhere_diff") as? Double, 0)
+        XCTAssertEqual(host.global("nowhere_diff") as? Double, 0)
+        XCTAssertEqual(host.global("partial_diff") as? Double, 0, "native and Lua DDIM disagree with an interval")
+        XCTAssertGreaterThan(try XCTUnwrap(host.global("partial_from_guided") as? Double), 1e-4)
+        XCTAssertGreaterThan(try XCTUnwrap(host.global("partial_from_plain") as? Double), 1e-4)
+        let message = try XCTUnwrap(host.global("interval_error") as? String)
+        XCTAssertTrue(message.hasSuffix("option guidance_interval: {low, high} timesteps with low <= high expected, got {700, 300}"), message)
     }
 
     /// The ancestral step from Lua with the fixture's noise equals the reference's step, and

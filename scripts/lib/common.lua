@@ -72,9 +72,25 @@ function M.default_weights()
   error("no weights given and none found in weights/ (pass --weights FILE, or train one with `ddpm train`)", 0)
 end
 
---- From sampling options (weights, guidance, sampler, steps): the weights path, the model, the
---- schedule it was trained with, the guidance (the weights' recommended one unless given) and
---- the number of steps (DDIM 50, DDPM every step, unless given).
+--- "100,700" -> {100, 700} (timesteps where guidance applies, inclusive); "all" or "" -> nil (every step).
+function M.parse_interval(s)
+  if s == nil or s == "" or s == "all" then return nil end
+  local lo, hi = tostring(s):match("^%s*(%d+)%s*,%s*(%d+)%s*$")
+  if not lo or tonumber(lo) > tonumber(hi) then
+    error("--guidance-interval needs LOW,HIGH timesteps with LOW <= HIGH (e.g. 100,700) or 'all', got '" .. tostring(s) .. "'", 0)
+  end
+  return {tonumber(lo), tonumber(hi)}
+end
+
+--- "{100, 700}" or nil -> "100,700" or "all" (for provenance and tables)
+function M.interval_text(interval)
+  return interval and string.format("%d,%d", interval[1], interval[2]) or "all"
+end
+
+--- From sampling options (weights, guidance, guidance_interval, sampler, steps): the weights path,
+--- the model, the schedule it was trained with, the guidance (the weights' recommended one unless
+--- given), the number of steps (DDIM 50, DDPM every step, unless given) and the timestep interval
+--- where guidance applies (the weights' recommended one unless given; nil = every step).
 function M.sampling_setup(opts)
   local weights = opts.weights ~= "" and opts.weights or M.default_weights()
   local model = ddpm.load_model(weights)
@@ -82,7 +98,9 @@ function M.sampling_setup(opts)
   local schedule = M.schedule_from_metadata(meta)
   local guidance = opts.guidance >= 0 and opts.guidance or tonumber(meta.default_guidance or "1")
   local steps = opts.steps > 0 and opts.steps or (opts.sampler == "ddim" and 50 or schedule.steps)
-  return weights, model, schedule, guidance, steps
+  local given = opts.guidance_interval
+  local interval = M.parse_interval((given ~= nil and given ~= "") and given or meta.default_guidance_interval)
+  return weights, model, schedule, guidance, steps, interval
 end
 
 --- "0123456789" -> {0, 1, ..., 9}

@@ -2,6 +2,7 @@
 -- sampler is a short recipe: evenly spaced timesteps from T-1 down to 0, then x0.
 --   local ddim = require "samplers.ddim"
 --   local x = ddim.sample{model = m, schedule = s, labels = {3, 7}, steps = 50, noise = x_T}
+--   (guidance = w, guidance_interval = {low, high} as in ddpm.sample)
 local M = {}
 
 function M.sample(o)
@@ -13,8 +14,10 @@ function M.run(o)
   local ts = s:timesteps(o.steps or 50)
   local x = o.noise
   local n = x:shape()[1]
-  local w = o.guidance or 1
+  local interval = o.guidance_interval  -- {low, high}: guide only at these timesteps
   for i, t in ipairs(ts) do
+    local w = o.guidance or 1
+    if interval and (t < interval[1] or t > interval[2]) then w = 1 end
     local eps
     if w ~= 1 then
       local both = model:forward(ddpm.tensor.cat({x, x}, 1), t, M.concat(o.labels, M.unconditional(n)))

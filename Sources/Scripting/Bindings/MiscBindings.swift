@@ -7,12 +7,19 @@ final class Progress {
     let total: Int
     let label: String
     var done = 0
+    /// Already done when the bar started (a resumed run): not counted in the rate.
+    let startCount: Int
     let start = Date()
     var lastPrint = Date.distantPast
     let isTerminal = isatty(STDERR_FILENO) != 0
     var extra = ""
 
-    init(total: Int, label: String) { self.total = max(total, 1); self.label = label }
+    init(total: Int, label: String, startCount: Int = 0) {
+        self.total = max(total, 1)
+        self.label = label
+        self.startCount = startCount
+        done = startCount
+    }
 
     func update(_ n: Int, info: String?) {
         done = min(n, total)
@@ -20,10 +27,10 @@ final class Progress {
         let now = Date()
         let finished = done >= total
         // Terminals redraw ~10x a second; logs get a line every 10 s and at the end.
-        guard done > 0, finished || now.timeIntervalSince(lastPrint) >= (isTerminal ? 0.1 : 10) else { return }
+        guard done > startCount, finished || now.timeIntervalSince(lastPrint) >= (isTerminal ? 0.1 : 10) else { return }
         lastPrint = now
         let elapsed = now.timeIntervalSince(start)
-        let rate = Double(done) / max(elapsed, 1e-9)
+        let rate = Double(done - startCount) / max(elapsed, 1e-9)
         let eta = rate > 0 ? Double(total - done) / rate : 0
         let pct = Int(100 * Double(done) / Double(total))
         let text: String
@@ -64,7 +71,7 @@ enum MiscBindings {
         ("interrupted", { a in a.lua.push(Interrupts.received != 0); return 1 }),
         ("clock", { a in a.lua.push(Double(DispatchTime.now().uptimeNanoseconds) / 1e9); return 1 }),
         ("progress", { a in
-            let p = Progress(total: try a.int(1), label: try a.string(2, default: "progress"))
+            let p = Progress(total: try a.int(1), label: try a.string(2, default: "progress"), startCount: try a.int(3, default: 0))
             a.lua.pushObject(p, metatable: Metatable.progress)
             return 1
         }),

@@ -54,8 +54,16 @@ enum SampleBindings {
         let labels = try o.integers("labels", count: noise.shape[0])
         let guidance = try o.number("guidance") ?? 1
         if guidance != 1 && labels == nil { throw ScriptError("option guidance needs labels= (classifier-free guidance)") }
+        var interval: ClosedRange<Int>? = nil
+        if let bounds = try o.integers("guidance_interval", count: 2) {
+            guard bounds[0] <= bounds[1] else {
+                throw ScriptError("option guidance_interval: {low, high} timesteps with low <= high expected, got {\(bounds[0]), \(bounds[1])}")
+            }
+            interval = bounds[0]...bounds[1]
+        }
         let sampler = Sampler(kind: kind, steps: try o.int("steps") ?? (kind == .ddim ? 50 : schedule.steps),
-                              eta: try o.number("eta") ?? 0, guidance: guidance, clip: try o.bool("clip") ?? true)
+                              eta: try o.number("eta") ?? 0, guidance: guidance, guidanceInterval: interval,
+                              clip: try o.bool("clip") ?? true)
         let onStep = try o.pushFunction("on_step")
         let lua = a.lua
         var g = generator ?? Generator.global
