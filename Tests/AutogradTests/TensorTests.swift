@@ -261,6 +261,14 @@ final class KernelTests: XCTestCase {
             let scale = r.values.map(Swift.abs).max() ?? 1
             XCTAssertLessThan(zip(a.values, r.values).map { Swift.abs($0 - $1) }.max() ?? 1, 2e-5 * scale, name)
         }
+        // Under no_grad the fused op skips xhat (a separate code path): same values.
+        let recorded = try run(true)[0]
+        let sampled = try withNoGrad { try Tensor.groupNormSiLU(x, groups: 8, weight: w, bias: b, scale: s, shift: t) }
+        XCTAssertFalse(sampled.requiresGrad)
+        XCTAssertLessThan(zip(sampled.values, recorded.values).map { Swift.abs($0 - $1) }.max() ?? 1, 1e-5)
+        let plain = try withNoGrad { try Tensor.groupNormSiLU(x, groups: 4, weight: w, bias: b) }
+        let plainRef = try withNoGrad { try Tensor.groupNorm(x, groups: 4, weight: w, bias: b).silu() }
+        XCTAssertLessThan(zip(plain.values, plainRef.values).map { Swift.abs($0 - $1) }.max() ?? 1, 1e-5)
     }
 
     func testVectorisedExpAndSoftmaxMatchScalar() throws {
