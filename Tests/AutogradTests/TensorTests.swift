@@ -242,6 +242,22 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The direct kernel's padded scratch is reused without clearing: only its border is zeroed,
+    /// so stale values (NaN here) must never reach the output.
+    func testDirectConvIgnoresStaleScratch() throws {
+        var rng = Generator(seed: 5)
+        let (c, o, h, w) = (3, 8, 4, 16)
+        let x = Tensor.randn([1, c, h, w], generator: &rng), wt = Tensor.randn([o, c, 3, 3], generator: &rng)
+        let scratch = Tensor(repeating: .nan, shape: [c * (h + 2) * (w + 2)])
+        let y = Tensor(uninitialized: [1, o, h, w])
+        directConv3x3(y.data, x.data, weight: wt.data, bias: nil, c: c, o: o, h: h, w: w, padded: scratch.data)
+        useDirectConv = false
+        defer { useDirectConv = true }
+        let ref = try Tensor.conv2d(x, weight: wt, bias: nil, stride: 1, padding: 1)
+        XCTAssertFalse(y.values.contains { $0.isNaN })
+        XCTAssertLessThan(zip(y.values, ref.values).map { Swift.abs($0 - $1) }.max() ?? 1, 1e-4)
+    }
+
     /// The fused GroupNorm + modulation + SiLU equals its composition, values and gradients.
     func testFusedGroupNormSiLUMatchesComposition() throws {
         var rng = Generator(seed: 13)

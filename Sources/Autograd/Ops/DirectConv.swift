@@ -18,11 +18,16 @@ nonisolated(unsafe) public var useDirectConv = true
 func directConv3x3(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                    bias: UnsafePointer<Float>?, c: Int, o: Int, h: Int, w: Int, padded: UnsafeMutablePointer<Float>) {
     let wp = w + 2, hp = h + 2
-    // zero-padded input
-    padded.update(repeating: 0, count: c * hp * wp)
+    // zero-padded input: copy the interior, zero only the border (the scratch is reused)
     for ci in 0..<c {
+        let plane = padded + ci * hp * wp
+        plane.update(repeating: 0, count: wp)
+        (plane + (hp - 1) * wp).update(repeating: 0, count: wp)
         for r in 0..<h {
-            (padded + (ci * hp + r + 1) * wp + 1).update(from: x + (ci * h + r) * w, count: w)
+            let row = plane + (r + 1) * wp
+            row[0] = 0
+            (row + 1).update(from: x + (ci * h + r) * w, count: w)
+            row[w + 1] = 0
         }
     }
     let c9 = c * 9
