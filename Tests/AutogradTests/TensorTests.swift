@@ -242,6 +242,37 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// 1x1 convolutions read the input as their columns (no im2col): values and gradients
+    /// against naive loops, for one image per block (32x32) and several (4x4).
+    func testPointwiseConvMatchesNaiveLoops() throws {
+        var rng = Generator(seed: 21)
+        for (n, c, o, h) in [(2, 3, 5, 32), (3, 5, 4, 4)] {
+            let p = h * h
+            let x = Tensor.randn([n, c, h, h], generator: &rng), wt = Tensor.randn([o, c, 1, 1], generator: &rng)
+            let b = Tensor.randn([o], generator: &rng), g = Tensor.randn([n, o, h, h], generator: &rng)
+            let (xi, wi, bi) = (x.copy(), wt.copy(), b.copy())
+            for t in [xi, wi, bi] { t.requiresGrad = true }
+            let y = try Tensor.conv2d(xi, weight: wi, bias: bi, stride: 1, padding: 0)
+            try y.backward(gradient: g)
+            var ry = [Float](repeating: 0, count: n * o * p), rdx = [Float](repeating: 0, count: n * c * p)
+            var rdw = [Float](repeating: 0, count: o * c)
+            for i in 0..<n { for oc in 0..<o { for q in 0..<p {
+                var acc = b.data[oc]
+                let gv = g.data[(i * o + oc) * p + q]
+                for ci in 0..<c {
+                    acc += wt.data[oc * c + ci] * x.data[(i * c + ci) * p + q]
+                    rdx[(i * c + ci) * p + q] += wt.data[oc * c + ci] * gv
+                    rdw[oc * c + ci] += gv * x.data[(i * c + ci) * p + q]
+                }
+                ry[(i * o + oc) * p + q] = acc
+            } } }
+            for (name, got, want) in [("y", y.values, ry), ("dx", try XCTUnwrap(xi.grad).values, rdx), ("dw", try XCTUnwrap(wi.grad).values, rdw)] {
+                let worst = zip(got, want).map { Swift.abs($0 - $1) }.max() ?? 1
+                XCTAssertLessThan(worst, 1e-3, "\(name) for \(n)x\(c)->\(o) \(h)x\(h)")
+            }
+        }
+    }
+
     /// The direct kernel's padded scratch is reused without clearing: only its border is zeroed,
     /// so stale values (NaN here) must never reach the output.
     func testDirectConvIgnoresStaleScratch() throws {

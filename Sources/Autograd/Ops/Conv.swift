@@ -17,6 +17,21 @@ struct ConvGeometry {
         ow = (w + 2 * pad - kw) / stride + 1
     }
 
+    /// A 1x1 convolution with stride 1 and no padding: its columns are the input itself.
+    var isPointwise: Bool { kh == 1 && kw == 1 && stride == 1 && pad == 0 }
+
+    /// The (c*kh*kw, count*oh*ow) columns of `count` images starting at x: im2col into `cols`,
+    /// or for a pointwise convolution x itself (one image) or its (c, count, plane) transpose.
+    func columns(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, count: Int) -> UnsafeMutablePointer<Float> {
+        if isPointwise {
+            if count == 1 { return x }
+            swapLeadingDims(cols, x, count, c, h * w)
+            return cols
+        }
+        block(count).im2col(cols, x)
+        return cols
+    }
+
     /// cols: (c*kh*kw, n*oh*ow) <- x: (n, c, h, w); row (ci, i, j), column (b, oy, ox).
     func im2col(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>) {
         let plane = oh * ow
@@ -184,14 +199,13 @@ extension Tensor {
                 return (Tensor(uninitialized: [rowsK, per * plane]), Tensor(uninitialized: [o, per * plane]))
             }) { _, first, count, buffers in
                 let (cols, ybuf) = buffers
-                let g = geo.block(count)
-                g.im2col(cols.data, x.data + first * chw)
+                let columns = geo.columns(cols.data, x.data + first * chw, count: count)
                 let dst = out.data + first * o * plane
                 if count == 1 {
-                    BLAS.sgemmSerial(dst, weight.data, cols.data, m: o, n: plane, k: rowsK, count: false)
+                    BLAS.sgemmSerial(dst, weight.data, columns, m: o, n: plane, k: rowsK, count: false)
                     if let bias { for c in 0..<o { let v = bias.data[c], p = dst + c * plane; for i in 0..<plane { p[i] += v } } }
                 } else {
-                    BLAS.sgemmSerial(ybuf.data, weight.data, cols.data, m: o, n: count * plane, k: rowsK, count: false)
+                    BLAS.sgemmSerial(ybuf.data, weight.data, columns, m: o, n: count * plane, k: rowsK, count: false)
                     swapLeadingDims(dst, ybuf.data, o, count, plane, bias: bias?.data)
                 }
             }
@@ -223,17 +237,20 @@ extension Tensor {
                 }
                 if wantB { addRowSums(gb.parts[w].data, g2, rows: o, cols: count * plane) }
                 if wantW {
-                    blk.im2col(cols.data, sx.data + first * chw)  // recomputed: saves memory
-                    BLAS.sgemmSerial(gwT.parts[w].data, cols.data, g2, m: rowsK, n: o, k: count * plane, transB: true, beta: 1, count: false)
+                    let columns = geo.columns(cols.data, sx.data + first * chw, count: count)  // recomputed: saves memory
+                    BLAS.sgemmSerial(gwT.parts[w].data, columns, g2, m: rowsK, n: o, k: count * plane, transB: true, beta: 1, count: false)
                 }
                 if let gx, let flipped {
                     for img in first..<(first + count) {
                         directConv3x3(gx.data + img * chw, g.data + img * o * plane, weight: flipped.data, bias: nil,
                                       c: o, o: geo.c, h: geo.h, w: geo.w, padded: padded.data)
                     }
+                } else if let gx, geo.isPointwise, count == 1 {
+                    BLAS.sgemmSerial(gx.data + first * chw, sw.data, g2, m: rowsK, n: plane, k: o, transA: true, count: false)
                 } else if let gx {
                     BLAS.sgemmSerial(cols.data, sw.data, g2, m: rowsK, n: count * plane, k: o, transA: true, count: false)
-                    blk.col2im(gx.data + first * chw, cols.data)
+                    if geo.isPointwise { swapLeadingDims(gx.data + first * chw, cols.data, geo.c, count, plane) }
+                    else { blk.col2im(gx.data + first * chw, cols.data) }
                 }
             }
             BLAS.flops &+= 2 * o * rowsK * geo.n * plane * ((wantW ? 1 : 0) + (wantX ? 1 : 0))
