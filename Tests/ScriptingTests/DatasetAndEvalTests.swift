@@ -135,7 +135,7 @@ final class DatasetAndEvalTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(only["accuracy"] as? Double), expected, accuracy: 0.006)
 
         r = try runDDPM(["eval", "--weights", weights, "--classifier", classifier, "--per-class", "3", "--steps", "2",
-                         "--guidance", "1", "--json"], environment: env)
+                         "--guidance", "1", "--guidance-interval", "100,500", "--json"], environment: env)
         XCTAssertEqual(r.status, 0, r.stderr)
         let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
         let perClass = try XCTUnwrap(j["accuracy_per_class"] as? [String: Double])
@@ -147,6 +147,7 @@ final class DatasetAndEvalTests: XCTestCase {
         XCTAssertGreaterThan(try XCTUnwrap(j["diversity_real"] as? Double), 0)
         XCTAssertEqual(j["weights_sha256"] as? String, try SHA256.hex(ofFile: weights))
         XCTAssertEqual(j["per_class"] as? Int, 3)
+        XCTAssertEqual(j["guidance_interval"] as? String, "100,500")
 
         // the table form names the targets
         r = try runDDPM(["eval", "--weights", weights, "--classifier", classifier, "--per-class", "2", "--steps", "1",
