@@ -133,11 +133,15 @@ func forEachImageBlock<S>(n: Int, plane: Int, scratch: () -> S,
     }
 }
 
-/// Whole images per block: enough for ~1024 GEMM columns, but never so many that a core idles.
+/// Whole images per block: about enough for ~1024 GEMM columns, with the number of blocks a
+/// multiple of the cores so each gets the same share (100 images at 8x8: 8 blocks of 13, not
+/// 7 blocks of 16 that leave one core idle for a block).
 @inline(__always)
 func imagesPerBlock(n: Int, plane: Int) -> Int {
     let wanted = Swift.max(1, (1024 + plane - 1) / Swift.max(plane, 1))
-    return Swift.max(1, Swift.min(wanted, (n + Parallel.workers - 1) / Parallel.workers))
+    let rounds = Swift.max(1, (n + wanted * Parallel.workers - 1) / (wanted * Parallel.workers))
+    let blocks = rounds * Parallel.workers
+    return Swift.max(1, (n + blocks - 1) / blocks)
 }
 
 /// Per-worker partial sums (weight and bias gradients), added up after the parallel region.
