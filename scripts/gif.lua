@@ -7,7 +7,7 @@ local common = require("lib.common")
 local T = ddpm.tensor
 
 local opts = args.parse(arg, {weights = "", digits = "0123456789", frames = 40, sampler = "ddim", steps = 0,
-                              guidance = -1, guidance_interval = "", seed = 0, out = "out/gifs", scale = 4, delay = 8, hold = 150})
+                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, out = "out/gifs", scale = 4, delay = 8, hold = 150})
 local weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
 local digits = common.digits(opts.digits)
 local n = #digits
@@ -38,7 +38,7 @@ local last_x0
 local seeds = {}
 for i = 1, n do seeds[i] = opts.seed + i - 1 end
 local x = ddpm.sample{model = model, schedule = schedule, labels = digits, sampler = opts.sampler, steps = steps,
-                      guidance = guidance, guidance_interval = interval, seeds = seeds,
+                      guidance = guidance, guidance_interval = interval, eta = opts.eta, seeds = seeds,
                       on_step = function(i, t, x_t, x0)
                         if keep[i] then add_frames(x_t, x0, opts.delay) end
                         last_x0 = x0

@@ -34,6 +34,7 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "Classifier-free guidance w (1 = none; default: the weights' recommended).") var guidance: Double?
     @Option(help: "Timesteps LOW,HIGH (0-based, inclusive) where guidance applies, or 'all' (default: the weights' recommended).")
     var guidanceInterval: String?
+    @Option(help: "DDIM eta: 0 deterministic (default), 1 as stochastic as DDPM.") var eta: Double?
     @Option(help: "Random seed; image i uses seed + i (same seed, same images).") var seed = 0
 
     var recipeArguments: [String] {
@@ -42,6 +43,7 @@ struct SamplingOptions: ParsableArguments {
         if let steps { a += ["--steps", "\(steps)"] }
         if let guidance { a += ["--guidance", "\(guidance)"] }
         if let guidanceInterval { a += ["--guidance-interval", guidanceInterval] }
+        if let eta { a += ["--eta", "\(eta)"] }
         return a
     }
 }

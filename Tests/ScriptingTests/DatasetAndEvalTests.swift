@@ -99,6 +99,10 @@ final class DatasetAndEvalTests: XCTestCase {
         r = try runDDPM(common + ["--guidance-interval", "0,999", "--out", dir + "/wide.png"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(try pixels(dir + "/wide.png"), try pixels(dir + "/all.png"), "an interval holding every step = guidance everywhere")
+        r = try runDDPM(common + ["--guidance-interval", "all", "--eta", "1", "--out", dir + "/eta.png"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(try text(dir + "/eta.png").contains("eta\u{0}1"))
+        XCTAssertNotEqual(try pixels(dir + "/eta.png"), try pixels(dir + "/all.png"), "eta 1 adds step noise")
 
         r = try runDDPM(common + ["--guidance-interval", "700,300", "--out", dir + "/bad.png"])
         XCTAssertEqual(r.status, 1)
