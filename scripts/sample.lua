@@ -58,8 +58,8 @@ if not folder then
   ddpm.image.save(ddpm.image.grid(x, {cols = opts.per_digit}), opts.out, {scale = opts.scale, text = provenance{
     seed = tostring(opts.seed), image_seeds = "seed + i, i = 0-based index row by row", digits = opts.digits,
     per_digit = tostring(opts.per_digit)}})
-  print(string.format("wrote %s (%d digits, %s %d steps, guidance %g, seed %d) in %.1f s",
-                      opts.out, n, opts.sampler, steps, guidance, opts.seed, ddpm.clock() - t0))
+  print(string.format("wrote %s (%d digits, %s %d steps, guidance %g at timesteps %s, seed %d) in %.1f s",
+                      opts.out, n, opts.sampler, steps, guidance, common.interval_text(interval), opts.seed, ddpm.clock() - t0))
   for r, d in ipairs(digits) do
     local s = opts.seed + (r - 1) * opts.per_digit
     print(string.format("  row %d (digit %d): seeds %d..%d", r - 1, d, s, s + opts.per_digit - 1))

@@ -117,31 +117,39 @@ func swapLeadingDims(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Fl
 }
 
 /// Splits a batch of `n` images with `plane` output pixels each into blocks of whole images with
-/// at least ~1024 GEMM columns, so each block's im2col buffer stays in L2 and its GEMM is still
-/// large. Blocks run on all cores (one single-threaded sgemm each); each worker gets `scratch`.
+/// about ~1024 GEMM columns, so each block's im2col buffer stays in L2 and its GEMM is still
+/// large. Each core takes an equal share of the images (to one image), cut into `blockRounds`
+/// blocks, one single-threaded sgemm each; each worker gets `scratch`.
 @inline(__always)
 func forEachImageBlock<S>(n: Int, plane: Int, scratch: () -> S,
                           _ body: (_ worker: Int, _ first: Int, _ count: Int, _ scratch: S) -> Void) {
-    let per = imagesPerBlock(n: n, plane: plane)
-    let blocks = (n + per - 1) / per
-    Parallel.run(blocks) { w in
+    guard n > 0 else { return }
+    let workers = Swift.min(Parallel.workers, n), rounds = blockRounds(n: n, plane: plane)
+    Parallel.run(workers) { w in
+        let lo = n * w / workers, share = n * (w + 1) / workers - lo
+        guard share > 0 else { return }
         let s = scratch()  // per worker; Tensors return their buffers to the pool when done
-        for blk in stride(from: w, to: blocks, by: Parallel.workers) {
-            let first = blk * per
-            body(w, first, Swift.min(per, n - first), s)
+        for r in 0..<rounds {
+            let first = lo + share * r / rounds, next = lo + share * (r + 1) / rounds
+            if next > first { body(w, first, next - first, s) }
         }
     }
 }
 
-/// Whole images per block: about enough for ~1024 GEMM columns, with the number of blocks a
-/// multiple of the cores so each gets the same share (100 images at 8x8: 8 blocks of 13, not
-/// 7 blocks of 16 that leave one core idle for a block).
+/// Blocks per core: enough that a block holds about ~1024 GEMM columns (its im2col buffer stays
+/// in L2) and no more.
+@inline(__always)
+func blockRounds(n: Int, plane: Int) -> Int {
+    let wanted = Swift.max(1, (1024 + plane - 1) / Swift.max(plane, 1))
+    return Swift.max(1, (n + wanted * Parallel.workers - 1) / (wanted * Parallel.workers))
+}
+
+/// The largest block forEachImageBlock hands out (for sizing scratch).
 @inline(__always)
 func imagesPerBlock(n: Int, plane: Int) -> Int {
-    let wanted = Swift.max(1, (1024 + plane - 1) / Swift.max(plane, 1))
-    let rounds = Swift.max(1, (n + wanted * Parallel.workers - 1) / (wanted * Parallel.workers))
-    let blocks = rounds * Parallel.workers
-    return Swift.max(1, (n + blocks - 1) / blocks)
+    let perCore = (n + Parallel.workers - 1) / Parallel.workers
+    let rounds = blockRounds(n: n, plane: plane)
+    return Swift.max(1, (perCore + rounds - 1) / rounds)
 }
 
 /// Per-worker partial sums (weight and bias gradients), added up after the parallel region.
