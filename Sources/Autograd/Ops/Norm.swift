@@ -34,6 +34,18 @@ func rowStatistics(_ p: UnsafePointer<Float>, m: Int, eps: Float) -> (mean: Floa
     return (mean, Float(1 / (v / Double(m) + Double(eps)).squareRoot()))
 }
 
+/// q[i] = silu(p[i] a + a0): the tail of the fused GroupNorm for one channel.
+@inline(__always)
+func siluAffine(_ q: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, count: Int, _ a: Float, _ a0: Float) {
+    forEachVector(0..<count) { i in
+        let h = load16(p + i) * a + a0
+        store16(q + i, h / (1 + exp16(-h)))
+    } tail: { i in
+        let h = p[i] * a + a0
+        q[i] = h / (1 + Foundation.exp(-h))
+    }
+}
+
 /// x: (rows, m) -> xhat = (x - mean) * rstd per row; returns per-row rstd.
 func normalizeRows(_ xhat: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, m: Int, eps: Float) -> [Float] {
     let rstds = UnsafeMutablePointer<Float>.allocate(capacity: max(rows, 1))
@@ -170,14 +182,7 @@ extension Tensor {
                         let ch = nc % c
                         let k = s.map { 1 + $0[nc] } ?? 1
                         let a = w[ch] * k * rstd, a0 = b[ch] * k + (t?[nc] ?? 0) - mean * a
-                        let p = x.data + nc * spatial, q = out.data + nc * spatial
-                        forEachVector(0..<spatial) { i in
-                            let h = load16(p + i) * a + a0
-                            store16(q + i, h / (1 + exp16(-h)))
-                        } tail: { i in
-                            let h = p[i] * a + a0
-                            q[i] = h / (1 + Foundation.exp(-h))
-                        }
+                        siluAffine(out.data + nc * spatial, x.data + nc * spatial, count: spatial, a, a0)
                     }
                 }
             }
@@ -190,14 +195,7 @@ extension Tensor {
                 let ch = nc % c
                 let k = s.map { 1 + $0[nc] } ?? 1
                 let a = w[ch] * k, a0 = b[ch] * k + (t?[nc] ?? 0)  // h = xhat a + a0
-                let p = xhat.data + nc * spatial, q = out.data + nc * spatial
-                forEachVector(0..<spatial) { i in
-                    let h = load16(p + i) * a + a0
-                    store16(q + i, h / (1 + exp16(-h)))
-                } tail: { i in
-                    let h = p[i] * a + a0
-                    q[i] = h / (1 + Foundation.exp(-h))
-                }
+                siluAffine(out.data + nc * spatial, xhat.data + nc * spatial, count: spatial, a, a0)
             }
         }
         let (sw, sb) = (weight.detached(), bias.detached())
