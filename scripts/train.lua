@@ -28,8 +28,8 @@ ddpm.seed(tc.seed or 0)
 local model = ddpm.unet(cfg.model)
 if opts.init ~= "" then model:load(opts.init) end
 local schedule = common.schedule(cfg.schedule)
-local opt = ddpm.optim.adam(model, {lr = opts.lr > 0 and opts.lr or tc.lr or 1e-4, clip_norm = tc.clip_norm,
-                                    weight_decay = tc.weight_decay or 0})
+local base_lr = opts.lr > 0 and opts.lr or tc.lr or 1e-4
+local opt = ddpm.optim.adam(model, {lr = base_lr, clip_norm = tc.clip_norm, weight_decay = tc.weight_decay or 0})
 local ema = ddpm.ema(model, tc.ema or 0.999)
 local data = ddpm.data.mnist{split = "train", size = cfg.model.image_size or 32,
                              resize = tc.resize or "bilinear", path = opts.data ~= "" and opts.data or nil}
@@ -109,6 +109,7 @@ local interrupted = false
 local every = tc.checkpoint_every or 500
 while step < total do
   local t0 = ddpm.clock()
+  opt.lr = common.learning_rate(tc, base_lr, total, step)
   local x0, labels = data:batch(batch)
   if dropout > 0 then
     local u = T.rand({batch}):totable()

@@ -191,6 +191,25 @@ final class DatasetAndEvalTests: XCTestCase {
         XCTAssertLessThan(worst, 3e-3)
     }
 
+    /// The recipe's learning rate: constant, then from `lr_decay_start` a cosine down to `lr_min`
+    /// at the last step; without `lr_decay_start` always the constant rate.
+    func testLearningRateIsConstantThenCosineAnnealed() throws {
+        let host = try runLua("""
+            local common = require('lib.common')
+            local tc = {lr_decay_start = 60, lr_min = 1e-5}
+            for i, done in ipairs({0, 59, 60, 80, 99, 100}) do _G['rate' .. i] = common.learning_rate(tc, 1e-3, 100, done) end
+            flat = common.learning_rate({}, 1e-3, 100, 99)
+            ok, bad = pcall(common.learning_rate, {lr_decay_start = 0, lr_min = 2e-3}, 1e-3, 100, 5)
+            """)
+        let rates = (1...6).map { host.global("rate\($0)") as? Double ?? .nan }
+        let expected = [1e-3, 1e-3, 1e-3, 1e-5 + (1e-3 - 1e-5) * 0.5 * (1 + cos(Double.pi * 0.5)),
+                        1e-5 + (1e-3 - 1e-5) * 0.5 * (1 + cos(Double.pi * 39 / 40)), 1e-5]
+        XCTAssertEqual(rates.count, expected.count)
+        for (r, e) in zip(rates, expected) { XCTAssertEqual(r, e, accuracy: 1e-12) }
+        XCTAssertEqual(host.global("flat") as? Double, 1e-3)
+        XCTAssertEqual(host.global("bad") as? String, "train.lr_min must be in (0, lr = 0.001], got 0.002")
+    }
+
     /// A misspelt config field is an error naming it and the known ones, for both model kinds.
     func testConfigTablesRejectUnknownFields() throws {
         let host = try runLua("""

@@ -22,6 +22,19 @@ function M.resolve(path)
   error("file not found: " .. path, 0)
 end
 
+--- The learning rate for the step after `done` steps of `total`: the recipe's lr, constant until
+--- train.lr_decay_start (if set), then a cosine down to train.lr_min (default lr / 10) at the last step.
+--- Annealing at the end is the "warmup-stable-decay" recipe: a run can be resumed and extended
+--- at the constant rate, and only its last stretch decays.
+function M.learning_rate(tc, lr, total, done)
+  local start = tc.lr_decay_start
+  if not start or done < start then return lr end
+  local floor = tc.lr_min or lr / 10
+  if floor <= 0 or floor > lr then error(string.format("train.lr_min must be in (0, lr = %g], got %g", lr, floor), 0) end
+  local p = math.min(1, (done - start) / math.max(1, total - start))
+  return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * p))
+end
+
 --- A schedule from a config entry: {kind="linear"|"cosine"|"sigmoid", steps=..., ...}, or
 --- {file="schedules/x.lua"} (a Lua file returning a schedule), or a schedule object itself.
 function M.schedule(spec)
