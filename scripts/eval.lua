@@ -13,16 +13,7 @@ local evaluation = require("lib.evaluation")
 local opts = args.parse(arg, {weights = "", classifier = "", per_class = 100, sampler = "ddim", steps = 0,
                               guidance = -1, guidance_interval = "", eta = 0, seed = 0, batch = 100, json = false,
                               classifier_only = false, data = ""})
-local function find_classifier()
-  if opts.classifier ~= "" then return opts.classifier end
-  for _, p in ipairs{"weights/mnist-classifier.safetensors"} do if common.file_exists(p) then return p end end
-  for dir in package.path:gmatch("([^;]+)/%?%.lua") do
-    local p = dir .. "/../weights/mnist-classifier.safetensors"
-    if common.file_exists(p) then return p end
-  end
-  error("no classifier: pass --classifier FILE or train one with `ddpm run scripts/train_classifier.lua`", 0)
-end
-local classifier_path = find_classifier()
+local classifier_path = evaluation.find_classifier(opts.classifier)
 local clf = ddpm.load_classifier(classifier_path)
 local path = opts.data ~= "" and opts.data or nil
 local test = ddpm.data.mnist{split = "test", size = 32, path = path}

@@ -9,9 +9,11 @@
 --                                     fine-tune from weights (model and EMA start there; fresh optimizer)
 --
 -- Writes into --out: checkpoint.safetensors (model, optimizer, EMA, step, random state),
--- model.safetensors (EMA weights + config + schedule), loss.csv, loss.png, samples/step-N.png.
+-- model.safetensors (EMA weights + config + schedule), loss.csv, loss.png, samples/step-N.png,
+-- and with train.eval_every = N an eval.csv (accuracy and Fréchet distance every N steps).
 local args = require("lib.args")
 local common = require("lib.common")
+local evaluation = require("lib.evaluation")
 local plot = require("lib.plot")
 local T = ddpm.tensor
 
@@ -38,28 +40,37 @@ local dropout = tc.label_dropout or 0
 local checkpoint_path = out .. "/checkpoint.safetensors"
 
 local step, seconds = 0, 0
-local losses, kept = {}, {}
 if opts.resume then
   if not common.file_exists(checkpoint_path) then
     error("--resume: no checkpoint at " .. checkpoint_path .. " (start without --resume)", 0)
   end
   local state = ddpm.checkpoint.load(checkpoint_path, {model = model, optimizer = opt, ema = ema, data = data})
   step, seconds = state.step, state.seconds or 0
-  local f = io.open(out .. "/loss.csv")
-  if f then
-    for line in f:lines() do
-      local s, l = line:match("^(%d+),([^,]+)")
-      if s and tonumber(s) <= step then losses[#losses + 1] = tonumber(l); kept[#kept + 1] = line end
-    end
-    f:close()
-  end
   print(string.format("resumed from %s at step %d", checkpoint_path, step))
 end
 
--- Rewrite the log up to the resumed step (a crash may have logged steps after the checkpoint).
-local log = assert(io.open(out .. "/loss.csv", "w"))
-log:write("step,loss,grad_norm,lr,seconds\n")
-for _, line in ipairs(kept) do log:write(line, "\n") end
+-- The logs are rewritten up to the resumed step (a crash may have logged steps after the checkpoint).
+local kept = common.log_lines_upto(out .. "/loss.csv", step)
+local losses = {}
+for i, line in ipairs(kept) do losses[i] = tonumber(line:match("^%d+,([^,]+)")) end
+local log = common.open_log(out .. "/loss.csv", "step,loss,grad_norm,lr,seconds", kept)
+
+-- Optional quality probe of the EMA weights every train.eval_every steps (eval.csv): accuracy of
+-- the requested digit and the Fréchet distance to the test set, from the project's classifier.
+local probe, eval_log
+if tc.eval_every then
+  probe = evaluation.probe{schedule = schedule, size = cfg.model.image_size or 32, per_class = tc.eval_per_class,
+                           data = opts.data ~= "" and opts.data or nil}
+  eval_log = common.open_log(out .. "/eval.csv", "step,accuracy,frechet",
+                             common.log_lines_upto(out .. "/eval.csv", step))
+end
+local function evaluate()
+  local accuracy, frechet = probe(ema:model())
+  eval_log:write(string.format("%d,%.4f,%.3f\n", step, accuracy, frechet))
+  eval_log:flush()
+  print(string.format("\nstep %d: accuracy %.1f %%, Frechet %.2f (EMA weights, DDIM-20 unguided, %d digits)",
+                      step, 100 * accuracy, frechet, 10 * (tc.eval_per_class or 20)))
+end
 
 local function weights_metadata()
   local meta = common.schedule_metadata(schedule)
@@ -139,6 +150,7 @@ while step < total do
   if ddpm.interrupted() then interrupted = true break end
   if step % every == 0 or step == total then save_checkpoint(); log:flush() end
   if tc.sample_every and step % tc.sample_every == 0 then sample_sheet() end
+  if probe and step % tc.eval_every == 0 then evaluate() end
 end
 if interrupted then
   save_checkpoint()
@@ -150,5 +162,9 @@ end
 log:close()
 save_checkpoint()
 loss_curve()
+if probe then
+  if step % tc.eval_every ~= 0 then evaluate() end
+  eval_log:close()
+end
 if not opts.quiet then sample_sheet() end
 print(string.format("trained %d steps in %.1f s; EMA weights: %s/model.safetensors", step, seconds, out))

@@ -210,6 +210,49 @@ final class DatasetAndEvalTests: XCTestCase {
         XCTAssertEqual(host.global("bad") as? String, "train.lr_min must be in (0, lr = 0.001], got 0.002")
     }
 
+    /// train.eval_every: the EMA weights are probed with the classifier every N steps and at the
+    /// end; eval.csv keeps one row per probe, and a resumed run continues it. A model whose images
+    /// the classifier cannot read is a clear error before training starts.
+    func testTrainingProbesQualityEveryNSteps() throws {
+        try requireMNIST()
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = { (size: Int) in """
+            return {model = {base = 8, levels = 2, time_dim = 16, attention = {false, false}, attention_mid = false, image_size = \(size)},
+                    schedule = {kind = "cosine", steps = 100},
+                    train = {batch = 4, lr = 1e-3, steps = 3, eval_every = 2, eval_per_class = 2}}
+            """ }
+        try config(32).write(toFile: dir + "/c32.lua", atomically: true, encoding: .utf8)
+        try config(16).write(toFile: dir + "/c16.lua", atomically: true, encoding: .utf8)
+        let env = ["DDPM_DATA": mnistDir]
+        var r = try runDDPM(["run", scriptsDir + "/train.lua", "--config", dir + "/c32.lua", "--out", dir + "/run", "--quiet"],
+                            environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("step 2: accuracy "), r.stdout)
+        func rows() throws -> [[String]] {
+            try String(contentsOfFile: dir + "/run/eval.csv", encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",").map(String.init) }
+        }
+        var csv = try rows()
+        XCTAssertEqual(csv.first, ["step", "accuracy", "frechet"])
+        XCTAssertEqual(csv.dropFirst().map { $0[0] }, ["2", "3"])  // every 2 steps, and the last
+        for row in csv.dropFirst() {
+            let accuracy = try XCTUnwrap(Double(row[1])), frechet = try XCTUnwrap(Double(row[2]))
+            XCTAssertTrue((0...1).contains(accuracy), row.joined(separator: ","))
+            XCTAssertGreaterThan(frechet, 0)
+        }
+        r = try runDDPM(["run", scriptsDir + "/train.lua", "--config", dir + "/c32.lua", "--out", dir + "/run", "--quiet",
+                         "--resume", "--steps", "4"], environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        csv = try rows()
+        XCTAssertEqual(csv.dropFirst().map { $0[0] }, ["2", "3", "4"])
+
+        r = try runDDPM(["run", scriptsDir + "/train.lua", "--config", dir + "/c16.lua", "--out", dir + "/run16", "--quiet"],
+                        environment: env)
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("train.eval_every: the classifier"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("cannot read 16x16 images"), r.stderr)
+    }
+
     /// A misspelt config field is an error naming it and the known ones, for both model kinds.
     func testConfigTablesRejectUnknownFields() throws {
         let host = try runLua("""

@@ -124,6 +124,29 @@ function M.digits(s)
   return out
 end
 
+--- The data lines of a CSV log whose first field (a step) is at most `step`: a resumed run
+--- rewrites its logs without what was logged after its checkpoint. No file: no lines.
+function M.log_lines_upto(path, step)
+  local kept = {}
+  local f = io.open(path)
+  if not f then return kept end
+  for line in f:lines() do
+    local s = line:match("^(%d+),")
+    if s and tonumber(s) <= step then kept[#kept + 1] = line end
+  end
+  f:close()
+  return kept
+end
+
+--- Opens a CSV log for writing: the header, then `kept` lines (see log_lines_upto).
+function M.open_log(path, header, kept)
+  local f, err = io.open(path, "w")
+  if not f then error("cannot write " .. path .. ": " .. tostring(err), 0) end
+  f:write(header, "\n")
+  for _, line in ipairs(kept or {}) do f:write(line, "\n") end
+  return f
+end
+
 function M.write_text(path, text)
   local tmp = path .. ".tmp"
   local f = assert(io.open(tmp, "w"))

@@ -1,5 +1,18 @@
--- Helpers shared by the classifier recipe and `ddpm eval`: passes over a whole dataset split.
+-- Helpers shared by the classifier recipe, `ddpm eval` and the training recipe's quality probe.
 local M = {}
+
+--- The classifier to evaluate with: `given` if set, else weights/mnist-classifier.safetensors
+--- from the working folder or from the repository the bundled scripts are in.
+function M.find_classifier(given)
+  if given and given ~= "" then return given end
+  local function exists(p) local f = io.open(p, "rb") if f then f:close() end return f ~= nil end
+  if exists("weights/mnist-classifier.safetensors") then return "weights/mnist-classifier.safetensors" end
+  for dir in package.path:gmatch("([^;]+)/%?%.lua") do
+    local p = dir .. "/../weights/mnist-classifier.safetensors"
+    if exists(p) then return p end
+  end
+  error("no classifier: pass --classifier FILE or train one with `ddpm run scripts/train_classifier.lua`", 0)
+end
 
 --- Accuracy of `clf` on every image of `ds` (in file order), overall and per class (0-based).
 function M.accuracy(clf, ds, batch)
@@ -33,6 +46,33 @@ function M.dataset_features(clf, ds, first, count, batch)
     for i = 1, n do labels[#labels + 1] = l[i] end
   end
   return ddpm.tensor.cat(parts, 1), labels
+end
+
+--- A quick quality probe for training runs (train.eval_every): returns probe(model) ->
+--- accuracy (0-1) of the requested digit and the Fréchet distance between classifier features of
+--- the samples and of the test set. Each call draws the same digits (`per_class` of each class,
+--- DDIM `steps` steps, no guidance, fixed seeds), so successive calls compare like with like.
+--- opts: schedule, size (the model's image size), per_class = 20, steps = 20, seed = 0, data, classifier.
+function M.probe(opts)
+  local path = M.find_classifier(opts.classifier)
+  local clf = ddpm.load_classifier(path)
+  local test = ddpm.data.mnist{split = "test", size = opts.size, path = opts.data}
+  local ok, test_features = pcall(M.dataset_features, clf, test, 1, #test)
+  if not ok then
+    error(string.format("train.eval_every: the classifier %s cannot read %dx%d images: %s", path, opts.size, opts.size,
+                        tostring(test_features)), 0)
+  end
+  local per_class, labels = opts.per_class or 20, {}
+  if per_class < 2 then error("train.eval_per_class must be >= 2", 0) end
+  for c = 0, 9 do for _ = 1, per_class do labels[#labels + 1] = c end end
+  return function(model)
+    local x = ddpm.sample{model = model, schedule = opts.schedule, labels = labels, sampler = "ddim",
+                          steps = math.min(opts.steps or 20, opts.schedule.steps), guidance = 1, seed = opts.seed or 0}
+    local right = 0
+    for i, p in ipairs(clf:predict(x)) do if p == labels[i] then right = right + 1 end end
+    local features = ddpm.no_grad(function() return clf:features(x) end)
+    return right / #labels, ddpm.metrics.frechet(features, test_features)
+  end
 end
 
 --- A plain Lua value as JSON: tables with keys 1..n are arrays, other tables objects (sorted keys).
