@@ -219,25 +219,32 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// Direct 3x3 convolution vs the im2col path, forward and all gradients.
-    func testDirectConvMatchesIm2colPath() throws {
+    /// Runs body on the im2col path (Winograd off).
+    func withIm2col<T>(_ body: () throws -> T) rethrows -> T {
+        useWinograd = false
+        defer { useWinograd = true }
+        return try body()
+    }
+
+    /// The Winograd 3x3 convolution vs the im2col path, forward and all gradients, for widths that
+    /// take each of its vector widths (16, 8 and 4 tiles per vector).
+    func testWinogradConvMatchesIm2colPath() throws {
         var rng = Generator(seed: 12)
-        for (n, c, o, h, w) in [(2, 3, 8, 4, 16), (3, 16, 16, 6, 32), (1, 8, 24, 2, 16)] {
+        for (n, c, o, h, w) in [(2, 3, 8, 4, 16), (3, 16, 16, 6, 32), (1, 8, 24, 2, 16), (2, 5, 8, 8, 8), (3, 4, 6, 4, 24)] {
             let x = Tensor.randn([n, c, h, w], generator: &rng), wt = Tensor.randn([o, c, 3, 3], generator: &rng)
             let b = Tensor.randn([o], generator: &rng), g = Tensor.randn([n, o, h, w], generator: &rng)
-            func run(direct: Bool) throws -> [Tensor] {
-                useDirectConv = direct
-                defer { useDirectConv = true }
+            func run() throws -> [Tensor] {
                 let (xi, wi, bi) = (x.copy(), wt.copy(), b.copy())
                 for t in [xi, wi, bi] { t.requiresGrad = true }
                 let y = try Tensor.conv2d(xi, weight: wi, bias: bi, stride: 1, padding: 1)
                 try y.backward(gradient: g)
                 return [y, try XCTUnwrap(xi.grad), try XCTUnwrap(wi.grad), try XCTUnwrap(bi.grad)]
             }
-            let fast = try run(direct: true), ref = try run(direct: false)
+            let fast = try run(), ref = try withIm2col { try run() }
             for (name, (a, r)) in zip(["y", "dx", "dw", "db"], zip(fast, ref)) {
                 let scale = r.values.map(Swift.abs).max() ?? 1
-                XCTAssertLessThan(zip(a.values, r.values).map { Swift.abs($0 - $1) }.max() ?? 1, 1e-5 * scale, "\(name) for \(n)x\(c)->\(o) \(h)x\(w)")
+                XCTAssertLessThan(zip(a.values, r.values).map { Swift.abs($0 - $1) }.max() ?? 1, 1e-5 * scale,
+                                  "\(name) for \(n)x\(c)->\(o) \(h)x\(w)")
             }
         }
     }
@@ -273,18 +280,22 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// The direct kernel's padded scratch is reused without clearing: only its border is zeroed,
-    /// so stale values (NaN here) must never reach the output.
-    func testDirectConvIgnoresStaleScratch() throws {
+    /// Winograd's scratch is reused without clearing: only the padding border is zeroed, and
+    /// the transformed input and products are overwritten. NaN-filled scratch must not leak.
+    func testWinogradIgnoresStaleScratch() throws {
         var rng = Generator(seed: 5)
-        let (c, o, h, w) = (3, 8, 4, 16)
-        let x = Tensor.randn([1, c, h, w], generator: &rng), wt = Tensor.randn([o, c, 3, 3], generator: &rng)
-        let scratch = Tensor(repeating: .nan, shape: [c * (h + 2) * (w + 2)])
-        let y = Tensor(uninitialized: [1, o, h, w])
-        directConv3x3(y.data, x.data, weight: wt.data, bias: nil, c: c, o: o, h: h, w: w, padded: scratch.data)
-        useDirectConv = false
-        defer { useDirectConv = true }
-        let ref = try Tensor.conv2d(x, weight: wt, bias: nil, stride: 1, padding: 1)
+        let (n, c, o, h, w) = (2, 3, 8, 4, 16)
+        let x = Tensor.randn([n, c, h, w], generator: &rng), wt = Tensor.randn([o, c, 3, 3], generator: &rng)
+        let block = WinogradBlock(c: c, o: o, h: h, w: w)
+        let padded = Tensor(repeating: .nan, shape: [block.paddedCount(n)])
+        let transformed = Tensor(repeating: .nan, shape: [block.transformedCount(n)])
+        let products = Tensor(repeating: .nan, shape: [block.productCount(n)])
+        let y = Tensor(uninitialized: [n, o, h, w])
+        let u = winogradFilters(wt)
+        winogradConv3x3(y.data, x.data, filters: u.data, bias: nil, images: n,
+                        geometry: block, padded: padded.data, transformed: transformed.data, products: products.data)
+        withExtendedLifetime((u, padded, transformed, products)) {}
+        let ref = try withIm2col { try Tensor.conv2d(x, weight: wt, bias: nil, stride: 1, padding: 1) }
         XCTAssertFalse(y.values.contains { $0.isNaN })
         XCTAssertLessThan(zip(y.values, ref.values).map { Swift.abs($0 - $1) }.max() ?? 1, 1e-4)
     }

@@ -194,14 +194,16 @@ extension Tensor {
         let plane = geo.oh * geo.ow, rowsK = geo.colRows
         let out = Tensor(uninitialized: [geo.n, o, geo.oh, geo.ow])
         let chw = geo.c * geo.h * geo.w
-        let direct = directConvApplies(c: geo.c, o: o, h: geo.h, w: geo.w, kh: geo.kh, kw: geo.kw, stride: stride, pad: padding)
-        if direct {
-            let padSize = geo.c * (geo.h + 2) * (geo.w + 2)
-            forEachImageBlock(n: geo.n, plane: plane, scratch: { Tensor(uninitialized: [padSize]) }) { _, first, count, padded in
-                for img in first..<(first + count) {
-                    directConv3x3(out.data + img * o * plane, x.data + img * chw, weight: weight.data, bias: bias?.data,
-                                  c: geo.c, o: o, h: geo.h, w: geo.w, padded: padded.data)
-                }
+        if winogradApplies(c: geo.c, o: o, h: geo.h, w: geo.w, kh: geo.kh, kw: geo.kw, stride: stride, pad: padding) {
+            let block = WinogradBlock(c: geo.c, o: o, h: geo.h, w: geo.w)
+            let u = winogradFilters(weight)
+            forEachImageBlock(n: geo.n, plane: block.blockPlane, scratch: { () -> (Tensor, Tensor, Tensor) in
+                let per = imagesPerBlock(n: geo.n, plane: block.blockPlane)
+                return (Tensor(uninitialized: [block.paddedCount(per)]), Tensor(uninitialized: [block.transformedCount(per)]),
+                        Tensor(uninitialized: [block.productCount(per)]))
+            }) { _, first, count, s in
+                winogradConv3x3(out.data + first * o * plane, x.data + first * chw, filters: u.data, bias: bias?.data,
+                                images: count, geometry: block, padded: s.0.data, transformed: s.1.data, products: s.2.data)
             }
         } else {
             // Blocks of whole images: im2col into an L2-sized buffer, one sgemm per block written
@@ -231,15 +233,18 @@ extension Tensor {
             // at these shapes (measured: bench --what ops) than (O, C*kh*kw).
             let gwT = Partials(shape: [rowsK, o]), gb = Partials(shape: [o])
             let gx = wantX ? Tensor(uninitialized: sx.shape) : nil
-            // dX = conv3x3(dY, filters transposed and flipped) when the direct kernel applies
-            let directX = wantX && directConvApplies(c: o, o: geo.c, h: geo.h, w: geo.w, kh: geo.kh, kw: geo.kw, stride: stride, pad: padding)
-            let flipped = directX ? flippedTransposedFilters(sw) : nil
-            forEachImageBlock(n: geo.n, plane: plane, scratch: { () -> (Tensor, Tensor, Tensor) in
+            // dX = conv3x3(dY, filters transposed and flipped) by Winograd when it applies
+            let winogradX = wantX && winogradApplies(c: o, o: geo.c, h: geo.h, w: geo.w, kh: geo.kh, kw: geo.kw, stride: stride, pad: padding)
+            let block = WinogradBlock(c: o, o: geo.c, h: geo.h, w: geo.w)
+            let u = winogradX ? winogradFilters(flippedTransposedFilters(sw)) : nil
+            forEachImageBlock(n: geo.n, plane: plane, scratch: { () -> (Tensor, Tensor, Tensor, Tensor, Tensor) in
                 let per = imagesPerBlock(n: geo.n, plane: plane)
                 return (Tensor(uninitialized: [rowsK, per * plane]), Tensor(uninitialized: [o, per * plane]),
-                        Tensor(uninitialized: [directX ? o * (geo.h + 2) * (geo.w + 2) : 1]))
+                        Tensor(uninitialized: [winogradX ? block.paddedCount(per) : 1]),
+                        Tensor(uninitialized: [winogradX ? block.transformedCount(per) : 1]),
+                        Tensor(uninitialized: [winogradX ? block.productCount(per) : 1]))
             }) { w, first, count, buffers in
-                let (cols, gbuf, padded) = buffers
+                let (cols, gbuf, padded, transformed, products) = buffers
                 let blk = geo.block(count)
                 // dY of the block as (O, count*plane): the NCHW slice itself for one image
                 let g2: UnsafeMutablePointer<Float>
@@ -252,11 +257,9 @@ extension Tensor {
                     let columns = geo.columns(cols.data, sx.data + first * chw, count: count)  // recomputed: saves memory
                     BLAS.sgemmSerial(gwT.parts[w].data, columns, g2, m: rowsK, n: o, k: count * plane, transB: true, beta: 1, count: false)
                 }
-                if let gx, let flipped {
-                    for img in first..<(first + count) {
-                        directConv3x3(gx.data + img * chw, g.data + img * o * plane, weight: flipped.data, bias: nil,
-                                      c: o, o: geo.c, h: geo.h, w: geo.w, padded: padded.data)
-                    }
+                if let gx, let u {
+                    winogradConv3x3(gx.data + first * chw, g.data + first * o * plane, filters: u.data, bias: nil, images: count,
+                                    geometry: block, padded: padded.data, transformed: transformed.data, products: products.data)
                 } else if let gx, geo.isPointwise, count == 1 {
                     BLAS.sgemmSerial(gx.data + first * chw, sw.data, g2, m: rowsK, n: plane, k: o, transA: true, count: false)
                 } else if let gx {

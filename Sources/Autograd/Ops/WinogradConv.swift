@@ -1,0 +1,217 @@
+// Winograd F(2x2, 3x3) convolution (stride 1, padding 1), NCHW: each 2x2 output tile is computed
+// from a 4x4 input tile with 16 multiplies per (input, output) channel pair instead of 36, so the
+// 3x3 convolutions do 2.25x fewer multiplies. Per block of images: the input is padded into a
+// layout with even and odd columns apart (so tiles load as whole vectors), transformed to 16
+// (C, tiles) matrices, multiplied by the 16 transformed filter matrices (O, C) in 16 sgemms, and
+// the 16 (O, tiles) products are transformed back into 2x2 output tiles. Lavin & Gray 2015.
+// The im2col path in Conv.swift is the reference beside it (KernelTests compare them). It replaced
+// a direct SIMD 3x3 kernel: 1.5x faster per 3x3 convolution at each level of the preset
+// (`ddpm bench --what ops`), and it covers the 8x8 level the direct kernel could not.
+
+/// false forces the im2col path (tests compare the two).
+nonisolated(unsafe) public var useWinograd = true
+
+/// Whether the Winograd path handles this convolution: 3x3, stride 1, padding 1, even height,
+/// width a multiple of 8 (whole vectors of 4, 8 or 16 tiles per tile row).
+func winogradApplies(c: Int, o: Int, h: Int, w: Int, kh: Int, kw: Int, stride: Int, pad: Int) -> Bool {
+    useWinograd && kh == 3 && kw == 3 && stride == 1 && pad == 1 && h % 2 == 0 && w % 8 == 0 && c >= 1 && o >= 1
+}
+
+/// The lanes the tile transforms work in: a vector of consecutive tiles of one tile row, and the
+/// twice-as-wide vector of the pixels under them (even and odd columns interleaved).
+protocol WinogradLanes: SIMD where Scalar == Float {
+    /// Loads 2 * scalarCount floats and returns the even- and odd-indexed ones.
+    static func deinterleave(_ p: UnsafePointer<Float>) -> (Self, Self)
+    /// Stores a and b interleaved (a[0], b[0], a[1], b[1], ...) as 2 * scalarCount floats.
+    static func interleave(_ a: Self, _ b: Self, to p: UnsafeMutablePointer<Float>)
+}
+
+extension SIMD16: WinogradLanes where Scalar == Float {
+    @inline(__always) static func deinterleave(_ p: UnsafePointer<Float>) -> (Self, Self) {
+        let v = UnsafeRawPointer(p).loadUnaligned(as: SIMD32<Float>.self)
+        return (v.evenHalf, v.oddHalf)
+    }
+    @inline(__always) static func interleave(_ a: Self, _ b: Self, to p: UnsafeMutablePointer<Float>) {
+        var v = SIMD32<Float>()
+        v.evenHalf = a; v.oddHalf = b
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD32<Float>.self)
+    }
+}
+
+extension SIMD8: WinogradLanes where Scalar == Float {
+    @inline(__always) static func deinterleave(_ p: UnsafePointer<Float>) -> (Self, Self) {
+        let v = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+        return (v.evenHalf, v.oddHalf)
+    }
+    @inline(__always) static func interleave(_ a: Self, _ b: Self, to p: UnsafeMutablePointer<Float>) {
+        var v = SIMD16<Float>()
+        v.evenHalf = a; v.oddHalf = b
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+    }
+}
+
+extension SIMD4: WinogradLanes where Scalar == Float {
+    @inline(__always) static func deinterleave(_ p: UnsafePointer<Float>) -> (Self, Self) {
+        let v = UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+        return (v.evenHalf, v.oddHalf)
+    }
+    @inline(__always) static func interleave(_ a: Self, _ b: Self, to p: UnsafeMutablePointer<Float>) {
+        var v = SIMD8<Float>()
+        v.evenHalf = a; v.oddHalf = b
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+    }
+}
+
+@inline(__always) private func load<V: WinogradLanes>(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+@inline(__always) private func store<V: WinogradLanes>(_ p: UnsafeMutablePointer<Float>, _ v: V) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
+
+/// The 16 transformed filters U = G g G^T of (O, C, 3, 3) filters as (16, O, C): u[(xi * O + oc) * C + ci], xi = 4 i + j.
+func winogradFilters(_ filters: Tensor) -> Tensor {
+    let (o, c) = (filters.shape[0], filters.shape[1])
+    let weight = filters.data  // a parameter: alive until the call returns
+    let u = Tensor(uninitialized: [16, o, c])
+    let oc16 = o * c
+    for oc in 0..<o {
+        for ci in 0..<c {
+            let g = weight + (oc * c + ci) * 9
+            // G g (4 x 3), G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1], then (G g) G^T (4 x 4)
+            @inline(__always) func gRow(_ g0: Float, _ g1: Float, _ g2: Float) -> (Float, Float, Float, Float) {
+                (g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2)
+            }
+            let (a0, b0, c0, d0) = gRow(g[0], g[3], g[6])
+            let (a1, b1, c1, d1) = gRow(g[1], g[4], g[7])
+            let (a2, b2, c2, d2) = gRow(g[2], g[5], g[8])
+            let dst = u.data + oc * c + ci
+            @inline(__always) func put(_ i: Int, _ r: (Float, Float, Float, Float)) {
+                dst[(i * 4) * oc16] = r.0; dst[(i * 4 + 1) * oc16] = r.1
+                dst[(i * 4 + 2) * oc16] = r.2; dst[(i * 4 + 3) * oc16] = r.3
+            }
+            put(0, gRow(a0, a1, a2)); put(1, gRow(b0, b1, b2)); put(2, gRow(c0, c1, c2)); put(3, gRow(d0, d1, d2))
+        }
+    }
+    return u
+}
+
+/// The filters of the input-gradient convolution: wt[i, o, 2-ky, 2-kx] = w[o, i, ky, kx].
+func flippedTransposedFilters(_ weight: Tensor) -> Tensor {
+    let (o, c) = (weight.shape[0], weight.shape[1])
+    let out = Tensor(uninitialized: [c, o, 3, 3])
+    for oc in 0..<o {
+        for ic in 0..<c {
+            for k in 0..<9 { out.data[(ic * o + oc) * 9 + (8 - k)] = weight.data[(oc * c + ic) * 9 + k] }
+        }
+    }
+    return out
+}
+
+/// Scratch sizes (floats) for a block of `images` images.
+struct WinogradBlock {
+    let c, o, h, w: Int
+    var th: Int { h / 2 }
+    var tw: Int { w / 2 }
+    var tilesPerImage: Int { th * tw }
+    /// A padded row: even columns 0, 2, ..., w then odd columns 1, 3, ..., w + 1.
+    var rowStride: Int { 2 * (tw + 1) }
+    var paddedPlane: Int { (h + 2) * rowStride }
+    func paddedCount(_ images: Int) -> Int { images * c * paddedPlane }
+    func transformedCount(_ images: Int) -> Int { 16 * c * images * tilesPerImage }
+    func productCount(_ images: Int) -> Int { 16 * o * images * tilesPerImage }
+
+    /// Images per block: the transformed input and products (16 (C + O) floats per tile) stay
+    /// about L2-sized. In forEachImageBlock's terms that is a "plane" of tiles * (C + O) / 16.
+    var blockPlane: Int { Swift.max(1, tilesPerImage * (c + o) / 16) }
+}
+
+/// y (n, o, h, w) = conv3x3(x (n, c, h, w), weight (o, c, 3, 3)) + bias for `images` images
+/// starting at x and y, with the filters already transformed (winogradFilters) and scratch of
+/// the block's sizes.
+func winogradConv3x3(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, filters u: UnsafePointer<Float>,
+                     bias: UnsafePointer<Float>?, images: Int, geometry b: WinogradBlock,
+                     padded: UnsafeMutablePointer<Float>, transformed: UnsafeMutablePointer<Float>,
+                     products: UnsafeMutablePointer<Float>) {
+    switch b.tw % 16 == 0 ? 16 : b.tw % 8 == 0 ? 8 : 4 {
+    case 16: winograd(SIMD16<Float>.self, y, x, u, bias, images, b, padded, transformed, products)
+    case 8: winograd(SIMD8<Float>.self, y, x, u, bias, images, b, padded, transformed, products)
+    default: winograd(SIMD4<Float>.self, y, x, u, bias, images, b, padded, transformed, products)
+    }
+}
+
+@inline(__always)
+private func winograd<V: WinogradLanes>(_: V.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                                         _ u: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?, _ images: Int,
+                                         _ b: WinogradBlock, _ padded: UnsafeMutablePointer<Float>,
+                                         _ vt: UnsafeMutablePointer<Float>, _ mt: UnsafeMutablePointer<Float>) {
+    let (c, o, h, w, th, tw) = (b.c, b.o, b.h, b.w, b.th, b.tw)
+    let lanes = V.scalarCount, rs = b.rowStride, tiles = images * b.tilesPerImage
+    // 1. Pad with even and odd columns apart: padded column 2k is E[k], 2k + 1 is O[k];
+    //    x column 2k lands in O[k], x column 2k + 1 in E[k + 1].
+    for p in 0..<(images * c) {
+        let src = x + p * h * w, dst = padded + p * b.paddedPlane
+        dst.update(repeating: 0, count: rs)
+        (dst + (h + 1) * rs).update(repeating: 0, count: rs)
+        for r in 0..<h {
+            let e = dst + (r + 1) * rs, od = e + tw + 1, s = src + r * w
+            e[0] = 0
+            od[tw] = 0
+            for k in stride(from: 0, to: tw, by: lanes) {
+                let (even, odd): (V, V) = V.deinterleave(s + 2 * k)
+                store(od + k, even)
+                store(e + 1 + k, odd)
+            }
+        }
+    }
+    // 2. Input transform V = B^T d B of every 4x4 tile, vectors of consecutive tiles of a row.
+    let ct = c * tiles
+    for img in 0..<images {
+        for ci in 0..<c {
+            let plane = padded + (img * c + ci) * b.paddedPlane
+            for ty in 0..<th {
+                for k in stride(from: 0, to: tw, by: lanes) {
+                    // B^T along each of the 4 padded rows 2ty ... 2ty + 3, then down the columns
+                    @inline(__always) func rowTransform(_ m: Int) -> (V, V, V, V) {
+                        let row = plane + (2 * ty + m) * rs
+                        let d0: V = load(row + k), d1: V = load(row + tw + 1 + k)
+                        let d2: V = load(row + k + 1), d3: V = load(row + tw + 1 + k + 1)
+                        return (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
+                    }
+                    let (e00, e01, e02, e03) = rowTransform(0), (e10, e11, e12, e13) = rowTransform(1)
+                    let (e20, e21, e22, e23) = rowTransform(2), (e30, e31, e32, e33) = rowTransform(3)
+                    let dst = vt + ci * tiles + (img * th + ty) * tw + k
+                    store(dst, e00 - e20); store(dst + ct, e01 - e21); store(dst + 2 * ct, e02 - e22); store(dst + 3 * ct, e03 - e23)
+                    store(dst + 4 * ct, e10 + e20); store(dst + 5 * ct, e11 + e21); store(dst + 6 * ct, e12 + e22); store(dst + 7 * ct, e13 + e23)
+                    store(dst + 8 * ct, e20 - e10); store(dst + 9 * ct, e21 - e11); store(dst + 10 * ct, e22 - e12); store(dst + 11 * ct, e23 - e13)
+                    store(dst + 12 * ct, e10 - e30); store(dst + 13 * ct, e11 - e31); store(dst + 14 * ct, e12 - e32); store(dst + 15 * ct, e13 - e33)
+                }
+            }
+        }
+    }
+    // 3. Sixteen products M_xi (O, tiles) = U_xi (O, C) V_xi (C, tiles).
+    for xi in 0..<16 {
+        BLAS.sgemmSerial(mt + xi * o * tiles, u + xi * o * c, vt + xi * ct, m: o, n: tiles, k: c, count: false)
+    }
+    // 4. Output transform Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1], plus the bias.
+    let ot = o * tiles
+    for oc in 0..<o {
+        let add = V(repeating: bias?[oc] ?? 0)
+        for img in 0..<images {
+            let out = y + (img * o + oc) * h * w
+            for ty in 0..<th {
+                for k in stride(from: 0, to: tw, by: lanes) {
+                    let src = mt + oc * tiles + (img * th + ty) * tw + k
+                    // A^T along each row i of the tile's 4x4 products, then down the columns
+                    @inline(__always) func rowTransform(_ i: Int) -> (V, V) {
+                        let m0: V = load(src + (i * 4) * ot), m1: V = load(src + (i * 4 + 1) * ot)
+                        let m2: V = load(src + (i * 4 + 2) * ot), m3: V = load(src + (i * 4 + 3) * ot)
+                        return (m0 + m1 + m2, m1 - m2 - m3)
+                    }
+                    let (p00, p01) = rowTransform(0), (p10, p11) = rowTransform(1)
+                    let (p20, p21) = rowTransform(2), (p30, p31) = rowTransform(3)
+                    let y00 = p00 + p10 + p20 + add, y01 = p01 + p11 + p21 + add
+                    let y10 = p10 - p20 - p30 + add, y11 = p11 - p21 - p31 + add
+                    V.interleave(y00, y01, to: out + (2 * ty) * w + 2 * k)
+                    V.interleave(y10, y11, to: out + (2 * ty + 1) * w + 2 * k)
+                }
+            }
+        }
+    }
+}
