@@ -118,8 +118,10 @@ struct WinogradBlock {
     func productCount(_ images: Int) -> Int { 16 * o * images * tilesPerImage }
 
     /// Images per block: the transformed input and products (16 (C + O) floats per tile) stay
-    /// about L2-sized. In forEachImageBlock's terms that is a "plane" of tiles * (C + O) / 16.
-    var blockPlane: Int { Swift.max(1, tilesPerImage * (c + o) / 16) }
+    /// within ~512 KB, half of L2. In forEachImageBlock's terms (blocks of ~1024 "columns") that
+    /// is a plane of tiles * (C + O) / 8. Measured (bench --what ops): blocks 2x and 8x larger
+    /// were 1.2-2x slower at 16x16 and 8x8; one image per block at 8x8 was slower too.
+    var blockPlane: Int { Swift.max(1, tilesPerImage * (c + o) / 8) }
 }
 
 /// y (n, o, h, w) = conv3x3(x (n, c, h, w), weight (o, c, 3, 3)) + bias for `images` images
