@@ -239,7 +239,8 @@ extension Tensor {
             let u = winogradX ? winogradFilters(flippedTransposedFilters(sw)) : nil
             forEachImageBlock(n: geo.n, plane: plane, scratch: { () -> (Tensor, Tensor, Tensor, Tensor, Tensor) in
                 let per = imagesPerBlock(n: geo.n, plane: plane)
-                return (Tensor(uninitialized: [rowsK, per * plane]), Tensor(uninitialized: [o, per * plane]),
+                let needColumns = wantW || (wantX && !winogradX)
+                return (Tensor(uninitialized: [needColumns ? rowsK * per * plane : 1]), Tensor(uninitialized: [o, per * plane]),
                         Tensor(uninitialized: [winogradX ? block.paddedCount(per) : 1]),
                         Tensor(uninitialized: [winogradX ? block.transformedCount(per) : 1]),
                         Tensor(uninitialized: [winogradX ? block.productCount(per) : 1]))
