@@ -13,7 +13,7 @@ struct Bench: ParsableCommand {
 
     @Option(help: "base,levels,time_dim (repeatable); default: the 5 standard configs.")
     var config: [String] = []
-    @Option(help: "Comma list of params,flops,train,fwd.") var what = "params,flops,train,fwd"
+    @Option(help: "Comma list of params,flops,train,fwd,ops (ops: per-kernel timings, im2col vs Winograd per level).") var what = "params,flops,train,fwd"
     @Option(help: "Training batch.") var batch = 64
     @Option(help: "Timed steps per measurement (default as torch_bench.py).") var steps: Int?
     @Option(help: "Warm-up steps (default as torch_bench.py).") var warmup: Int?
