@@ -1,15 +1,15 @@
 -- Helpers shared by the classifier recipe, `ddpm eval` and the training recipe's quality probe.
+local common = require("lib.common")
 local M = {}
 
 --- The classifier to evaluate with: `given` if set, else weights/mnist-classifier.safetensors
 --- from the working folder or from the repository the bundled scripts are in.
 function M.find_classifier(given)
   if given and given ~= "" then return given end
-  local function exists(p) local f = io.open(p, "rb") if f then f:close() end return f ~= nil end
-  if exists("weights/mnist-classifier.safetensors") then return "weights/mnist-classifier.safetensors" end
+  if common.file_exists("weights/mnist-classifier.safetensors") then return "weights/mnist-classifier.safetensors" end
   for dir in package.path:gmatch("([^;]+)/%?%.lua") do
     local p = dir .. "/../weights/mnist-classifier.safetensors"
-    if exists(p) then return p end
+    if common.file_exists(p) then return p end
   end
   error("no classifier: pass --classifier FILE or train one with `ddpm run scripts/train_classifier.lua`", 0)
 end
