@@ -93,9 +93,10 @@ struct Bench: ParsableCommand {
     func benchOps() throws {
         var rng = Generator(seed: 3)
         let b = batch
-        func time(_ name: String, flops: Int, _ inputs: [Tensor], _ f: () throws -> Tensor) throws {
+        // passes: forward+backward FLOPs in forwards (3: dX and dW; 2: only one of them)
+        func time(_ name: String, flops: Int, passes: Int = 3, _ inputs: [Tensor], _ f: () throws -> Tensor) throws {
             var fwd: [Double] = [], both: [Double] = []
-            for _ in 0..<4 {
+            for _ in 0..<10 {
                 var t0 = DispatchTime.now().uptimeNanoseconds
                 _ = try withNoGrad { try f() }
                 fwd.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
@@ -107,10 +108,11 @@ struct Bench: ParsableCommand {
             }
             let (mf, mb) = (median(Array(fwd.dropFirst())), median(Array(both.dropFirst())))
             emit(["kind": "op", "op": name, "batch": b, "fwd_ms": round3(mf), "fwd_bwd_ms": round3(mb),
-                  "fwd_gflops": round3(Double(flops) / (mf * 1e6)), "fwd_bwd_gflops": round3(Double(3 * flops) / (mb * 1e6))])
+                  "fwd_gflops": round3(Double(flops) / (mf * 1e6)), "fwd_bwd_gflops": round3(Double(passes * flops) / (mb * 1e6))])
         }
-        // raw single-threaded sgemm rates at the convolution shapes (per core)
-        for (m, n, k, ta, tb) in [(32, 1024, 288, false, false), (1024, 32, 288, false, true), (1024, 32, 288, true, true),
+        // raw single-threaded sgemm rates at the convolution shapes (per core); the first two are
+        // Winograd's products and weight-gradient products for one 32x32 image at 32 channels
+        for (m, n, k, ta, tb) in [(32, 256, 32, false, false), (32, 32, 256, false, true), (32, 1024, 288, false, false), (1024, 32, 288, false, true), (1024, 32, 288, true, true),
                                   (64, 1024, 576, false, false), (288, 1024, 32, true, false), (32, 288, 1024, false, true), (288, 32, 1024, false, true), (32, 4096, 288, false, false), (4096, 32, 288, true, true)] {
             let a = Tensor.randn([m * k], generator: &rng), bm = Tensor.randn([k * n], generator: &rng)
             let c = Tensor(zeros: [m * n])
@@ -138,6 +140,15 @@ struct Bench: ParsableCommand {
                 try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel)", flops: 2 * b * side * side * ch * ch * 9, [xl, wl, bl]) {
                     try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1)
                 }
+                xl.requiresGrad = false
+                try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel) dW", flops: 2 * b * side * side * ch * ch * 9, passes: 2, [wl, bl]) {
+                    try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1)
+                }
+                xl.requiresGrad = true; wl.requiresGrad = false; bl.requiresGrad = false
+                try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel) dX", flops: 2 * b * side * side * ch * ch * 9, passes: 2, [xl]) {
+                    try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1)
+                }
+                wl.requiresGrad = true; bl.requiresGrad = true
             }
         }
         let w1 = leaf([384, 32, 1, 1])

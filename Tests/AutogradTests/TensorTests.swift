@@ -226,7 +226,8 @@ final class KernelTests: XCTestCase {
         return try body()
     }
 
-    /// The Winograd 3x3 convolution vs the im2col path, forward and all gradients, for widths that
+    /// The Winograd 3x3 convolution vs the im2col path, forward and all gradients (the weight
+    /// gradient in Winograd form too), for widths that
     /// take each of its vector widths (16, 8 and 4 tiles per vector).
     func testWinogradConvMatchesIm2colPath() throws {
         var rng = Generator(seed: 12)
@@ -240,8 +241,16 @@ final class KernelTests: XCTestCase {
                 try y.backward(gradient: g)
                 return [y, try XCTUnwrap(xi.grad), try XCTUnwrap(wi.grad), try XCTUnwrap(bi.grad)]
             }
-            let fast = try run(), ref = try withIm2col { try run() }
-            for (name, (a, r)) in zip(["y", "dx", "dw", "db"], zip(fast, ref)) {
+            // the weight gradient alone too (the first layer's input needs none)
+            func runWeightOnly() throws -> [Tensor] {
+                let (xi, wi) = (x.copy(), wt.copy())
+                wi.requiresGrad = true
+                try Tensor.conv2d(xi, weight: wi, bias: nil, stride: 1, padding: 1).backward(gradient: g)
+                XCTAssertNil(xi.grad)
+                return [try XCTUnwrap(wi.grad)]
+            }
+            let fast = try run() + runWeightOnly(), ref = try withIm2col { try run() + runWeightOnly() }
+            for (name, (a, r)) in zip(["y", "dx", "dw", "db", "dw alone"], zip(fast, ref)) {
                 let scale = r.values.map(Swift.abs).max() ?? 1
                 XCTAssertLessThan(zip(a.values, r.values).map { Swift.abs($0 - $1) }.max() ?? 1, 1e-5 * scale,
                                   "\(name) for \(n)x\(c)->\(o) \(h)x\(w)")

@@ -229,54 +229,69 @@ extension Tensor {
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
         return out.recorded("conv2d", inputs) { g in
             let wantW = weight.requiresGrad, wantX = x.requiresGrad, wantB = bias?.requiresGrad ?? false
-            // dW accumulates transposed, (C*kh*kw, O): that sgemm orientation runs ~40% faster
-            // at these shapes (measured: bench --what ops) than (O, C*kh*kw).
-            let gwT = Partials(shape: [rowsK, o]), gb = Partials(shape: [o])
+            let gb = Partials(shape: [o])
             let gx = wantX ? Tensor(uninitialized: sx.shape) : nil
-            // dX = conv3x3(dY, filters transposed and flipped) by Winograd when it applies
-            let winogradX = wantX && winogradApplies(c: o, o: geo.c, h: geo.h, w: geo.w, kh: geo.kh, kw: geo.kw, stride: stride, pad: padding)
-            let block = WinogradBlock(c: o, o: geo.c, h: geo.h, w: geo.w)
-            let u = winogradX ? winogradFilters(flippedTransposedFilters(sw)) : nil
-            forEachImageBlock(n: geo.n, plane: plane, scratch: { () -> (Tensor, Tensor, Tensor, Tensor, Tensor) in
-                let per = imagesPerBlock(n: geo.n, plane: plane)
-                let needColumns = wantW || (wantX && !winogradX)
-                return (Tensor(uninitialized: [needColumns ? rowsK * per * plane : 1]), Tensor(uninitialized: [o, per * plane]),
-                        Tensor(uninitialized: [winogradX ? block.paddedCount(per) : 1]),
-                        Tensor(uninitialized: [winogradX ? block.transformedCount(per) : 1]),
-                        Tensor(uninitialized: [winogradX ? block.productCount(per) : 1]))
-            }) { w, first, count, buffers in
-                let (cols, gbuf, padded, transformed, products) = buffers
-                let blk = geo.block(count)
-                // dY of the block as (O, count*plane): the NCHW slice itself for one image
-                let g2: UnsafeMutablePointer<Float>
-                if count == 1 { g2 = g.data + first * o * plane } else {
-                    swapLeadingDims(gbuf.data, g.data + first * o * plane, count, o, plane)
-                    g2 = gbuf.data
+            var gw: Tensor?
+            if winogradApplies(c: geo.c, o: o, h: geo.h, w: geo.w, kh: geo.kh, kw: geo.kw, stride: stride, pad: padding) {
+                // dW in Winograd form from x's and dY's transformed tiles; dX = conv3x3(dY, the
+                // filters transposed and flipped), both by Winograd.
+                let forward = WinogradBlock(c: geo.c, o: o, h: geo.h, w: geo.w), backward = WinogradBlock(c: o, o: geo.c, h: geo.h, w: geo.w)
+                let u = wantX ? winogradFilters(flippedTransposedFilters(sw)) : nil
+                let gu = Partials(shape: wantW ? [16, o, geo.c] : [1])
+                forEachImageBlock(n: geo.n, plane: forward.blockPlane, scratch: { () -> (Tensor, Tensor, Tensor) in
+                    let per = imagesPerBlock(n: geo.n, plane: forward.blockPlane)
+                    return (Tensor(uninitialized: [Swift.max(forward.paddedCount(per), backward.paddedCount(per))]),
+                            Tensor(uninitialized: [Swift.max(forward.transformedCount(per), backward.transformedCount(per))]),
+                            Tensor(uninitialized: [Swift.max(forward.productCount(per), backward.productCount(per))]))
+                }) { w, first, count, s in
+                    let dy = g.data + first * o * plane
+                    if wantB { for b in 0..<count { addRowSums(gb.parts[w].data, dy + b * o * plane, rows: o, cols: plane) } }
+                    if wantW {
+                        winogradFilterGradientAccumulate(gu.parts[w].data, sx.data + first * chw, dy, images: count, geometry: forward,
+                                                         padded: s.0.data, transformed: s.1.data, products: s.2.data)
+                    }
+                    if let gx, let u {
+                        winogradConv3x3(gx.data + first * chw, dy, filters: u.data, bias: nil, images: count, geometry: backward,
+                                        padded: s.0.data, transformed: s.1.data, products: s.2.data)
+                    }
                 }
-                if wantB { addRowSums(gb.parts[w].data, g2, rows: o, cols: count * plane) }
+                if wantW { gw = winogradFilterGradient(gu.total(), o: o, c: geo.c) }
+            } else {
+                // dW accumulates transposed, (C*kh*kw, O): that sgemm orientation runs ~40% faster
+                // at these shapes (measured: bench --what ops) than (O, C*kh*kw).
+                let gwT = Partials(shape: [rowsK, o])
+                forEachImageBlock(n: geo.n, plane: plane, scratch: { () -> (Tensor, Tensor) in
+                    let per = imagesPerBlock(n: geo.n, plane: plane)
+                    return (Tensor(uninitialized: [rowsK * per * plane]), Tensor(uninitialized: [o, per * plane]))
+                }) { w, first, count, buffers in
+                    let (cols, gbuf) = buffers
+                    // dY of the block as (O, count*plane): the NCHW slice itself for one image
+                    let g2: UnsafeMutablePointer<Float>
+                    if count == 1 { g2 = g.data + first * o * plane } else {
+                        swapLeadingDims(gbuf.data, g.data + first * o * plane, count, o, plane)
+                        g2 = gbuf.data
+                    }
+                    if wantB { addRowSums(gb.parts[w].data, g2, rows: o, cols: count * plane) }
+                    if wantW {
+                        let columns = geo.columns(cols.data, sx.data + first * chw, count: count)  // recomputed: saves memory
+                        BLAS.sgemmSerial(gwT.parts[w].data, columns, g2, m: rowsK, n: o, k: count * plane, transB: true, beta: 1, count: false)
+                    }
+                    if let gx, geo.isPointwise, count == 1 {
+                        BLAS.sgemmSerial(gx.data + first * chw, sw.data, g2, m: rowsK, n: plane, k: o, transA: true, count: false)
+                    } else if let gx {
+                        BLAS.sgemmSerial(cols.data, sw.data, g2, m: rowsK, n: count * plane, k: o, transA: true, count: false)
+                        if geo.isPointwise { swapLeadingDims(gx.data + first * chw, cols.data, geo.c, count, plane) }
+                        else { geo.block(count).col2im(gx.data + first * chw, cols.data) }
+                    }
+                }
                 if wantW {
-                    let columns = geo.columns(cols.data, sx.data + first * chw, count: count)  // recomputed: saves memory
-                    BLAS.sgemmSerial(gwT.parts[w].data, columns, g2, m: rowsK, n: o, k: count * plane, transB: true, beta: 1, count: false)
-                }
-                if let gx, let u {
-                    winogradConv3x3(gx.data + first * chw, g.data + first * o * plane, filters: u.data, bias: nil, images: count,
-                                    geometry: block, padded: padded.data, transformed: transformed.data, products: products.data)
-                } else if let gx, geo.isPointwise, count == 1 {
-                    BLAS.sgemmSerial(gx.data + first * chw, sw.data, g2, m: rowsK, n: plane, k: o, transA: true, count: false)
-                } else if let gx {
-                    BLAS.sgemmSerial(cols.data, sw.data, g2, m: rowsK, n: count * plane, k: o, transA: true, count: false)
-                    if geo.isPointwise { swapLeadingDims(gx.data + first * chw, cols.data, geo.c, count, plane) }
-                    else { blk.col2im(gx.data + first * chw, cols.data) }
+                    let t = gwT.total()
+                    let out = Tensor(uninitialized: sw.shape)
+                    for r in 0..<rowsK { for c in 0..<o { out.data[c * rowsK + r] = t.data[r * o + c] } }
+                    gw = out
                 }
             }
             BLAS.flops &+= 2 * o * rowsK * geo.n * plane * ((wantW ? 1 : 0) + (wantX ? 1 : 0))
-            var gw: Tensor?
-            if wantW {
-                let t = gwT.total()
-                let out = Tensor(uninitialized: sw.shape)
-                for r in 0..<rowsK { for c in 0..<o { out.data[c * rowsK + r] = t.data[r * o + c] } }
-                gw = out
-            }
             var grads: [Tensor?] = [gx, gw]
             if bias != nil { grads.append(wantB ? gb.total() : nil) }
             return grads
