@@ -258,6 +258,26 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The upsampling's im2col and col2im (4x4 windows, stride 2, padding 1) against the generic
+    /// loops, for grid widths that take each vector width.
+    func testUpsampleColumnsMatchGenericLoops() throws {
+        var rng = Generator(seed: 14)
+        for (n, c, side) in [(2, 3, 16), (1, 2, 8), (3, 2, 4), (2, 1, 12)] {
+            let geo = ConvGeometry(n: n, c: c, h: 2 * side, w: 2 * side, kh: 4, kw: 4, stride: 2, pad: 1)
+            XCTAssertTrue(geo.isUpsample2x)
+            let x = Tensor.randn([n, c, 2 * side, 2 * side], generator: &rng)
+            let cols = Tensor.randn([geo.colRows, geo.colCols], generator: &rng)
+            let (fast, loops) = (Tensor(zeros: cols.shape), Tensor(zeros: cols.shape))
+            geo.im2col(fast.data, x.data)
+            geo.im2colLoops(loops.data, x.data)
+            XCTAssertEqual(fast.values, loops.values, "im2col \(n)x\(c) grid \(side)")
+            let (image, imageLoops) = (Tensor(repeating: .nan, shape: x.shape), Tensor(zeros: x.shape))
+            geo.col2im(image.data, cols.data)
+            geo.col2imLoops(imageLoops.data, cols.data)
+            XCTAssertLessThan(zip(image.values, imageLoops.values).map { Swift.abs($0 - $1) }.max() ?? 1, 1e-5, "col2im \(n)x\(c) grid \(side)")
+        }
+    }
+
     /// 1x1 convolutions read the input as their columns (no im2col): values and gradients
     /// against naive loops, for one image per block (32x32) and several (4x4).
     func testPointwiseConvMatchesNaiveLoops() throws {

@@ -34,6 +34,16 @@ struct ConvGeometry {
 
     /// cols: (c*kh*kw, n*oh*ow) <- x: (n, c, h, w); row (ci, i, j), column (b, oy, ox).
     func im2col(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>) {
+        if isUpsample2x { upsampleIm2col(cols, x) } else { im2colLoops(cols, x) }
+    }
+
+    /// x: (n, c, h, w) = sum of cols scattered back to their pixels.
+    func col2im(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>) {
+        if isUpsample2x { upsampleCol2im(x, cols) } else { col2imLoops(x, cols) }
+    }
+
+    /// im2col for any geometry, one window tap at a time (the reference for the fast paths).
+    func im2colLoops(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>) {
         let plane = oh * ow
         for ci in 0..<c {
             for i in 0..<kh {
@@ -66,8 +76,8 @@ struct ConvGeometry {
         }
     }
 
-    /// x: (n, c, h, w) = sum of cols scattered back to their pixels (x is zeroed first).
-    func col2im(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>) {
+    /// col2im for any geometry (x is zeroed first), one window tap at a time.
+    func col2imLoops(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>) {
         let plane = oh * ow
         x.update(repeating: 0, count: n * c * h * w)
         for ci in 0..<c {
