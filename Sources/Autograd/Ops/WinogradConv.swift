@@ -30,39 +30,40 @@ protocol WinogradLanes: SIMD where Scalar == Float {
     static func interleave(_ a: Self, _ b: Self, to p: UnsafeMutablePointer<Float>)
 }
 
+// Written as element lists of two whole-vector loads: LLVM turns these into two-source permutes
+// (vpermi2ps), where SIMD32's evenHalf/oddHalf were sometimes left as calls or scalar inserts.
 extension SIMD16: WinogradLanes where Scalar == Float {
     @inline(__always) static func deinterleave(_ p: UnsafePointer<Float>) -> (Self, Self) {
-        let v = UnsafeRawPointer(p).loadUnaligned(as: SIMD32<Float>.self)
-        return (v.evenHalf, v.oddHalf)
+        let a = UnsafeRawPointer(p).loadUnaligned(as: Self.self), b = UnsafeRawPointer(p + 16).loadUnaligned(as: Self.self)
+        return (Self(a[0], a[2], a[4], a[6], a[8], a[10], a[12], a[14], b[0], b[2], b[4], b[6], b[8], b[10], b[12], b[14]),
+                Self(a[1], a[3], a[5], a[7], a[9], a[11], a[13], a[15], b[1], b[3], b[5], b[7], b[9], b[11], b[13], b[15]))
     }
     @inline(__always) static func interleave(_ a: Self, _ b: Self, to p: UnsafeMutablePointer<Float>) {
-        var v = SIMD32<Float>()
-        v.evenHalf = a; v.oddHalf = b
-        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD32<Float>.self)
+        UnsafeMutableRawPointer(p).storeBytes(of: Self(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3],
+                                                        a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7]), as: Self.self)
+        UnsafeMutableRawPointer(p + 16).storeBytes(of: Self(a[8], b[8], a[9], b[9], a[10], b[10], a[11], b[11],
+                                                             a[12], b[12], a[13], b[13], a[14], b[14], a[15], b[15]), as: Self.self)
     }
 }
 
 extension SIMD8: WinogradLanes where Scalar == Float {
     @inline(__always) static func deinterleave(_ p: UnsafePointer<Float>) -> (Self, Self) {
-        let v = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
-        return (v.evenHalf, v.oddHalf)
+        let a = UnsafeRawPointer(p).loadUnaligned(as: Self.self), b = UnsafeRawPointer(p + 8).loadUnaligned(as: Self.self)
+        return (Self(a[0], a[2], a[4], a[6], b[0], b[2], b[4], b[6]), Self(a[1], a[3], a[5], a[7], b[1], b[3], b[5], b[7]))
     }
     @inline(__always) static func interleave(_ a: Self, _ b: Self, to p: UnsafeMutablePointer<Float>) {
-        var v = SIMD16<Float>()
-        v.evenHalf = a; v.oddHalf = b
-        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(p).storeBytes(of: SIMD16<Float>(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3],
+                                                                 a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7]), as: SIMD16<Float>.self)
     }
 }
 
 extension SIMD4: WinogradLanes where Scalar == Float {
     @inline(__always) static func deinterleave(_ p: UnsafePointer<Float>) -> (Self, Self) {
         let v = UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-        return (v.evenHalf, v.oddHalf)
+        return (Self(v[0], v[2], v[4], v[6]), Self(v[1], v[3], v[5], v[7]))
     }
     @inline(__always) static func interleave(_ a: Self, _ b: Self, to p: UnsafeMutablePointer<Float>) {
-        var v = SIMD8<Float>()
-        v.evenHalf = a; v.oddHalf = b
-        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(p).storeBytes(of: SIMD8<Float>(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3]), as: SIMD8<Float>.self)
     }
 }
 
