@@ -131,8 +131,8 @@ struct Bench: ParsableCommand {
         try time("attention 4x32 heads, \(n) tokens", flops: 4 * b * 4 * n * n * 32, [qkv]) { try .attention(qkv, heads: 4, dim: 32) }
         let x = leaf([b, 32, size, size]), w = leaf([32, 32, 3, 3]), bias = leaf([32])
         try time("conv2d 3x3 32->32", flops: 2 * b * n * 32 * 32 * 9, [x, w, bias]) { try .conv2d(x, weight: w, bias: bias, stride: 1, padding: 1) }
-        // each 3x3 kernel at the three levels of a 32-base model (batch b)
-        for (ch, side) in [(32, size), (64, size / 2), (128, size / 4)] {
+        // each 3x3 kernel at the three levels of a 32-base model and its bottleneck (batch b)
+        for (ch, side) in [(32, size), (64, size / 2), (128, size / 4), (128, size / 8)] {
             let xl = leaf([b, ch, side, side]), wl = leaf([ch, ch, 3, 3]), bl = leaf([ch])
             for (kernel, winograd) in [("im2col", false), ("winograd", true)] {
                 useWinograd = winograd

@@ -1,4 +1,4 @@
--- The CPU preset (the shipped weights/mnist-small.safetensors): base 32, 3 levels, attention only at 8x8 and in the 8x8 middle
+-- The CPU preset (the shipped weights/mnist-small.safetensors): base 32, 3 levels, attention only at 8x8 and in the 4x4 bottleneck
 -- (no attention at full 32x32 resolution, where it is 61% of the reference's work), cosine
 -- schedule, EMA, 10% label dropout for classifier-free guidance; constant learning rate, annealed
 -- (cosine, to lr/10) over the last 2 500 steps.

@@ -10,15 +10,15 @@
 // im2col + sgemm for the weight gradient at each level of the preset (bench --what ops).
 // The im2col path in Conv.swift is the reference beside it (KernelTests compare them). It replaced
 // a direct SIMD 3x3 kernel: 1.5x faster per 3x3 convolution at each level of the preset
-// (`ddpm bench --what ops`), and it covers the 8x8 level the direct kernel could not.
+// (`ddpm bench --what ops`), and it covers the 8x8 and 4x4 levels the direct kernel could not.
 
 /// false forces the im2col path (tests compare the two).
 nonisolated(unsafe) public var useWinograd = true
 
 /// Whether the Winograd path handles this convolution: 3x3, stride 1, padding 1, even height,
-/// width a multiple of 8 (whole vectors of 4, 8 or 16 tiles per tile row).
+/// width a multiple of 4 (whole vectors of 2, 4, 8 or 16 tiles per tile row).
 func winogradApplies(c: Int, o: Int, h: Int, w: Int, kh: Int, kw: Int, stride: Int, pad: Int) -> Bool {
-    useWinograd && kh == 3 && kw == 3 && stride == 1 && pad == 1 && h % 2 == 0 && w % 8 == 0 && c >= 1 && o >= 1
+    useWinograd && kh == 3 && kw == 3 && stride == 1 && pad == 1 && h % 2 == 0 && w % 4 == 0 && c >= 1 && o >= 1
 }
 
 /// The lanes the tile transforms work in: a vector of consecutive tiles of one tile row, and the
@@ -54,6 +54,16 @@ extension SIMD8: WinogradLanes where Scalar == Float {
     @inline(__always) static func interleave(_ a: Self, _ b: Self, to p: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(p).storeBytes(of: SIMD16<Float>(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3],
                                                                  a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7]), as: SIMD16<Float>.self)
+    }
+}
+
+extension SIMD2: WinogradLanes where Scalar == Float {
+    @inline(__always) static func deinterleave(_ p: UnsafePointer<Float>) -> (Self, Self) {
+        let v = UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
+        return (Self(v[0], v[2]), Self(v[1], v[3]))
+    }
+    @inline(__always) static func interleave(_ a: Self, _ b: Self, to p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: SIMD4<Float>(a[0], b[0], a[1], b[1]), as: SIMD4<Float>.self)
     }
 }
 
@@ -137,8 +147,8 @@ struct WinogradBlock {
     /// is a plane of tiles * (C + O) / 8. Measured (bench --what ops): blocks 2x and 8x larger
     /// were 1.2-2x slower at 16x16 and 8x8; one image per block at 8x8 was slower too.
     var blockPlane: Int { Swift.max(1, tilesPerImage * (c + o) / 8) }
-    /// Tiles per vector: whole vectors of 16, 8 or 4 consecutive tiles of a tile row.
-    var lanes: Int { tw % 16 == 0 ? 16 : tw % 8 == 0 ? 8 : 4 }
+    /// Tiles per vector: whole vectors of 16, 8, 4 or 2 consecutive tiles of a tile row.
+    var lanes: Int { tw % 16 == 0 ? 16 : tw % 8 == 0 ? 8 : tw % 4 == 0 ? 4 : 2 }
 }
 
 /// y (n, o, h, w) = conv3x3(x (n, c, h, w), weight (o, c, 3, 3)) + bias for `images` images
@@ -161,7 +171,8 @@ func winogradConv3x3(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>
     switch b.lanes {
     case 16: run(SIMD16<Float>.self)
     case 8: run(SIMD8<Float>.self)
-    default: run(SIMD4<Float>.self)
+    case 4: run(SIMD4<Float>.self)
+    default: run(SIMD2<Float>.self)
     }
 }
 
@@ -184,7 +195,8 @@ func winogradFilterGradientAccumulate(_ du: UnsafeMutablePointer<Float>, _ x: Un
     switch b.lanes {
     case 16: run(SIMD16<Float>.self)
     case 8: run(SIMD8<Float>.self)
-    default: run(SIMD4<Float>.self)
+    case 4: run(SIMD4<Float>.self)
+    default: run(SIMD2<Float>.self)
     }
 }
 
