@@ -87,12 +87,14 @@ extension ConvGeometry {
                     }
                     for y in 0..<h {
                         let m = y / 2
-                        // the (window row, grid row) pairs that land on image row y
-                        let first = y % 2 == 0 ? (1, m) : (2, m), second = y % 2 == 0 ? (3, m - 1) : (0, m + 1)
-                        let two = second.1 >= 0 && second.1 < oh
-                        let s = windowRow(first.0, first.1), t = two ? windowRow(second.0, second.1) : s
-                        for r in 0..<(two ? 2 : 1) {
-                            let row = r == 0 ? s : t
+                        // the (window row, grid row) pairs that land on image row y, in the
+                        // generic loops' order (ascending window row), so the sums round the same
+                        let pairs = y % 2 == 0 ? ((1, m), (3, m - 1)) : ((0, m + 1), (2, m))
+                        var first = true
+                        for r in 0..<2 {
+                            let (i, oy) = r == 0 ? pairs.0 : pairs.1
+                            guard oy >= 0 && oy < oh else { continue }
+                            let row = windowRow(i, oy)
                             (tap3 + 1).update(from: row + 3 * colCols, count: ow)
                             tap0.update(from: row, count: ow)
                             for k in Swift.stride(from: 0, to: ow, by: lanes) {
@@ -100,14 +102,13 @@ extension ConvGeometry {
                                 let j2 = UnsafeRawPointer(row + 2 * colCols + k).loadUnaligned(as: V.self)
                                 let j3 = UnsafeRawPointer(tap3 + k).loadUnaligned(as: V.self)
                                 let j0 = UnsafeRawPointer(tap0 + k + 1).loadUnaligned(as: V.self)
-                                var even = j1 + j3, odd = j0 + j2
                                 let out = dst + y * w + 2 * k
-                                if r == 1 {
-                                    let (e, o): (V, V) = V.deinterleave(out)
-                                    even += e; odd += o
-                                }
+                                var (even, odd) = first ? (V(), V()) : V.deinterleave(out)
+                                even = even + j1 + j3
+                                odd = odd + j0 + j2
                                 V.interleave(even, odd, to: out)
                             }
+                            first = false
                         }
                     }
                 }
