@@ -27,10 +27,11 @@ final class Block: Module {
         norm = GroupNorm(groups: groups, channels: outCh)
     }
 
-    /// scale, shift: (B, C, 1, 1). GroupNorm, modulation and SiLU run as one fused op.
-    func callAsFunction(_ x: Tensor, scaleShift: (Tensor, Tensor)? = nil) throws -> Tensor {
+    /// scale, shift: (B, C, 1, 1); residual: added to the output. GroupNorm, modulation, SiLU and
+    /// the residual run as one fused op.
+    func callAsFunction(_ x: Tensor, scaleShift: (Tensor, Tensor)? = nil, residual: Tensor? = nil) throws -> Tensor {
         try .groupNormSiLU(proj(x), groups: norm.groups, weight: norm.weight, bias: norm.bias,
-                           scale: scaleShift?.0, shift: scaleShift?.1, eps: 1e-5)
+                           scale: scaleShift?.0, shift: scaleShift?.1, residual: residual, eps: 1e-5)
     }
 
     func namedParameters() -> [(String, Tensor)] { child("proj", proj) + child("norm", norm) }
@@ -57,8 +58,8 @@ final class ResnetBlock: Module {
         let e = try mlp(temb.silu()).reshaped([x.shape[0], 2 * outCh, 1, 1])
         let scale = try e.narrowed(dim: 1, start: 0, length: outCh)
         let shift = try e.narrowed(dim: 1, start: outCh, length: outCh)
-        let h = try block2(block1(x, scaleShift: (scale, shift)))
-        return try h + (resConv.map { try $0(x) } ?? x)
+        let h = try block1(x, scaleShift: (scale, shift))
+        return try block2(h, residual: resConv.map { try $0(x) } ?? x)
     }
 
     func namedParameters() -> [(String, Tensor)] {

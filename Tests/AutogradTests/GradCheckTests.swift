@@ -98,9 +98,9 @@ final class GradCheckTests: XCTestCase {
             try .groupNorm($0[0], groups: 2, weight: $0[1], bias: $0[2])
         }
         try check("weight_standardize", [randn([3, 2, 3, 3])]) { try $0[0].weightStandardized() }
-        try check("group_norm_silu with modulation", [randn([2, 4, 3, 5], scale: 2), uniform([4], 0.5, 1.5), randn([4]),
-                                                      randn([2, 4, 1, 1], scale: 0.5), randn([2, 4, 1, 1], scale: 0.5)]) {
-            try .groupNormSiLU($0[0], groups: 2, weight: $0[1], bias: $0[2], scale: $0[3], shift: $0[4])
+        try check("group_norm_silu with modulation and residual", [randn([2, 4, 3, 5], scale: 2), uniform([4], 0.5, 1.5), randn([4]),
+                                                      randn([2, 4, 1, 1], scale: 0.5), randn([2, 4, 1, 1], scale: 0.5), randn([2, 4, 3, 5])]) {
+            try .groupNormSiLU($0[0], groups: 2, weight: $0[1], bias: $0[2], scale: $0[3], shift: $0[4], residual: $0[5])
         }
         try check("group_norm_silu plain", [randn([2, 4, 17], scale: 2), uniform([4], 0.5, 1.5), randn([4])]) {
             try .groupNormSiLU($0[0], groups: 4, weight: $0[1], bias: $0[2])

@@ -330,28 +330,29 @@ final class KernelTests: XCTestCase {
         XCTAssertLessThan(zip(y.values, ref.values).map { Swift.abs($0 - $1) }.max() ?? 1, 1e-4)
     }
 
-    /// The fused GroupNorm + modulation + SiLU equals its composition, values and gradients.
+    /// The fused GroupNorm + modulation + SiLU + residual equals its composition, values and
+    /// gradients.
     func testFusedGroupNormSiLUMatchesComposition() throws {
         var rng = Generator(seed: 13)
         let x = Tensor.randn([3, 16, 5, 7], generator: &rng) * 2, w = Tensor.randn([16], generator: &rng)
         let b = Tensor.randn([16], generator: &rng), s = Tensor.randn([3, 16, 1, 1], generator: &rng), t = Tensor.randn([3, 16, 1, 1], generator: &rng)
-        let g = Tensor.randn([3, 16, 5, 7], generator: &rng)
+        let g = Tensor.randn([3, 16, 5, 7], generator: &rng), res = Tensor.randn([3, 16, 5, 7], generator: &rng)
         func run(_ fused: Bool) throws -> [Tensor] {
-            let ins = [x, w, b, s, t].map { v -> Tensor in let c = v.copy(); c.requiresGrad = true; return c }
+            let ins = [x, w, b, s, t, res].map { v -> Tensor in let c = v.copy(); c.requiresGrad = true; return c }
             let y = fused
-                ? try Tensor.groupNormSiLU(ins[0], groups: 8, weight: ins[1], bias: ins[2], scale: ins[3], shift: ins[4])
-                : try (Tensor.groupNorm(ins[0], groups: 8, weight: ins[1], bias: ins[2]) * (ins[3] + 1) + ins[4]).silu()
+                ? try Tensor.groupNormSiLU(ins[0], groups: 8, weight: ins[1], bias: ins[2], scale: ins[3], shift: ins[4], residual: ins[5])
+                : try (Tensor.groupNorm(ins[0], groups: 8, weight: ins[1], bias: ins[2]) * (ins[3] + 1) + ins[4]).silu() + ins[5]
             try y.backward(gradient: g)
             return [y] + ins.map { $0.grad ?? Tensor(zeros: [1]) }
         }
-        for (name, (a, r)) in zip(["y", "dx", "dw", "db", "dscale", "dshift"], zip(try run(true), try run(false))) {
+        for (name, (a, r)) in zip(["y", "dx", "dw", "db", "dscale", "dshift", "dresidual"], zip(try run(true), try run(false))) {
             XCTAssertEqual(a.shape, r.shape, name)
             let scale = r.values.map(Swift.abs).max() ?? 1
             XCTAssertLessThan(zip(a.values, r.values).map { Swift.abs($0 - $1) }.max() ?? 1, 2e-5 * scale, name)
         }
         // Under no_grad the fused op skips xhat (a separate code path): same values.
         let recorded = try run(true)[0]
-        let sampled = try withNoGrad { try Tensor.groupNormSiLU(x, groups: 8, weight: w, bias: b, scale: s, shift: t) }
+        let sampled = try withNoGrad { try Tensor.groupNormSiLU(x, groups: 8, weight: w, bias: b, scale: s, shift: t, residual: res) }
         XCTAssertFalse(sampled.requiresGrad)
         XCTAssertLessThan(zip(sampled.values, recorded.values).map { Swift.abs($0 - $1) }.max() ?? 1, 1e-5)
         let plain = try withNoGrad { try Tensor.groupNormSiLU(x, groups: 4, weight: w, bias: b) }

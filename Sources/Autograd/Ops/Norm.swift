@@ -36,7 +36,24 @@ func rowStatistics(_ p: UnsafePointer<Float>, m: Int, eps: Float) -> (mean: Floa
 
 /// q[i] = silu(p[i] a + a0): the tail of the fused GroupNorm for one channel.
 @inline(__always)
-func siluAffine(_ q: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, count: Int, _ a: Float, _ a0: Float) {
+func siluAffine(_ q: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, count: Int, _ a: Float, _ a0: Float,
+                plus r: UnsafePointer<Float>? = nil) {
+    if let r { siluAffinePlus(q, p, r, count: count, a, a0) } else { siluAffinePlain(q, p, count: count, a, a0) }
+}
+
+/// q = silu(p a + a0) + r (one loop each: a branch inside the loop kept exp16 from inlining).
+private func siluAffinePlus(_ q: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, _ r: UnsafePointer<Float>,
+                            count: Int, _ a: Float, _ a0: Float) {
+    forEachVector(0..<count) { i in
+        let h = load16(p + i) * a + a0
+        store16(q + i, h / (1 + exp16(-h)) + load16(r + i))
+    } tail: { i in
+        let h = p[i] * a + a0
+        q[i] = h / (1 + Foundation.exp(-h)) + r[i]
+    }
+}
+
+private func siluAffinePlain(_ q: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, count: Int, _ a: Float, _ a0: Float) {
     forEachVector(0..<count) { i in
         let h = load16(p + i) * a + a0
         store16(q + i, h / (1 + exp16(-h)))
@@ -147,13 +164,15 @@ extension Tensor {
 
 extension Tensor {
     /// The U-Net's Block tail in one pass: GroupNorm with affine, optional per-sample modulation
-    /// x * (scale + 1) + shift, then SiLU. x: (N, C, ...), weight/bias: (C), scale/shift: (N, C)
-    /// or (N, C, 1, 1). Equal to the composition of groupNorm, `*`, `+` and silu (tested), with
-    /// one read and one write of x instead of five passes.
-    // h = (xhat w + b)(1 + s) + t, y = silu(h); dh = dy silu'(h); dt = sum dh; ds = sum dh (xhat w + b);
-    // dw = sum dh (1+s) xhat; db = sum dh (1+s); dx = normalizeRowsBackward(dh (1+s) w)
+    /// x * (scale + 1) + shift, then SiLU, then an optional residual added. x and residual:
+    /// (N, C, ...), weight/bias: (C), scale/shift: (N, C) or (N, C, 1, 1). Equal to the
+    /// composition of groupNorm, `*`, `+` and silu (tested), with one read and one write of x
+    /// instead of five passes (seven with the residual).
+    // h = (xhat w + b)(1 + s) + t, y = silu(h) + r; dh = dy silu'(h); dt = sum dh; ds = sum dh (xhat w + b);
+    // dw = sum dh (1+s) xhat; db = sum dh (1+s); dx = normalizeRowsBackward(dh (1+s) w); dr = dy
     public static func groupNormSiLU(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor,
-                                     scale: Tensor? = nil, shift: Tensor? = nil, eps: Float = 1e-5) throws -> Tensor {
+                                     scale: Tensor? = nil, shift: Tensor? = nil, residual: Tensor? = nil,
+                                     eps: Float = 1e-5) throws -> Tensor {
         guard x.rank >= 2, groups > 0, x.shape[1] % groups == 0 else {
             throw TensorError("group_norm_silu: \(groups) groups do not divide the channels of input \(Shape.describe(x.shape))")
         }
@@ -165,11 +184,15 @@ extension Tensor {
         for m in [scale, shift].compactMap({ $0 }) where m.count != n * c || m.shape.first != n {
             throw TensorError("group_norm_silu: modulation \(Shape.describe(m.shape)) is not (\(n), \(c))")
         }
+        if let residual, residual.shape != x.shape {
+            throw TensorError("group_norm_silu: residual \(Shape.describe(residual.shape)) does not match input \(Shape.describe(x.shape))")
+        }
         let rows = n * groups, m = (c / groups) * spatial
         var inputs = [x, weight, bias]
         if let scale { inputs.append(scale) }
         if let shift { inputs.append(shift) }
-        let (w, b, s, t) = (weight.data, bias.data, scale?.data, shift?.data)
+        if let residual { inputs.append(residual) }
+        let (w, b, s, t, res) = (weight.data, bias.data, scale?.data, shift?.data, residual?.data)
         let out = Tensor(uninitialized: x.shape)
         if !GradMode.shouldRecord(inputs) {
             // Sampling: no xhat to keep for a backward, so y = silu(x a + a0) straight from x,
@@ -182,7 +205,7 @@ extension Tensor {
                         let ch = nc % c
                         let k = s.map { 1 + $0[nc] } ?? 1
                         let a = w[ch] * k * rstd, a0 = b[ch] * k + (t?[nc] ?? 0) - mean * a
-                        siluAffine(out.data + nc * spatial, x.data + nc * spatial, count: spatial, a, a0)
+                        siluAffine(out.data + nc * spatial, x.data + nc * spatial, count: spatial, a, a0, plus: res.map { $0 + nc * spatial })
                     }
                 }
             }
@@ -195,7 +218,7 @@ extension Tensor {
                 let ch = nc % c
                 let k = s.map { 1 + $0[nc] } ?? 1
                 let a = w[ch] * k, a0 = b[ch] * k + (t?[nc] ?? 0)  // h = xhat a + a0
-                siluAffine(out.data + nc * spatial, xhat.data + nc * spatial, count: spatial, a, a0)
+                siluAffine(out.data + nc * spatial, xhat.data + nc * spatial, count: spatial, a, a0, plus: res.map { $0 + nc * spatial })
             }
         }
         let (sw, sb) = (weight.detached(), bias.detached())
@@ -248,6 +271,7 @@ extension Tensor {
             var grads: [Tensor?] = [gx, weight.requiresGrad ? gw : nil, bias.requiresGrad ? gb : nil]
             if let scale { grads.append(scale.requiresGrad ? Tensor(storage: gs.storage, shape: scale.shape) : nil) }
             if let shift { grads.append(shift.requiresGrad ? Tensor(storage: gt.storage, shape: shift.shape) : nil) }
+            if let residual { grads.append(residual.requiresGrad ? g : nil) }
             return grads
         }
     }
