@@ -126,6 +126,16 @@ func swapLeadingDims(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Fl
     }
 }
 
+/// A block of `count` images (count, channels, plane) as a (channels, count*plane) GEMM operand:
+/// the NCHW slice itself for one image, else transposed into `buffer`.
+@inline(__always)
+func channelMajor(_ src: UnsafeMutablePointer<Float>, count: Int, channels: Int, plane: Int,
+                  buffer: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+    if count == 1 { return src }
+    swapLeadingDims(buffer, src, count, channels, plane)
+    return buffer
+}
+
 /// Splits a batch of `n` images with `plane` output pixels each into blocks of whole images with
 /// about ~1024 GEMM columns, so each block's im2col buffer stays in L2 and its GEMM is still
 /// large. Each core takes an equal share of the images (to one image), cut into `blockRounds`
@@ -275,12 +285,7 @@ extension Tensor {
                     return (Tensor(uninitialized: [rowsK * per * plane]), Tensor(uninitialized: [o, per * plane]))
                 }) { w, first, count, buffers in
                     let (cols, gbuf) = buffers
-                    // dY of the block as (O, count*plane): the NCHW slice itself for one image
-                    let g2: UnsafeMutablePointer<Float>
-                    if count == 1 { g2 = g.data + first * o * plane } else {
-                        swapLeadingDims(gbuf.data, g.data + first * o * plane, count, o, plane)
-                        g2 = gbuf.data
-                    }
+                    let g2 = channelMajor(g.data + first * o * plane, count: count, channels: o, plane: plane, buffer: gbuf.data)
                     if wantB { addRowSums(gb.parts[w].data, g2, rows: o, cols: count * plane) }
                     if wantW {
                         let columns = geo.columns(cols.data, sx.data + first * chw, count: count)  // recomputed: saves memory
@@ -339,11 +344,7 @@ extension Tensor {
             return (Tensor(uninitialized: [rowsK, per * plane]), Tensor(uninitialized: [cin, per * plane]))
         }) { _, first, count, buffers in
             let (cols, xbuf) = buffers
-            let x2: UnsafeMutablePointer<Float>
-            if count == 1 { x2 = x.data + first * cin * plane } else {
-                swapLeadingDims(xbuf.data, x.data + first * cin * plane, count, cin, plane)
-                x2 = xbuf.data
-            }
+            let x2 = channelMajor(x.data + first * cin * plane, count: count, channels: cin, plane: plane, buffer: xbuf.data)
             BLAS.sgemmSerial(cols.data, weight.data, x2, m: rowsK, n: count * plane, k: cin, transA: true, count: false)
             let dst = out.data + first * cout * ohw
             geo.block(count).col2im(dst, cols.data)
@@ -381,11 +382,7 @@ extension Tensor {
                     }
                 }
                 if wantW {
-                    let x2: UnsafeMutablePointer<Float>
-                    if count == 1 { x2 = sx.data + first * cin * plane } else {
-                        swapLeadingDims(xbuf.data, sx.data + first * cin * plane, count, cin, plane)
-                        x2 = xbuf.data
-                    }
+                    let x2 = channelMajor(sx.data + first * cin * plane, count: count, channels: cin, plane: plane, buffer: xbuf.data)
                     BLAS.sgemmSerial(gw.parts[wk].data, x2, gcols.data, m: cin, n: rowsK, k: count * plane, transB: true, beta: 1, count: false)
                 }
             }
