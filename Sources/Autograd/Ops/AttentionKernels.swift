@@ -1,5 +1,5 @@
-// Fused attention for one (batch, head): register-blocked SIMD micro-kernels that process 4
-// queries at a time, so the scores of those queries (4 x N) live in L1 and nothing is packed
+// Fused attention for one (batch, head): register-blocked SIMD micro-kernels that process 8
+// queries at a time, so the scores of those queries (8 x N) live in L1 and nothing is packed
 // or written to memory beyond the outputs. Used when head_dim is 16, 32, 48 or 64 and the token
 // count is a multiple of 16; the sgemm path in Attention.swift is the reference beside it.
 
@@ -8,88 +8,106 @@ func fusedAttentionApplies(dim: Int, tokens: Int) -> Bool {
     dim % 16 == 0 && dim >= 16 && dim <= 64 && tokens % 16 == 0 && tokens >= 16
 }
 
-/// S[r, j] = sum_c A[r, c] * B[c, j] for 4 rows r of A (row stride lda) and all n columns of B
-/// (d x n, row stride n). n % 16 == 0.
+/// S[r, j] = sum_c A[r, c] * B[c, j] for 8 rows r of A (row stride lda) and all n columns of B
+/// (d x n, row stride n); S has row stride n. n % 16 == 0. Eight rows per pass, so each load of
+/// B feeds 8 FMAs: with 4 rows the kernel streamed B from L2 faster than L2 delivers it.
 @inline(__always)
 func scoresKernel(_ s: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, d: Int, n: Int) {
     var j = 0
-    while j + 64 <= n {
-        var a00 = Vec(), a01 = Vec(), a02 = Vec(), a03 = Vec()
-        var a10 = Vec(), a11 = Vec(), a12 = Vec(), a13 = Vec()
-        var a20 = Vec(), a21 = Vec(), a22 = Vec(), a23 = Vec()
-        var a30 = Vec(), a31 = Vec(), a32 = Vec(), a33 = Vec()
+    while j + 32 <= n {
+        var a00 = Vec(), a01 = Vec(), a10 = Vec(), a11 = Vec()
+        var a20 = Vec(), a21 = Vec(), a30 = Vec(), a31 = Vec()
+        var a40 = Vec(), a41 = Vec(), a50 = Vec(), a51 = Vec()
+        var a60 = Vec(), a61 = Vec(), a70 = Vec(), a71 = Vec()
         for c in 0..<d {
             let row = b + c * n + j
-            let b0 = load16(row), b1 = load16(row + 16), b2 = load16(row + 32), b3 = load16(row + 48)
-            var x = Vec(repeating: a[c])
-            a00 = a00.addingProduct(x, b0); a01 = a01.addingProduct(x, b1); a02 = a02.addingProduct(x, b2); a03 = a03.addingProduct(x, b3)
-            x = Vec(repeating: a[lda + c])
-            a10 = a10.addingProduct(x, b0); a11 = a11.addingProduct(x, b1); a12 = a12.addingProduct(x, b2); a13 = a13.addingProduct(x, b3)
-            x = Vec(repeating: a[2 * lda + c])
-            a20 = a20.addingProduct(x, b0); a21 = a21.addingProduct(x, b1); a22 = a22.addingProduct(x, b2); a23 = a23.addingProduct(x, b3)
-            x = Vec(repeating: a[3 * lda + c])
-            a30 = a30.addingProduct(x, b0); a31 = a31.addingProduct(x, b1); a32 = a32.addingProduct(x, b2); a33 = a33.addingProduct(x, b3)
+            let b0 = load16(row), b1 = load16(row + 16)
+            var x = Vec(repeating: a[c]); a00 = a00.addingProduct(x, b0); a01 = a01.addingProduct(x, b1)
+            x = Vec(repeating: a[lda + c]); a10 = a10.addingProduct(x, b0); a11 = a11.addingProduct(x, b1)
+            x = Vec(repeating: a[2 * lda + c]); a20 = a20.addingProduct(x, b0); a21 = a21.addingProduct(x, b1)
+            x = Vec(repeating: a[3 * lda + c]); a30 = a30.addingProduct(x, b0); a31 = a31.addingProduct(x, b1)
+            x = Vec(repeating: a[4 * lda + c]); a40 = a40.addingProduct(x, b0); a41 = a41.addingProduct(x, b1)
+            x = Vec(repeating: a[5 * lda + c]); a50 = a50.addingProduct(x, b0); a51 = a51.addingProduct(x, b1)
+            x = Vec(repeating: a[6 * lda + c]); a60 = a60.addingProduct(x, b0); a61 = a61.addingProduct(x, b1)
+            x = Vec(repeating: a[7 * lda + c]); a70 = a70.addingProduct(x, b0); a71 = a71.addingProduct(x, b1)
         }
-        store16(s + j, a00); store16(s + j + 16, a01); store16(s + j + 32, a02); store16(s + j + 48, a03)
-        store16(s + n + j, a10); store16(s + n + j + 16, a11); store16(s + n + j + 32, a12); store16(s + n + j + 48, a13)
-        store16(s + 2 * n + j, a20); store16(s + 2 * n + j + 16, a21); store16(s + 2 * n + j + 32, a22); store16(s + 2 * n + j + 48, a23)
-        store16(s + 3 * n + j, a30); store16(s + 3 * n + j + 16, a31); store16(s + 3 * n + j + 32, a32); store16(s + 3 * n + j + 48, a33)
-        j += 64
+        store16(s + j, a00); store16(s + j + 16, a01)
+        store16(s + n + j, a10); store16(s + n + j + 16, a11)
+        store16(s + 2 * n + j, a20); store16(s + 2 * n + j + 16, a21)
+        store16(s + 3 * n + j, a30); store16(s + 3 * n + j + 16, a31)
+        store16(s + 4 * n + j, a40); store16(s + 4 * n + j + 16, a41)
+        store16(s + 5 * n + j, a50); store16(s + 5 * n + j + 16, a51)
+        store16(s + 6 * n + j, a60); store16(s + 6 * n + j + 16, a61)
+        store16(s + 7 * n + j, a70); store16(s + 7 * n + j + 16, a71)
+        j += 32
     }
-    while j < n {
-        var a0 = Vec(), a1 = Vec(), a2 = Vec(), a3 = Vec()
+    if j < n {  // the last 16 columns
+        var a0 = Vec(), a1 = Vec(), a2 = Vec(), a3 = Vec(), a4 = Vec(), a5 = Vec(), a6 = Vec(), a7 = Vec()
         for c in 0..<d {
             let b0 = load16(b + c * n + j)
             a0 = a0.addingProduct(Vec(repeating: a[c]), b0)
             a1 = a1.addingProduct(Vec(repeating: a[lda + c]), b0)
             a2 = a2.addingProduct(Vec(repeating: a[2 * lda + c]), b0)
             a3 = a3.addingProduct(Vec(repeating: a[3 * lda + c]), b0)
+            a4 = a4.addingProduct(Vec(repeating: a[4 * lda + c]), b0)
+            a5 = a5.addingProduct(Vec(repeating: a[5 * lda + c]), b0)
+            a6 = a6.addingProduct(Vec(repeating: a[6 * lda + c]), b0)
+            a7 = a7.addingProduct(Vec(repeating: a[7 * lda + c]), b0)
         }
         store16(s + j, a0); store16(s + n + j, a1); store16(s + 2 * n + j, a2); store16(s + 3 * n + j, a3)
-        j += 16
+        store16(s + 4 * n + j, a4); store16(s + 5 * n + j, a5); store16(s + 6 * n + j, a6); store16(s + 7 * n + j, a7)
     }
 }
 
-/// Out[r, :] = sum_j P[r, j] * B[j, :] for 4 rows of P (4 x n, row stride n) and B (n x d,
-/// d = 16 * vectors); Out has row stride ldo. `accumulate` adds to Out instead of overwriting.
+/// Out[r, :] = scale * sum_j P[r, j] * B[j, :] for 8 rows of P (8 x n, row stride n) and B
+/// (n x d, d = 16 * vectors); Out has row stride ldo. Eight rows per pass, as in scoresKernel.
 @inline(__always)
 func mixKernel(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ p: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                d: Int, n: Int, scale: Float) {
-    // d in {16, 32, 48, 64}: up to 4 vectors per row, 4 rows -> 16 accumulators
+    let sv = Vec(repeating: scale)
     var c = 0
-    while c < d {
-        let w = min(2, (d - c) / 16)  // vectors this pass (2 keeps 8 accumulators + loads in registers)
-        var a00 = Vec(), a01 = Vec(), a10 = Vec(), a11 = Vec(), a20 = Vec(), a21 = Vec(), a30 = Vec(), a31 = Vec()
-        if w == 2 {
-            for j in 0..<n {
-                let row = b + j * d + c
-                let b0 = load16(row), b1 = load16(row + 16)
-                var x = Vec(repeating: p[j])
-                a00 = a00.addingProduct(x, b0); a01 = a01.addingProduct(x, b1)
-                x = Vec(repeating: p[n + j])
-                a10 = a10.addingProduct(x, b0); a11 = a11.addingProduct(x, b1)
-                x = Vec(repeating: p[2 * n + j])
-                a20 = a20.addingProduct(x, b0); a21 = a21.addingProduct(x, b1)
-                x = Vec(repeating: p[3 * n + j])
-                a30 = a30.addingProduct(x, b0); a31 = a31.addingProduct(x, b1)
-            }
-        } else {
-            for j in 0..<n {
-                let b0 = load16(b + j * d + c)
-                a00 = a00.addingProduct(Vec(repeating: p[j]), b0)
-                a10 = a10.addingProduct(Vec(repeating: p[n + j]), b0)
-                a20 = a20.addingProduct(Vec(repeating: p[2 * n + j]), b0)
-                a30 = a30.addingProduct(Vec(repeating: p[3 * n + j]), b0)
-            }
+    while c + 32 <= d {
+        var a00 = Vec(), a01 = Vec(), a10 = Vec(), a11 = Vec()
+        var a20 = Vec(), a21 = Vec(), a30 = Vec(), a31 = Vec()
+        var a40 = Vec(), a41 = Vec(), a50 = Vec(), a51 = Vec()
+        var a60 = Vec(), a61 = Vec(), a70 = Vec(), a71 = Vec()
+        for j in 0..<n {
+            let row = b + j * d + c
+            let b0 = load16(row), b1 = load16(row + 16)
+            var x = Vec(repeating: p[j]); a00 = a00.addingProduct(x, b0); a01 = a01.addingProduct(x, b1)
+            x = Vec(repeating: p[n + j]); a10 = a10.addingProduct(x, b0); a11 = a11.addingProduct(x, b1)
+            x = Vec(repeating: p[2 * n + j]); a20 = a20.addingProduct(x, b0); a21 = a21.addingProduct(x, b1)
+            x = Vec(repeating: p[3 * n + j]); a30 = a30.addingProduct(x, b0); a31 = a31.addingProduct(x, b1)
+            x = Vec(repeating: p[4 * n + j]); a40 = a40.addingProduct(x, b0); a41 = a41.addingProduct(x, b1)
+            x = Vec(repeating: p[5 * n + j]); a50 = a50.addingProduct(x, b0); a51 = a51.addingProduct(x, b1)
+            x = Vec(repeating: p[6 * n + j]); a60 = a60.addingProduct(x, b0); a61 = a61.addingProduct(x, b1)
+            x = Vec(repeating: p[7 * n + j]); a70 = a70.addingProduct(x, b0); a71 = a71.addingProduct(x, b1)
         }
-        let sv = Vec(repeating: scale)
-        store16(out + c, a00 * sv); store16(out + ldo + c, a10 * sv)
-        store16(out + 2 * ldo + c, a20 * sv); store16(out + 3 * ldo + c, a30 * sv)
-        if w == 2 {
-            store16(out + c + 16, a01 * sv); store16(out + ldo + c + 16, a11 * sv)
-            store16(out + 2 * ldo + c + 16, a21 * sv); store16(out + 3 * ldo + c + 16, a31 * sv)
+        store16(out + c, a00 * sv); store16(out + c + 16, a01 * sv)
+        store16(out + ldo + c, a10 * sv); store16(out + ldo + c + 16, a11 * sv)
+        store16(out + 2 * ldo + c, a20 * sv); store16(out + 2 * ldo + c + 16, a21 * sv)
+        store16(out + 3 * ldo + c, a30 * sv); store16(out + 3 * ldo + c + 16, a31 * sv)
+        store16(out + 4 * ldo + c, a40 * sv); store16(out + 4 * ldo + c + 16, a41 * sv)
+        store16(out + 5 * ldo + c, a50 * sv); store16(out + 5 * ldo + c + 16, a51 * sv)
+        store16(out + 6 * ldo + c, a60 * sv); store16(out + 6 * ldo + c + 16, a61 * sv)
+        store16(out + 7 * ldo + c, a70 * sv); store16(out + 7 * ldo + c + 16, a71 * sv)
+        c += 32
+    }
+    if c < d {  // the last 16 columns
+        var a0 = Vec(), a1 = Vec(), a2 = Vec(), a3 = Vec(), a4 = Vec(), a5 = Vec(), a6 = Vec(), a7 = Vec()
+        for j in 0..<n {
+            let b0 = load16(b + j * d + c)
+            a0 = a0.addingProduct(Vec(repeating: p[j]), b0)
+            a1 = a1.addingProduct(Vec(repeating: p[n + j]), b0)
+            a2 = a2.addingProduct(Vec(repeating: p[2 * n + j]), b0)
+            a3 = a3.addingProduct(Vec(repeating: p[3 * n + j]), b0)
+            a4 = a4.addingProduct(Vec(repeating: p[4 * n + j]), b0)
+            a5 = a5.addingProduct(Vec(repeating: p[5 * n + j]), b0)
+            a6 = a6.addingProduct(Vec(repeating: p[6 * n + j]), b0)
+            a7 = a7.addingProduct(Vec(repeating: p[7 * n + j]), b0)
         }
-        c += 16 * w
+        store16(out + c, a0 * sv); store16(out + ldo + c, a1 * sv); store16(out + 2 * ldo + c, a2 * sv); store16(out + 3 * ldo + c, a3 * sv)
+        store16(out + 4 * ldo + c, a4 * sv); store16(out + 5 * ldo + c, a5 * sv); store16(out + 6 * ldo + c, a6 * sv); store16(out + 7 * ldo + c, a7 * sv)
     }
 }
 
@@ -123,7 +141,7 @@ func transpose(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, 
     }
 }
 
-/// Scratch for one worker: transposed blocks and a 4 x n strip of scores.
+/// Scratch for one worker: transposed blocks and 8 x n strips of scores and their gradients.
 struct AttentionScratch {
     let qt, kt, vt, ot, dq, dk, dv: UnsafeMutablePointer<Float>  // each n x d
     let s, ds: UnsafeMutablePointer<Float>                         // each 8 x n
@@ -151,9 +169,9 @@ func fusedAttentionForward(_ o: UnsafeMutablePointer<Float>, q: UnsafePointer<Fl
                            v: UnsafePointer<Float>, d: Int, n: Int, scale: Float, scratch w: AttentionScratch) {
     transpose(w.qt, q, rows: d, cols: n, lds: n, scale: scale)
     transpose(w.vt, v, rows: d, cols: n, lds: n)
-    for i0 in stride(from: 0, to: n, by: 4) {
+    for i0 in stride(from: 0, to: n, by: 8) {
         scoresKernel(w.s, w.qt + i0 * d, lda: d, k, d: d, n: n)
-        for r in 0..<4 { softmaxRow(w.s + r * n, n) }
+        for r in 0..<8 { softmaxRow(w.s + r * n, n) }
         mixKernel(w.ot + i0 * d, ldo: d, w.s, w.vt, d: d, n: n, scale: 1)
     }
     transpose(o, w.ot, rows: n, cols: d, lds: d)
@@ -168,24 +186,14 @@ func fusedAttentionBackward(gq: UnsafeMutablePointer<Float>, gk: UnsafeMutablePo
     transpose(w.ot, go, rows: d, cols: n, lds: n)                 // dO^T
     w.dk.update(repeating: 0, count: n * d)
     w.dv.update(repeating: 0, count: n * d)
-    // 8 queries per iteration (n % 16 == 0): scores and mixes in two 4-row halves, the dK/dV
-    // updates as one rank-8 pass over all keys
+    // 8 queries per iteration (n % 16 == 0); the dK/dV updates as one rank-8 pass over all keys
     for i0 in stride(from: 0, to: n, by: 8) {
-        for half in 0..<2 {
-            let rows = i0 + 4 * half, sp = w.s + 4 * half * n
-            scoresKernel(sp, w.qt + rows * d, lda: d, k, d: d, n: n)              // S = Qs^T K
-        }
+        scoresKernel(w.s, w.qt + i0 * d, lda: d, k, d: d, n: n)                  // S = Qs^T K
         for r in 0..<8 { softmaxRow(w.s + r * n, n) }                             // P
         rank8Kernel(w.dv, w.s, w.ot + i0 * d, d: d, n: n)                          // dV^T += P^T dO^T
-        for half in 0..<2 {
-            let rows = i0 + 4 * half, dp = w.ds + 4 * half * n
-            scoresKernel(dp, w.ot + rows * d, lda: d, v, d: d, n: n)              // dP = dO^T V
-        }
+        scoresKernel(w.ds, w.ot + i0 * d, lda: d, v, d: d, n: n)                 // dP = dO^T V
         for r in 0..<8 { softmaxRowBackward(w.ds + r * n, w.s + r * n, n) }        // dS
-        for half in 0..<2 {
-            let rows = i0 + 4 * half
-            mixKernel(w.dq + rows * d, ldo: d, w.ds + 4 * half * n, w.kt, d: d, n: n, scale: scale)  // dQ^T = scale dS K^T
-        }
+        mixKernel(w.dq + i0 * d, ldo: d, w.ds, w.kt, d: d, n: n, scale: scale)   // dQ^T = scale dS K^T
         rank8Kernel(w.dk, w.ds, w.qt + i0 * d, d: d, n: n)                         // dK^T += dS^T Qs^T
     }
     transpose(gq, w.dq, rows: n, cols: d, lds: d)
