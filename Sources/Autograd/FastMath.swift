@@ -4,7 +4,7 @@ public typealias Vec = SIMD16<Float>
 
 /// e^x for 16 lanes: x = k ln2 + r, |r| <= ln2/2, e^r by Cephes' degree-6 polynomial
 /// (relative error ~2e-7), times 2^k built in the exponent bits. Inputs below -87 give 0.
-@inline(__always)
+@_transparent
 public func exp16(_ x: Vec) -> Vec {
     // Only lane-wise arithmetic and bit casts: Swift's generic SIMD conversions and rounding
     // are scalarised, so the rounding uses the 1.5 * 2^23 trick and the exponent is built from
@@ -12,16 +12,18 @@ public func exp16(_ x: Vec) -> Vec {
     let lo = Vec(repeating: -87.3), hi = Vec(repeating: 88.3)
     let xc = x.replacing(with: lo, where: x .< lo).replacing(with: hi, where: x .> hi)
     let magic = Vec(repeating: 12_582_912)  // 1.5 * 2^23: adding it rounds to an integer
-    let t = xc * 1.44269504088896341 + magic
+    // Fused multiply-adds throughout (Swift does not contract `p * r + c`): half the
+    // instructions and half the dependency chain of separate multiplies and adds.
+    let t = magic.addingProduct(xc, Vec(repeating: 1.44269504088896341))
     let k = t - magic
-    let r = xc - k * 0.693359375 + k * 2.12194440e-4
+    let r = xc.addingProduct(k, Vec(repeating: -0.693359375)).addingProduct(k, Vec(repeating: 2.12194440e-4))
     var p = Vec(repeating: 1.9875691500e-4)
-    p = p * r + 1.3981999507e-3
-    p = p * r + 8.3334519073e-3
-    p = p * r + 4.1665795894e-2
-    p = p * r + 1.6666665459e-1
-    p = p * r + 5.0000001201e-1
-    let er = p * r * r + r + 1
+    p = Vec(repeating: 1.3981999507e-3).addingProduct(p, r)
+    p = Vec(repeating: 8.3334519073e-3).addingProduct(p, r)
+    p = Vec(repeating: 4.1665795894e-2).addingProduct(p, r)
+    p = Vec(repeating: 1.6666665459e-1).addingProduct(p, r)
+    p = Vec(repeating: 5.0000001201e-1).addingProduct(p, r)
+    let er = (r + 1).addingProduct(p, r * r)
     // the low mantissa bits of t hold k (+ 0x400000); shift them into the exponent field
     let ki = unsafeBitCast(t, to: SIMD16<Int32>.self) &- 0x4B40_0000
     let scale = unsafeBitCast((ki &+ 127) &<< 23, to: Vec.self)
@@ -32,13 +34,25 @@ public func exp16(_ x: Vec) -> Vec {
 @inline(__always)
 public func softmaxRow(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
     let n16 = n & ~15
-    var mv = Vec(repeating: -.infinity)
+    // four running maxima: one would wait on its own previous compare every vector
+    var m0 = Vec(repeating: -.infinity), m1 = m0, m2 = m0, m3 = m0
     var i = 0
+    while i + 64 <= n16 {
+        let v0 = UnsafeRawPointer(p + i).loadUnaligned(as: Vec.self), v1 = UnsafeRawPointer(p + i + 16).loadUnaligned(as: Vec.self)
+        let v2 = UnsafeRawPointer(p + i + 32).loadUnaligned(as: Vec.self), v3 = UnsafeRawPointer(p + i + 48).loadUnaligned(as: Vec.self)
+        // pointwiseMax and .max() are scalarised
+        m0 = m0.replacing(with: v0, where: v0 .> m0); m1 = m1.replacing(with: v1, where: v1 .> m1)
+        m2 = m2.replacing(with: v2, where: v2 .> m2); m3 = m3.replacing(with: v3, where: v3 .> m3)
+        i += 64
+    }
     while i < n16 {
         let v = UnsafeRawPointer(p + i).loadUnaligned(as: Vec.self)
-        mv = mv.replacing(with: v, where: v .> mv)  // pointwiseMax and .max() are scalarised
+        m0 = m0.replacing(with: v, where: v .> m0)
         i += 16
     }
+    m0 = m0.replacing(with: m1, where: m1 .> m0)
+    m2 = m2.replacing(with: m3, where: m3 .> m2)
+    let mv = m0.replacing(with: m2, where: m2 .> m0)
     var mx = -Float.infinity
     for l in 0..<16 where mv[l] > mx { mx = mv[l] }
     while i < n { mx = max(mx, p[i]); i += 1 }
