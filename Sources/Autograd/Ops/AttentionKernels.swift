@@ -8,106 +8,57 @@ func fusedAttentionApplies(dim: Int, tokens: Int) -> Bool {
     dim % 16 == 0 && dim >= 16 && dim <= 64 && tokens % 16 == 0 && tokens >= 16
 }
 
-/// S[r, j] = sum_c A[r, c] * B[c, j] for 8 rows r of A (row stride lda) and all n columns of B
-/// (d x n, row stride n); S has row stride n. n % 16 == 0. Eight rows per pass, so each load of
-/// B feeds 8 FMAs: with 4 rows the kernel streamed B from L2 faster than L2 delivers it.
+/// Out[r, :] = scale * sum_c X[r, c] * B[c, :] for 8 rows of X (row stride ldx) and all m
+/// columns of B (k x m, row stride ldb, m % 16 == 0); Out has row stride ldo. The scores
+/// (X = queries, B = keys) and the value mix (X = probabilities, B = values) are both this.
+/// Eight rows x 32 columns per pass (16 accumulators), so each load of B feeds 8 FMAs.
 @inline(__always)
-func scoresKernel(_ s: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, d: Int, n: Int) {
+func eightRowProduct(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ x: UnsafePointer<Float>, ldx: Int,
+                     _ b: UnsafePointer<Float>, ldb: Int, k: Int, m: Int, scale: Float) {
+    let sv = Vec(repeating: scale)
     var j = 0
-    while j + 32 <= n {
+    while j + 32 <= m {
         var a00 = Vec(), a01 = Vec(), a10 = Vec(), a11 = Vec()
         var a20 = Vec(), a21 = Vec(), a30 = Vec(), a31 = Vec()
         var a40 = Vec(), a41 = Vec(), a50 = Vec(), a51 = Vec()
         var a60 = Vec(), a61 = Vec(), a70 = Vec(), a71 = Vec()
-        for c in 0..<d {
-            let row = b + c * n + j
+        for c in 0..<k {
+            let row = b + c * ldb + j
             let b0 = load16(row), b1 = load16(row + 16)
-            var x = Vec(repeating: a[c]); a00 = a00.addingProduct(x, b0); a01 = a01.addingProduct(x, b1)
-            x = Vec(repeating: a[lda + c]); a10 = a10.addingProduct(x, b0); a11 = a11.addingProduct(x, b1)
-            x = Vec(repeating: a[2 * lda + c]); a20 = a20.addingProduct(x, b0); a21 = a21.addingProduct(x, b1)
-            x = Vec(repeating: a[3 * lda + c]); a30 = a30.addingProduct(x, b0); a31 = a31.addingProduct(x, b1)
-            x = Vec(repeating: a[4 * lda + c]); a40 = a40.addingProduct(x, b0); a41 = a41.addingProduct(x, b1)
-            x = Vec(repeating: a[5 * lda + c]); a50 = a50.addingProduct(x, b0); a51 = a51.addingProduct(x, b1)
-            x = Vec(repeating: a[6 * lda + c]); a60 = a60.addingProduct(x, b0); a61 = a61.addingProduct(x, b1)
-            x = Vec(repeating: a[7 * lda + c]); a70 = a70.addingProduct(x, b0); a71 = a71.addingProduct(x, b1)
+            var t = Vec(repeating: x[c]); a00 = a00.addingProduct(t, b0); a01 = a01.addingProduct(t, b1)
+            t = Vec(repeating: x[ldx + c]); a10 = a10.addingProduct(t, b0); a11 = a11.addingProduct(t, b1)
+            t = Vec(repeating: x[2 * ldx + c]); a20 = a20.addingProduct(t, b0); a21 = a21.addingProduct(t, b1)
+            t = Vec(repeating: x[3 * ldx + c]); a30 = a30.addingProduct(t, b0); a31 = a31.addingProduct(t, b1)
+            t = Vec(repeating: x[4 * ldx + c]); a40 = a40.addingProduct(t, b0); a41 = a41.addingProduct(t, b1)
+            t = Vec(repeating: x[5 * ldx + c]); a50 = a50.addingProduct(t, b0); a51 = a51.addingProduct(t, b1)
+            t = Vec(repeating: x[6 * ldx + c]); a60 = a60.addingProduct(t, b0); a61 = a61.addingProduct(t, b1)
+            t = Vec(repeating: x[7 * ldx + c]); a70 = a70.addingProduct(t, b0); a71 = a71.addingProduct(t, b1)
         }
-        store16(s + j, a00); store16(s + j + 16, a01)
-        store16(s + n + j, a10); store16(s + n + j + 16, a11)
-        store16(s + 2 * n + j, a20); store16(s + 2 * n + j + 16, a21)
-        store16(s + 3 * n + j, a30); store16(s + 3 * n + j + 16, a31)
-        store16(s + 4 * n + j, a40); store16(s + 4 * n + j + 16, a41)
-        store16(s + 5 * n + j, a50); store16(s + 5 * n + j + 16, a51)
-        store16(s + 6 * n + j, a60); store16(s + 6 * n + j + 16, a61)
-        store16(s + 7 * n + j, a70); store16(s + 7 * n + j + 16, a71)
+        store16(out + j, a00 * sv); store16(out + j + 16, a01 * sv)
+        store16(out + ldo + j, a10 * sv); store16(out + ldo + j + 16, a11 * sv)
+        store16(out + 2 * ldo + j, a20 * sv); store16(out + 2 * ldo + j + 16, a21 * sv)
+        store16(out + 3 * ldo + j, a30 * sv); store16(out + 3 * ldo + j + 16, a31 * sv)
+        store16(out + 4 * ldo + j, a40 * sv); store16(out + 4 * ldo + j + 16, a41 * sv)
+        store16(out + 5 * ldo + j, a50 * sv); store16(out + 5 * ldo + j + 16, a51 * sv)
+        store16(out + 6 * ldo + j, a60 * sv); store16(out + 6 * ldo + j + 16, a61 * sv)
+        store16(out + 7 * ldo + j, a70 * sv); store16(out + 7 * ldo + j + 16, a71 * sv)
         j += 32
     }
-    if j < n {  // the last 16 columns
+    if j < m {  // the last 16 columns
         var a0 = Vec(), a1 = Vec(), a2 = Vec(), a3 = Vec(), a4 = Vec(), a5 = Vec(), a6 = Vec(), a7 = Vec()
-        for c in 0..<d {
-            let b0 = load16(b + c * n + j)
-            a0 = a0.addingProduct(Vec(repeating: a[c]), b0)
-            a1 = a1.addingProduct(Vec(repeating: a[lda + c]), b0)
-            a2 = a2.addingProduct(Vec(repeating: a[2 * lda + c]), b0)
-            a3 = a3.addingProduct(Vec(repeating: a[3 * lda + c]), b0)
-            a4 = a4.addingProduct(Vec(repeating: a[4 * lda + c]), b0)
-            a5 = a5.addingProduct(Vec(repeating: a[5 * lda + c]), b0)
-            a6 = a6.addingProduct(Vec(repeating: a[6 * lda + c]), b0)
-            a7 = a7.addingProduct(Vec(repeating: a[7 * lda + c]), b0)
+        for c in 0..<k {
+            let b0 = load16(b + c * ldb + j)
+            a0 = a0.addingProduct(Vec(repeating: x[c]), b0)
+            a1 = a1.addingProduct(Vec(repeating: x[ldx + c]), b0)
+            a2 = a2.addingProduct(Vec(repeating: x[2 * ldx + c]), b0)
+            a3 = a3.addingProduct(Vec(repeating: x[3 * ldx + c]), b0)
+            a4 = a4.addingProduct(Vec(repeating: x[4 * ldx + c]), b0)
+            a5 = a5.addingProduct(Vec(repeating: x[5 * ldx + c]), b0)
+            a6 = a6.addingProduct(Vec(repeating: x[6 * ldx + c]), b0)
+            a7 = a7.addingProduct(Vec(repeating: x[7 * ldx + c]), b0)
         }
-        store16(s + j, a0); store16(s + n + j, a1); store16(s + 2 * n + j, a2); store16(s + 3 * n + j, a3)
-        store16(s + 4 * n + j, a4); store16(s + 5 * n + j, a5); store16(s + 6 * n + j, a6); store16(s + 7 * n + j, a7)
-    }
-}
-
-/// Out[r, :] = scale * sum_j P[r, j] * B[j, :] for 8 rows of P (8 x n, row stride n) and B
-/// (n x d, d = 16 * vectors); Out has row stride ldo. Eight rows per pass, as in scoresKernel.
-@inline(__always)
-func mixKernel(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ p: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-               d: Int, n: Int, scale: Float) {
-    let sv = Vec(repeating: scale)
-    var c = 0
-    while c + 32 <= d {
-        var a00 = Vec(), a01 = Vec(), a10 = Vec(), a11 = Vec()
-        var a20 = Vec(), a21 = Vec(), a30 = Vec(), a31 = Vec()
-        var a40 = Vec(), a41 = Vec(), a50 = Vec(), a51 = Vec()
-        var a60 = Vec(), a61 = Vec(), a70 = Vec(), a71 = Vec()
-        for j in 0..<n {
-            let row = b + j * d + c
-            let b0 = load16(row), b1 = load16(row + 16)
-            var x = Vec(repeating: p[j]); a00 = a00.addingProduct(x, b0); a01 = a01.addingProduct(x, b1)
-            x = Vec(repeating: p[n + j]); a10 = a10.addingProduct(x, b0); a11 = a11.addingProduct(x, b1)
-            x = Vec(repeating: p[2 * n + j]); a20 = a20.addingProduct(x, b0); a21 = a21.addingProduct(x, b1)
-            x = Vec(repeating: p[3 * n + j]); a30 = a30.addingProduct(x, b0); a31 = a31.addingProduct(x, b1)
-            x = Vec(repeating: p[4 * n + j]); a40 = a40.addingProduct(x, b0); a41 = a41.addingProduct(x, b1)
-            x = Vec(repeating: p[5 * n + j]); a50 = a50.addingProduct(x, b0); a51 = a51.addingProduct(x, b1)
-            x = Vec(repeating: p[6 * n + j]); a60 = a60.addingProduct(x, b0); a61 = a61.addingProduct(x, b1)
-            x = Vec(repeating: p[7 * n + j]); a70 = a70.addingProduct(x, b0); a71 = a71.addingProduct(x, b1)
-        }
-        store16(out + c, a00 * sv); store16(out + c + 16, a01 * sv)
-        store16(out + ldo + c, a10 * sv); store16(out + ldo + c + 16, a11 * sv)
-        store16(out + 2 * ldo + c, a20 * sv); store16(out + 2 * ldo + c + 16, a21 * sv)
-        store16(out + 3 * ldo + c, a30 * sv); store16(out + 3 * ldo + c + 16, a31 * sv)
-        store16(out + 4 * ldo + c, a40 * sv); store16(out + 4 * ldo + c + 16, a41 * sv)
-        store16(out + 5 * ldo + c, a50 * sv); store16(out + 5 * ldo + c + 16, a51 * sv)
-        store16(out + 6 * ldo + c, a60 * sv); store16(out + 6 * ldo + c + 16, a61 * sv)
-        store16(out + 7 * ldo + c, a70 * sv); store16(out + 7 * ldo + c + 16, a71 * sv)
-        c += 32
-    }
-    if c < d {  // the last 16 columns
-        var a0 = Vec(), a1 = Vec(), a2 = Vec(), a3 = Vec(), a4 = Vec(), a5 = Vec(), a6 = Vec(), a7 = Vec()
-        for j in 0..<n {
-            let b0 = load16(b + j * d + c)
-            a0 = a0.addingProduct(Vec(repeating: p[j]), b0)
-            a1 = a1.addingProduct(Vec(repeating: p[n + j]), b0)
-            a2 = a2.addingProduct(Vec(repeating: p[2 * n + j]), b0)
-            a3 = a3.addingProduct(Vec(repeating: p[3 * n + j]), b0)
-            a4 = a4.addingProduct(Vec(repeating: p[4 * n + j]), b0)
-            a5 = a5.addingProduct(Vec(repeating: p[5 * n + j]), b0)
-            a6 = a6.addingProduct(Vec(repeating: p[6 * n + j]), b0)
-            a7 = a7.addingProduct(Vec(repeating: p[7 * n + j]), b0)
-        }
-        store16(out + c, a0 * sv); store16(out + ldo + c, a1 * sv); store16(out + 2 * ldo + c, a2 * sv); store16(out + 3 * ldo + c, a3 * sv)
-        store16(out + 4 * ldo + c, a4 * sv); store16(out + 5 * ldo + c, a5 * sv); store16(out + 6 * ldo + c, a6 * sv); store16(out + 7 * ldo + c, a7 * sv)
+        store16(out + j, a0 * sv); store16(out + ldo + j, a1 * sv); store16(out + 2 * ldo + j, a2 * sv); store16(out + 3 * ldo + j, a3 * sv)
+        store16(out + 4 * ldo + j, a4 * sv); store16(out + 5 * ldo + j, a5 * sv); store16(out + 6 * ldo + j, a6 * sv); store16(out + 7 * ldo + j, a7 * sv)
     }
 }
 
@@ -170,9 +121,9 @@ func fusedAttentionForward(_ o: UnsafeMutablePointer<Float>, q: UnsafePointer<Fl
     transpose(w.qt, q, rows: d, cols: n, lds: n, scale: scale)
     transpose(w.vt, v, rows: d, cols: n, lds: n)
     for i0 in stride(from: 0, to: n, by: 8) {
-        scoresKernel(w.s, w.qt + i0 * d, lda: d, k, d: d, n: n)
+        eightRowProduct(w.s, ldo: n, w.qt + i0 * d, ldx: d, k, ldb: n, k: d, m: n, scale: 1)           // S = Qs^T K
         for r in 0..<8 { softmaxRow(w.s + r * n, n) }
-        mixKernel(w.ot + i0 * d, ldo: d, w.s, w.vt, d: d, n: n, scale: 1)
+        eightRowProduct(w.ot + i0 * d, ldo: d, w.s, ldx: n, w.vt, ldb: d, k: n, m: d, scale: 1)  // O^T = P V^T
     }
     transpose(o, w.ot, rows: n, cols: d, lds: d)
 }
@@ -188,12 +139,12 @@ func fusedAttentionBackward(gq: UnsafeMutablePointer<Float>, gk: UnsafeMutablePo
     w.dv.update(repeating: 0, count: n * d)
     // 8 queries per iteration (n % 16 == 0); the dK/dV updates as one rank-8 pass over all keys
     for i0 in stride(from: 0, to: n, by: 8) {
-        scoresKernel(w.s, w.qt + i0 * d, lda: d, k, d: d, n: n)                  // S = Qs^T K
+        eightRowProduct(w.s, ldo: n, w.qt + i0 * d, ldx: d, k, ldb: n, k: d, m: n, scale: 1)       // S = Qs^T K
         for r in 0..<8 { softmaxRow(w.s + r * n, n) }                             // P
         rank8Kernel(w.dv, w.s, w.ot + i0 * d, d: d, n: n)                          // dV^T += P^T dO^T
-        scoresKernel(w.ds, w.ot + i0 * d, lda: d, v, d: d, n: n)                 // dP = dO^T V
+        eightRowProduct(w.ds, ldo: n, w.ot + i0 * d, ldx: d, v, ldb: n, k: d, m: n, scale: 1)      // dP = dO^T V
         for r in 0..<8 { softmaxRowBackward(w.ds + r * n, w.s + r * n, n) }        // dS
-        mixKernel(w.dq + i0 * d, ldo: d, w.ds, w.kt, d: d, n: n, scale: scale)   // dQ^T = scale dS K^T
+        eightRowProduct(w.dq + i0 * d, ldo: d, w.ds, ldx: n, w.kt, ldb: d, k: n, m: d, scale: scale)  // dQ^T = scale dS K^T
         rank8Kernel(w.dk, w.ds, w.qt + i0 * d, d: d, n: n)                         // dK^T += dS^T Qs^T
     }
     transpose(gq, w.dq, rows: n, cols: d, lds: d)
