@@ -41,7 +41,7 @@ func siluAffine(_ q: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, cou
     if let r { siluAffinePlus(q, p, r, count: count, a, a0) } else { siluAffinePlain(q, p, count: count, a, a0) }
 }
 
-/// q = silu(p a + a0) + r (one loop each: a branch inside the loop kept exp16 from inlining).
+/// q = silu(p a + a0) + r: its own loop, so neither loop branches per vector.
 private func siluAffinePlus(_ q: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, _ r: UnsafePointer<Float>,
                             count: Int, _ a: Float, _ a0: Float) {
     forEachVector(0..<count) { i in
