@@ -104,12 +104,13 @@ func winogradFilters(_ filters: Tensor) -> Tensor {
             let (a0, b0, c0, d0) = gRow(tap(0), tap(3), tap(6))
             let (a1, b1, c1, d1) = gRow(tap(1), tap(4), tap(7))
             let (a2, b2, c2, d2) = gRow(tap(2), tap(5), tap(8))
+            @inline(__always) func store(_ xi: Int, _ v: SIMD16<Float>) {
+                let dst = out + xi * pairs + p
+                if n == 16 { UnsafeMutableRawPointer(dst).storeBytes(of: v, as: SIMD16<Float>.self) }
+                else { for l in 0..<n { dst[l] = v[l] } }
+            }
             @inline(__always) func put(_ i: Int, _ r: (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>)) {
-                for (j, v) in [r.0, r.1, r.2, r.3].enumerated() {
-                    let dst = out + (i * 4 + j) * pairs + p
-                    if n == 16 { UnsafeMutableRawPointer(dst).storeBytes(of: v, as: SIMD16<Float>.self) }
-                    else { for l in 0..<n { dst[l] = v[l] } }
-                }
+                store(4 * i, r.0); store(4 * i + 1, r.1); store(4 * i + 2, r.2); store(4 * i + 3, r.3)
             }
             put(0, gRow(a0, a1, a2)); put(1, gRow(b0, b1, b2)); put(2, gRow(c0, c1, c2)); put(3, gRow(d0, d1, d2))
         }
