@@ -1,3 +1,5 @@
+import Foundation
+
 /// Vectorised kernels for the hot elementwise work: exp (for softmax) and the row softmax
 /// forward/backward. Each has a scalar reference beside it in the tests.
 public typealias Vec = SIMD16<Float>
@@ -31,8 +33,9 @@ public func exp16(_ x: Vec) -> Vec {
 }
 
 /// Softmax of one row of n floats in place (max subtracted). Scalar tail beyond multiples of 16.
-@inline(__always)
-public func softmaxRow(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
+/// Returns the row's log-sum-exp, max + log(sum of exp(x - max)).
+@inline(__always) @discardableResult
+public func softmaxRow(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
     let n16 = n & ~15
     // four running maxima: one would wait on its own previous compare every vector
     var m0 = Vec(repeating: -.infinity), m1 = m0, m2 = m0, m3 = m0
@@ -79,6 +82,7 @@ public func softmaxRow(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
     i = 0
     while i < n16 { UnsafeMutableRawPointer(p + i).storeBytes(of: UnsafeRawPointer(p + i).loadUnaligned(as: Vec.self) * invv, as: Vec.self); i += 16 }
     while i < n { p[i] *= inv; i += 1 }
+    return mx + logf(s)
 }
 
 /// Given y = softmax(x) and dy for one row, writes dx = y * (dy - sum(dy * y)) over dy.

@@ -46,6 +46,8 @@ extension Tensor {
         let rows = Swift.min(attentionBlock, n)
         let pairs = b * heads
         let fused = useFusedAttention && fusedAttentionApplies(dim: dim, tokens: n)
+        // each query's log-sum-exp of its scores (fused path), for the backward pass
+        let lse = Tensor(uninitialized: fused ? [pairs, n] : [0])
         if fused {
             Parallel.run(pairs) { w in
                 let scratch = AttentionScratch(n: n, d: dim)
@@ -53,7 +55,8 @@ extension Tensor {
                 for pair in stride(from: w, to: pairs, by: Parallel.workers) {
                     let (bi, h) = (pair / heads, pair % heads)
                     let (q, k, v) = qkvPointers(qkv.data, bi, h, hidden: hidden, dim: dim, n: n)
-                    fusedAttentionForward(out.data + (bi * hidden + h * dim) * n, q: q, k: k, v: v, d: dim, n: n, scale: scale, scratch: scratch)
+                    fusedAttentionForward(out.data + (bi * hidden + h * dim) * n, lse: lse.data + pair * n,
+                                          q: q, k: k, v: v, d: dim, n: n, scale: scale, scratch: scratch)
                 }
             }
         } else {
@@ -73,7 +76,7 @@ extension Tensor {
         }
         }
         BLAS.flops &+= 4 * pairs * n * n * dim
-        let saved = qkv.detached()
+        let saved = qkv.detached(), output = out.detached()
         return out.recorded("attention", [qkv]) { g in
             let gqkv = Tensor(uninitialized: saved.shape)
             if fused {
@@ -84,7 +87,8 @@ extension Tensor {
                         let (bi, h) = (pair / heads, pair % heads)
                         let (q, k, v) = qkvPointers(saved.data, bi, h, hidden: hidden, dim: dim, n: n)
                         let (gq, gk, gv) = qkvPointers(gqkv.data, bi, h, hidden: hidden, dim: dim, n: n)
-                        fusedAttentionBackward(gq: gq, gk: gk, gv: gv, go: g.data + (bi * hidden + h * dim) * n,
+                        let head = (bi * hidden + h * dim) * n
+                        fusedAttentionBackward(gq: gq, gk: gk, gv: gv, go: g.data + head, o: output.data + head, lse: lse.data + pair * n,
                                                q: q, k: k, v: v, d: dim, n: n, scale: scale, scratch: scratch)
                     }
                 }

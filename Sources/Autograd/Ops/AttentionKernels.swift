@@ -8,13 +8,19 @@ func fusedAttentionApplies(dim: Int, tokens: Int) -> Bool {
     dim % 16 == 0 && dim >= 16 && dim <= 64 && tokens % 16 == 0 && tokens >= 16
 }
 
-/// Out[r, :] = scale * sum_c X[r, c] * B[c, :] for 8 rows of X (row stride ldx) and all m
+/// *p = a * scale, or *p += a * scale.
+@_transparent
+func put(_ p: UnsafeMutablePointer<Float>, _ a: Vec, _ scale: Vec, _ accumulate: Bool) {
+    store16(p, accumulate ? load16(p).addingProduct(a, scale) : a * scale)
+}
+
+/// Out[r, :] (+)= scale * sum_c X[r, c] * B[c, :] for 8 rows of X (row stride ldx) and all m
 /// columns of B (k x m, row stride ldb, m % 16 == 0); Out has row stride ldo. The scores
 /// (X = queries, B = keys) and the value mix (X = probabilities, B = values) are both this.
 /// Eight rows x 32 columns per pass (16 accumulators), so each load of B feeds 8 FMAs.
-@inline(__always)
+@_transparent
 func eightRowProduct(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ x: UnsafePointer<Float>, ldx: Int,
-                     _ b: UnsafePointer<Float>, ldb: Int, k: Int, m: Int, scale: Float) {
+                     _ b: UnsafePointer<Float>, ldb: Int, k: Int, m: Int, scale: Float, accumulate: Bool = false) {
     let sv = Vec(repeating: scale)
     var j = 0
     while j + 32 <= m {
@@ -34,14 +40,14 @@ func eightRowProduct(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ x: UnsafePo
             t = Vec(repeating: x[6 * ldx + c]); a60 = a60.addingProduct(t, b0); a61 = a61.addingProduct(t, b1)
             t = Vec(repeating: x[7 * ldx + c]); a70 = a70.addingProduct(t, b0); a71 = a71.addingProduct(t, b1)
         }
-        store16(out + j, a00 * sv); store16(out + j + 16, a01 * sv)
-        store16(out + ldo + j, a10 * sv); store16(out + ldo + j + 16, a11 * sv)
-        store16(out + 2 * ldo + j, a20 * sv); store16(out + 2 * ldo + j + 16, a21 * sv)
-        store16(out + 3 * ldo + j, a30 * sv); store16(out + 3 * ldo + j + 16, a31 * sv)
-        store16(out + 4 * ldo + j, a40 * sv); store16(out + 4 * ldo + j + 16, a41 * sv)
-        store16(out + 5 * ldo + j, a50 * sv); store16(out + 5 * ldo + j + 16, a51 * sv)
-        store16(out + 6 * ldo + j, a60 * sv); store16(out + 6 * ldo + j + 16, a61 * sv)
-        store16(out + 7 * ldo + j, a70 * sv); store16(out + 7 * ldo + j + 16, a71 * sv)
+        put(out + j, a00, sv, accumulate); put(out + j + 16, a01, sv, accumulate)
+        put(out + ldo + j, a10, sv, accumulate); put(out + ldo + j + 16, a11, sv, accumulate)
+        put(out + 2 * ldo + j, a20, sv, accumulate); put(out + 2 * ldo + j + 16, a21, sv, accumulate)
+        put(out + 3 * ldo + j, a30, sv, accumulate); put(out + 3 * ldo + j + 16, a31, sv, accumulate)
+        put(out + 4 * ldo + j, a40, sv, accumulate); put(out + 4 * ldo + j + 16, a41, sv, accumulate)
+        put(out + 5 * ldo + j, a50, sv, accumulate); put(out + 5 * ldo + j + 16, a51, sv, accumulate)
+        put(out + 6 * ldo + j, a60, sv, accumulate); put(out + 6 * ldo + j + 16, a61, sv, accumulate)
+        put(out + 7 * ldo + j, a70, sv, accumulate); put(out + 7 * ldo + j + 16, a71, sv, accumulate)
         j += 32
     }
     if j < m {  // the last 16 columns
@@ -57,8 +63,8 @@ func eightRowProduct(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ x: UnsafePo
             a6 = a6.addingProduct(Vec(repeating: x[6 * ldx + c]), b0)
             a7 = a7.addingProduct(Vec(repeating: x[7 * ldx + c]), b0)
         }
-        store16(out + j, a0 * sv); store16(out + ldo + j, a1 * sv); store16(out + 2 * ldo + j, a2 * sv); store16(out + 3 * ldo + j, a3 * sv)
-        store16(out + 4 * ldo + j, a4 * sv); store16(out + 5 * ldo + j, a5 * sv); store16(out + 6 * ldo + j, a6 * sv); store16(out + 7 * ldo + j, a7 * sv)
+        put(out + j, a0, sv, accumulate); put(out + ldo + j, a1, sv, accumulate); put(out + 2 * ldo + j, a2, sv, accumulate); put(out + 3 * ldo + j, a3, sv, accumulate)
+        put(out + 4 * ldo + j, a4, sv, accumulate); put(out + 5 * ldo + j, a5, sv, accumulate); put(out + 6 * ldo + j, a6, sv, accumulate); put(out + 7 * ldo + j, a7, sv, accumulate)
     }
 }
 
@@ -101,71 +107,116 @@ func rank8Kernel(_ dst: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, 
     }
 }
 
-/// dst (cols x rows) = transpose of src (rows x cols, row stride lds), times scale.
+/// dst (cols x rows, row stride ldd) = transpose of src (rows x cols, row stride lds), times scale.
 @inline(__always)
-func transpose(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, cols: Int, lds: Int, scale: Float = 1) {
+func transpose(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, cols: Int, lds: Int, ldd: Int? = nil,
+               scale: Float = 1) {
+    let ldd = ldd ?? rows
     for r in 0..<rows {
         let s = src + r * lds
-        for c in 0..<cols { dst[c * rows + r] = s[c] * scale }
+        for c in 0..<cols { dst[c * ldd + r] = s[c] * scale }
     }
 }
 
-/// Scratch for one worker: transposed blocks and 8 x n strips of scores and their gradients.
+/// Keys per block in the backward pass: the block's keys, values and their gradient
+/// accumulators (4 x keyBlock x d floats) stay in L1 while every query passes over them.
+let attentionKeyBlock = 32
+
+/// Scratch for one worker: transposed (n x d) blocks, one key block's packed keys and values
+/// and their gradients, 8-query strips of scores (8 x n forward, 8 x keyBlock backward) and their
+/// gradients, and the per-query delta.
 struct AttentionScratch {
-    let qt, kt, vt, ot, dq, dk, dv: UnsafeMutablePointer<Float>  // each n x d
-    let s, ds: UnsafeMutablePointer<Float>                         // each 8 x n
+    let qt, kt, vt, ot, dq: UnsafeMutablePointer<Float>      // each n x d
+    let kb, vb, dkb, dvb: UnsafeMutablePointer<Float>        // each keyBlock x d
+    let s, ds: UnsafeMutablePointer<Float>                   // 8 x n, 8 x keyBlock
+    let delta: UnsafeMutablePointer<Float>                   // n
 
     let n: Int, d: Int
+    private var sizes: [Int] { [n * d, n * d, n * d, n * d, n * d, attentionKeyBlock * d, attentionKeyBlock * d,
+                                attentionKeyBlock * d, attentionKeyBlock * d, 8 * n, 8 * attentionKeyBlock, n] }
 
     init(n: Int, d: Int) {
         self.n = n
         self.d = d
         // from the buffer pool: a fresh mmap per call would page-fault every time
         func alloc(_ c: Int) -> UnsafeMutablePointer<Float> { BufferPool.allocate(bytes: c * 4).bindMemory(to: Float.self, capacity: c) }
-        qt = alloc(n * d); kt = alloc(n * d); vt = alloc(n * d); ot = alloc(n * d)
-        dq = alloc(n * d); dk = alloc(n * d); dv = alloc(n * d)
-        s = alloc(8 * n); ds = alloc(8 * n)
+        qt = alloc(n * d); kt = alloc(n * d); vt = alloc(n * d); ot = alloc(n * d); dq = alloc(n * d)
+        kb = alloc(attentionKeyBlock * d); vb = alloc(attentionKeyBlock * d)
+        dkb = alloc(attentionKeyBlock * d); dvb = alloc(attentionKeyBlock * d)
+        s = alloc(8 * n); ds = alloc(8 * attentionKeyBlock)
+        delta = alloc(n)
     }
 
     func free() {
-        for p in [qt, kt, vt, ot, dq, dk, dv] { BufferPool.release(UnsafeMutableRawPointer(p), bytes: n * d * 4) }
-        for p in [s, ds] { BufferPool.release(UnsafeMutableRawPointer(p), bytes: 8 * n * 4) }
+        for (p, c) in zip([qt, kt, vt, ot, dq, kb, vb, dkb, dvb, s, ds, delta], sizes) {
+            BufferPool.release(UnsafeMutableRawPointer(p), bytes: c * 4)
+        }
     }
 }
 
-/// o (d x n) = attention of one head: q, k, v are (d x n) blocks with row stride n.
-func fusedAttentionForward(_ o: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
-                           v: UnsafePointer<Float>, d: Int, n: Int, scale: Float, scratch w: AttentionScratch) {
+/// o (d x n) = attention of one head: q, k, v are (d x n) blocks with row stride n. lse[i] gets
+/// query i's log-sum-exp of its scores, which the backward pass uses to recompute the
+/// probabilities in one pass.
+func fusedAttentionForward(_ o: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
+                           k: UnsafePointer<Float>, v: UnsafePointer<Float>, d: Int, n: Int, scale: Float,
+                           scratch w: AttentionScratch) {
     transpose(w.qt, q, rows: d, cols: n, lds: n, scale: scale)
     transpose(w.vt, v, rows: d, cols: n, lds: n)
     for i0 in stride(from: 0, to: n, by: 8) {
         eightRowProduct(w.s, ldo: n, w.qt + i0 * d, ldx: d, k, ldb: n, k: d, m: n, scale: 1)           // S = Qs^T K
-        for r in 0..<8 { softmaxRow(w.s + r * n, n) }
+        for r in 0..<8 { lse[i0 + r] = softmaxRow(w.s + r * n, n) }
         eightRowProduct(w.ot + i0 * d, ldo: d, w.s, ldx: n, w.vt, ldb: d, k: n, m: d, scale: 1)  // O^T = P V^T
     }
     transpose(o, w.ot, rows: n, cols: d, lds: d)
 }
 
-/// Gradients of one head. go: dO (d x n, row stride n); gq, gk, gv: outputs (d x n, stride n).
+/// Gradients of one head, FlashAttention-2's loop order: key blocks outside, queries inside, so
+/// a block's dK and dV accumulate in L1 and only dQ is read and written per block. P is
+/// recomputed from the forward's log-sum-exp in one pass, and dS = P (dP - delta) with
+/// delta_i = dO_i . O_i (= sum_j dP_ij P_ij), so no pass needs a whole row of scores.
+/// go: dO, o: the forward's output (d x n, row stride n); gq, gk, gv: outputs (d x n, stride n).
 func fusedAttentionBackward(gq: UnsafeMutablePointer<Float>, gk: UnsafeMutablePointer<Float>, gv: UnsafeMutablePointer<Float>,
-                            go: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                            go: UnsafePointer<Float>, o: UnsafePointer<Float>, lse: UnsafePointer<Float>,
+                            q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                             d: Int, n: Int, scale: Float, scratch w: AttentionScratch) {
     transpose(w.qt, q, rows: d, cols: n, lds: n, scale: scale)   // Qs^T, Qs = scale Q
     transpose(w.kt, k, rows: d, cols: n, lds: n)
     transpose(w.ot, go, rows: d, cols: n, lds: n)                 // dO^T
-    w.dk.update(repeating: 0, count: n * d)
-    w.dv.update(repeating: 0, count: n * d)
-    // 8 queries per iteration (n % 16 == 0); the dK/dV updates as one rank-8 pass over all keys
-    for i0 in stride(from: 0, to: n, by: 8) {
-        eightRowProduct(w.s, ldo: n, w.qt + i0 * d, ldx: d, k, ldb: n, k: d, m: n, scale: 1)       // S = Qs^T K
-        for r in 0..<8 { softmaxRow(w.s + r * n, n) }                             // P
-        rank8Kernel(w.dv, w.s, w.ot + i0 * d, d: d, n: n)                          // dV^T += P^T dO^T
-        eightRowProduct(w.ds, ldo: n, w.ot + i0 * d, ldx: d, v, ldb: n, k: d, m: n, scale: 1)      // dP = dO^T V
-        for r in 0..<8 { softmaxRowBackward(w.ds + r * n, w.s + r * n, n) }        // dS
-        eightRowProduct(w.dq + i0 * d, ldo: d, w.ds, ldx: n, w.kt, ldb: d, k: n, m: d, scale: scale)  // dQ^T = scale dS K^T
-        rank8Kernel(w.dk, w.ds, w.qt + i0 * d, d: d, n: n)                         // dK^T += dS^T Qs^T
+    w.dq.update(repeating: 0, count: n * d)
+    // delta_i = sum_c dO[c, i] O[c, i]
+    for i in stride(from: 0, to: n, by: 16) {
+        var acc = Vec()
+        for c in 0..<d { acc = acc.addingProduct(load16(go + c * n + i), load16(o + c * n + i)) }
+        store16(w.delta + i, acc)
+    }
+    for j0 in stride(from: 0, to: n, by: attentionKeyBlock) {
+        let m = Swift.min(attentionKeyBlock, n - j0)   // a multiple of 16
+        // the block's keys and values packed (d x m), so its rows are not 4 KB apart
+        for c in 0..<d {
+            (w.kb + c * m).update(from: k + c * n + j0, count: m)
+            (w.vb + c * m).update(from: v + c * n + j0, count: m)
+        }
+        w.dkb.update(repeating: 0, count: m * d)
+        w.dvb.update(repeating: 0, count: m * d)
+        for i0 in stride(from: 0, to: n, by: 8) {
+            eightRowProduct(w.s, ldo: m, w.qt + i0 * d, ldx: d, w.kb, ldb: m, k: d, m: m, scale: 1)   // S = Qs^T K
+            eightRowProduct(w.ds, ldo: m, w.ot + i0 * d, ldx: d, w.vb, ldb: m, k: d, m: m, scale: 1)  // dP = dO^T V
+            for r in 0..<8 {
+                let l = Vec(repeating: lse[i0 + r]), dl = Vec(repeating: w.delta[i0 + r])
+                let sr = w.s + r * m, dsr = w.ds + r * m
+                for j in stride(from: 0, to: m, by: 16) {
+                    let p = exp16(load16(sr + j) - l)
+                    store16(sr + j, p)                                   // P
+                    store16(dsr + j, p * (load16(dsr + j) - dl))         // dS
+                }
+            }
+            rank8Kernel(w.dvb, w.s, w.ot + i0 * d, d: d, n: m)                                 // dV^T += P^T dO^T
+            rank8Kernel(w.dkb, w.ds, w.qt + i0 * d, d: d, n: m)                                // dK^T += dS^T Qs^T
+            eightRowProduct(w.dq + i0 * d, ldo: d, w.ds, ldx: m, w.kt + j0 * d, ldb: d, k: m, m: d, scale: scale,
+                            accumulate: true)                                                 // dQ^T += scale dS K^T
+        }
+        transpose(gk + j0, w.dkb, rows: m, cols: d, lds: d, ldd: n)
+        transpose(gv + j0, w.dvb, rows: m, cols: d, lds: d, ldd: n)
     }
     transpose(gq, w.dq, rows: n, cols: d, lds: d)
-    transpose(gk, w.dk, rows: n, cols: d, lds: d)
-    transpose(gv, w.dv, rows: n, cols: d, lds: d)
 }
