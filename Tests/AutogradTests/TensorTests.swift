@@ -391,4 +391,27 @@ final class KernelTests: XCTestCase {
             XCTAssertEqual(c1.values, c2.values, "\(m)x\(n)x\(k) \(ta) \(tb)")
         }
     }
+
+    /// Narrow products over the small-matrix limit run in row pieces: against a float64
+    /// reference, with leading dimensions wider than the matrices, alpha and beta.
+    func testNarrowSgemmInRowPieces() throws {
+        var rng = Generator(seed: 5)
+        for (m, n, k) in [(256, 16, 256), (136, 32, 300), (512, 8, 1024), (100, 64, 200)] {
+            let (lda, ldb, ldc) = (k + 3, n + 5, n + 7)
+            let a = Tensor.randn([m * lda], generator: &rng), b = Tensor.randn([k * ldb], generator: &rng)
+            let c = Tensor.randn([m * ldc], generator: &rng)
+            let c0 = c.values
+            BLAS.sgemmSerial(c.data, a.data, b.data, m: m, n: n, k: k, alpha: 0.5, beta: 2, lda: lda, ldb: ldb, ldc: ldc)
+            var worst = 0.0
+            for i in 0..<m {
+                for j in 0..<n {
+                    var dot = 0.0
+                    for p in 0..<k { dot += Double(a.data[i * lda + p]) * Double(b.data[p * ldb + j]) }
+                    worst = max(worst, abs(0.5 * dot + 2 * Double(c0[i * ldc + j]) - Double(c.data[i * ldc + j])))
+                }
+                for j in n..<ldc { XCTAssertEqual(c.data[i * ldc + j], c0[i * ldc + j], "padding of row \(i) written") }
+            }
+            XCTAssertLessThan(worst, 1e-3, "\(m)x\(n)x\(k)")
+        }
+    }
 }
