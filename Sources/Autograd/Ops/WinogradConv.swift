@@ -147,7 +147,14 @@ struct WinogradBlock {
     /// within ~512 KB, half of L2. In forEachImageBlock's terms (blocks of ~1024 "columns") that
     /// is a plane of tiles * (C + O) / 8. Measured (bench --what ops): blocks 2x and 8x larger
     /// were 1.2-2x slower at 16x16 and 8x8; one image per block at 8x8 was slower too.
-    var blockPlane: Int { Swift.max(1, tilesPerImage * (c + o) / 8) }
+    /// When the 16 (O, C) filter matrices outgrow L2 (O C > 16 K: 256 channels and wider),
+    /// every block streams them from L3 (and the backward pass reads and writes its 16 (O, C)
+    /// weight-gradient sums), so blocks get at least 64 tiles to amortise that: one 8x8 image
+    /// has 16 tiles, two 4x4 images 8.
+    var blockPlane: Int {
+        let l2Sized = Swift.max(1, tilesPerImage * (c + o) / 8)
+        return o * c > 16_384 ? Swift.min(l2Sized, 16 * tilesPerImage) : l2Sized
+    }
     /// Tiles per vector: whole vectors of 16, 8, 4 or 2 consecutive tiles of a tile row.
     var lanes: Int { tw % 16 == 0 ? 16 : tw % 8 == 0 ? 8 : tw % 4 == 0 ? 4 : 2 }
 }
