@@ -59,12 +59,18 @@ public enum BLAS {
             return
         }
         // OpenBLAS runs products of at most 100^3 multiply-adds through its small-matrix kernel,
-        // which does not pack the operands; above that, narrow products (few columns: Winograd
-        // products of one block at 8x8 or 4x4) pay for packing A and run at half the rate. In row
-        // pieces under the limit they run 1.4-1.8x faster (128x64x128 -> 2 x 64x64x128: 115 -> 161
-        // GFLOP/s per core, 256x16x256: 82 -> 120, 512x8x512: 47 -> 82). Wider ones are better whole.
+        // which neither packs the operands nor clears C in a pass of its own. Above that limit,
+        // in row pieces under it:
+        // - narrow products (few columns: Winograd products of one block at 8x8 or 4x4), which
+        //   otherwise pay for packing A, run 1.4-1.8x faster (128x64x128 -> 2 x 64x64x128: 115 ->
+        //   161 GFLOP/s per core, 256x16x256: 82 -> 120, 512x8x512: 47 -> 82);
+        // - wide products with short sums and a fresh C (1x1 convolutions over whole images, whose
+        //   output streams to memory) skip the clearing pass over C: 1.4-1.5x faster on both
+        //   cores (384x1024x32, 64 images: 15.2 -> 9.8 ms).
+        // Other wide products are better whole (64x256x64 in pieces: 112 -> 105 GFLOP/s).
         let smallLimit = 1_000_000
-        if !transA, !transB, n <= 64, m * n * k > smallLimit, n * k * 8 <= smallLimit {
+        let narrow = n <= 64, wideShortFresh = n >= 512 && k <= 64 && beta == 0
+        if !transA, !transB, narrow || wideShortFresh, m * n * k > smallLimit, n * k * 8 <= smallLimit {
             // equal pieces of a multiple of 8 rows (128 rows at 1.05 M: 2 x 64, not 120 + 8)
             var pieces = (m * n * k + smallLimit - 1) / smallLimit
             func rowsPerPiece() -> Int { ((m + pieces - 1) / pieces + 7) & ~7 }

@@ -393,22 +393,23 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// Narrow products over the small-matrix limit run in row pieces: against a float64
-    /// reference, with leading dimensions wider than the matrices, alpha and beta.
-    func testNarrowSgemmInRowPieces() throws {
+    /// Narrow products, and wide ones with short sums into a fresh C, over the small-matrix
+    /// limit run in row pieces: against a float64 reference, with leading dimensions wider than
+    /// the matrices, alpha and beta.
+    func testSgemmInRowPieces() throws {
         var rng = Generator(seed: 5)
-        for (m, n, k) in [(256, 16, 256), (136, 32, 300), (512, 8, 1024), (100, 64, 200)] {
+        for (m, n, k, beta) in [(256, 16, 256, 2), (136, 32, 300, 2), (512, 8, 1024, 2), (100, 64, 200, 2), (200, 600, 40, 0)] as [(Int, Int, Int, Float)] {
             let (lda, ldb, ldc) = (k + 3, n + 5, n + 7)
             let a = Tensor.randn([m * lda], generator: &rng), b = Tensor.randn([k * ldb], generator: &rng)
             let c = Tensor.randn([m * ldc], generator: &rng)
             let c0 = c.values
-            BLAS.sgemmSerial(c.data, a.data, b.data, m: m, n: n, k: k, alpha: 0.5, beta: 2, lda: lda, ldb: ldb, ldc: ldc)
+            BLAS.sgemmSerial(c.data, a.data, b.data, m: m, n: n, k: k, alpha: 0.5, beta: beta, lda: lda, ldb: ldb, ldc: ldc)
             var worst = 0.0
             for i in 0..<m {
                 for j in 0..<n {
                     var dot = 0.0
                     for p in 0..<k { dot += Double(a.data[i * lda + p]) * Double(b.data[p * ldb + j]) }
-                    worst = max(worst, abs(0.5 * dot + 2 * Double(c0[i * ldc + j]) - Double(c.data[i * ldc + j])))
+                    worst = max(worst, abs(0.5 * dot + Double(beta) * Double(c0[i * ldc + j]) - Double(c.data[i * ldc + j])))
                 }
                 for j in n..<ldc { XCTAssertEqual(c.data[i * ldc + j], c0[i * ldc + j], "padding of row \(i) written") }
             }
