@@ -50,13 +50,22 @@ public final class Adam {
         for (k, p) in parameters.enumerated() {
             guard let g = p.grad else { continue }
             let w = p.data, gd = g.data, md = m[k].data, vd = v[k].data
+            // 16 lanes at a time (the compiler left this loop scalar; it is memory-bound, and
+            // whole vectors keep more loads in flight), the same operations in the same order
+            // as the scalar tail, so every lane rounds as the scalar formula does
             Parallel.ranges(p.count) { r in
-                for i in r {
+                forEachVector(r, { i in
+                    let gi = load16(gd + i) * gscale + wd * load16(w + i)
+                    let mi = b1 * load16(md + i) + (1 - b1) * gi, vi = b2 * load16(vd + i) + (1 - b2) * gi * gi
+                    store16(md + i, mi)
+                    store16(vd + i, vi)
+                    store16(w + i, load16(w + i) - stepSize * mi / (vi.squareRoot() / bc2Sqrt + eps))
+                }, tail: { i in
                     let gi = gd[i] * gscale + wd * w[i]
                     md[i] = b1 * md[i] + (1 - b1) * gi
                     vd[i] = b2 * vd[i] + (1 - b2) * gi * gi
                     w[i] -= stepSize * md[i] / (vd[i].squareRoot() / bc2Sqrt + eps)
-                }
+                })
             }
         }
         return norm

@@ -83,4 +83,28 @@ final class UNetTests: XCTestCase {
         XCTAssertEqual(clipped.step(), 5, accuracy: 1e-6)
         XCTAssertEqual(clipped.m[0].values[0], 0.1 * 0.6, accuracy: 1e-6)
     }
+
+    /// The vectorised update (16 lanes, scalar tail) against the formula written out per element,
+    /// with weight decay and clipping, over three steps.
+    func testAdamVectorPathMatchesFormula() throws {
+        var rng = Generator(seed: 3)
+        let p = Tensor.randn([37], generator: &rng)
+        p.requiresGrad = true
+        let opt = Adam([p], lr: 0.01, weightDecay: 0.1, clipNorm: 1)
+        var w = p.values.map(Double.init), m = [Double](repeating: 0, count: 37), v = m
+        for step in 1...3 {
+            let g = Tensor.randn([37], generator: &rng)
+            p.grad = g
+            let norm = opt.step()
+            let gs = Double(norm > 1 ? 1 / (norm + 1e-6) : 1)
+            for i in 0..<37 {
+                let gi = Double(g.values[i]) * gs + 0.1 * w[i]
+                m[i] = 0.9 * m[i] + 0.1 * gi
+                v[i] = 0.999 * v[i] + 0.001 * gi * gi
+                let mh = m[i] / (1 - pow(0.9, Double(step))), vh = v[i] / (1 - pow(0.999, Double(step)))
+                w[i] -= 0.01 * mh / (vh.squareRoot() + 1e-8)
+            }
+        }
+        for i in 0..<37 { XCTAssertEqual(Double(p.values[i]), w[i], accuracy: 1e-5, "element \(i)") }
+    }
 }
