@@ -1,7 +1,8 @@
 // Fused attention for one (batch, head): register-blocked SIMD micro-kernels that process 8
-// queries at a time, so the scores of those queries (8 x N) live in L1 and nothing is packed
-// or written to memory beyond the outputs. Used when head_dim is 16, 32, 48 or 64 and the token
-// count is a multiple of 16; the sgemm path in Attention.swift is the reference beside it.
+// queries at a time, so their scores live in L1 and the full score matrix is never written:
+// the forward takes all keys per 8 queries and keeps each query's log-sum-exp; the backward
+// takes blocks of 32 keys, each against all queries. Used when head_dim is 16, 32, 48 or 64 and
+// the token count is a multiple of 16; the sgemm path in Attention.swift is the reference beside it.
 
 /// Whether the fused kernels handle this shape.
 func fusedAttentionApplies(dim: Int, tokens: Int) -> Bool {
