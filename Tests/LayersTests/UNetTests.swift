@@ -106,5 +106,11 @@ final class UNetTests: XCTestCase {
             }
         }
         for i in 0..<37 { XCTAssertEqual(Double(p.values[i]), w[i], accuracy: 1e-5, "element \(i)") }
+        // the gradient norm over several chunks and tensors, against a double sum
+        let big = Tensor.randn([10_000], generator: &rng), small = Tensor.randn([7], generator: &rng)
+        let a = Tensor(zeros: [10_000]), b = Tensor(zeros: [7])
+        (a.grad, b.grad) = (big, small)
+        let exact = (big.values + small.values).reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+        XCTAssertEqual(Double(Adam([a, b]).gradientNorm()), exact, accuracy: 1e-5 * exact)
     }
 }
