@@ -125,33 +125,25 @@ let attentionKeyBlock = 32
 
 /// Scratch for one worker: transposed (n x d) blocks, one key block's packed keys and values
 /// and their gradients, 8-query strips of scores (8 x n forward, 8 x keyBlock backward) and their
-/// gradients, and the per-query delta.
+/// gradients, and the per-query delta. One pooled tensor, returned to the pool with the scratch
+/// (a fresh mmap per call would page-fault every time).
 struct AttentionScratch {
     let qt, kt, vt, ot, dq: UnsafeMutablePointer<Float>      // each n x d
     let kb, vb, dkb, dvb: UnsafeMutablePointer<Float>        // each keyBlock x d
     let s, ds: UnsafeMutablePointer<Float>                   // 8 x n, 8 x keyBlock
     let delta: UnsafeMutablePointer<Float>                   // n
-
-    let n: Int, d: Int
-    private var sizes: [Int] { [n * d, n * d, n * d, n * d, n * d, attentionKeyBlock * d, attentionKeyBlock * d,
-                                attentionKeyBlock * d, attentionKeyBlock * d, 8 * n, 8 * attentionKeyBlock, n] }
+    private let buffer: Tensor
 
     init(n: Int, d: Int) {
-        self.n = n
-        self.d = d
-        // from the buffer pool: a fresh mmap per call would page-fault every time
-        func alloc(_ c: Int) -> UnsafeMutablePointer<Float> { BufferPool.allocate(bytes: c * 4).bindMemory(to: Float.self, capacity: c) }
-        qt = alloc(n * d); kt = alloc(n * d); vt = alloc(n * d); ot = alloc(n * d); dq = alloc(n * d)
-        kb = alloc(attentionKeyBlock * d); vb = alloc(attentionKeyBlock * d)
-        dkb = alloc(attentionKeyBlock * d); dvb = alloc(attentionKeyBlock * d)
-        s = alloc(8 * n); ds = alloc(8 * attentionKeyBlock)
-        delta = alloc(n)
-    }
-
-    func free() {
-        for (p, c) in zip([qt, kt, vt, ot, dq, kb, vb, dkb, dvb, s, ds, delta], sizes) {
-            BufferPool.release(UnsafeMutableRawPointer(p), bytes: c * 4)
-        }
+        let block = attentionKeyBlock
+        let counts = [n * d, n * d, n * d, n * d, n * d, block * d, block * d, block * d, block * d, 8 * n, 8 * block, n]
+        buffer = Tensor(uninitialized: [counts.reduce(0, +)])
+        var parts: [UnsafeMutablePointer<Float>] = []
+        var offset = 0
+        for c in counts { parts.append(buffer.data + offset); offset += c }
+        (qt, kt, vt, ot, dq) = (parts[0], parts[1], parts[2], parts[3], parts[4])
+        (kb, vb, dkb, dvb) = (parts[5], parts[6], parts[7], parts[8])
+        (s, ds, delta) = (parts[9], parts[10], parts[11])
     }
 }
 
