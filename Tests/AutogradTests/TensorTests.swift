@@ -228,11 +228,12 @@ final class KernelTests: XCTestCase {
 
     /// The Winograd 3x3 convolution vs the im2col path, forward and all gradients (the weight
     /// gradient in Winograd form too), for widths that take each of its vector widths (16, 8, 4
-    /// and 2 tiles per vector), and with O C > 16 K (blocks of several images at 4x4).
+    /// and 2 tiles per vector, within a tile row or across 2, 4 or 8 of them), and with O C > 16 K
+    /// (blocks of several images at 4x4).
     func testWinogradConvMatchesIm2colPath() throws {
         var rng = Generator(seed: 12)
         for (n, c, o, h, w) in [(2, 3, 8, 4, 16), (3, 16, 16, 6, 32), (1, 8, 24, 2, 16), (2, 5, 8, 8, 8), (3, 4, 6, 4, 24), (3, 6, 5, 4, 4), (2, 3, 4, 6, 12),
-                                  (5, 129, 130, 4, 4)] {
+                                  (2, 3, 5, 16, 16), (2, 3, 4, 16, 4), (5, 129, 130, 4, 4)] {
             let x = Tensor.randn([n, c, h, w], generator: &rng), wt = Tensor.randn([o, c, 3, 3], generator: &rng)
             let b = Tensor.randn([o], generator: &rng), g = Tensor.randn([n, o, h, w], generator: &rng)
             func run() throws -> [Tensor] {
@@ -311,21 +312,21 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// Winograd's scratch is reused without clearing: only the padding border is zeroed, and
-    /// the transformed input and products are overwritten. NaN-filled scratch must not leak.
+    /// Winograd's scratch is reused without clearing: only the padding's rows are zeroed, and
+    /// the row pass, transformed input and products are overwritten. NaN-filled scratch must not leak.
     func testWinogradIgnoresStaleScratch() throws {
         var rng = Generator(seed: 5)
         let (n, c, o, h, w) = (2, 3, 8, 4, 16)
         let x = Tensor.randn([n, c, h, w], generator: &rng), wt = Tensor.randn([o, c, 3, 3], generator: &rng)
         let block = WinogradBlock(c: c, o: o, h: h, w: w)
-        let padded = Tensor(repeating: .nan, shape: [block.paddedCount(n)])
+        let rowTransformed = Tensor(repeating: .nan, shape: [block.rowTransformedCount])
         let transformed = Tensor(repeating: .nan, shape: [block.transformedCount(n)])
         let products = Tensor(repeating: .nan, shape: [block.productCount(n)])
         let y = Tensor(uninitialized: [n, o, h, w])
         let u = winogradFilters(wt)
         winogradConv3x3(y.data, x.data, filters: u.data, bias: nil, images: n,
-                        geometry: block, padded: padded.data, transformed: transformed.data, products: products.data)
-        withExtendedLifetime((u, padded, transformed, products)) {}
+                        geometry: block, rowTransformed: rowTransformed.data, transformed: transformed.data, products: products.data)
+        withExtendedLifetime((u, rowTransformed, transformed, products)) {}
         let ref = try withIm2col { try Tensor.conv2d(x, weight: wt, bias: nil, stride: 1, padding: 1) }
         XCTAssertFalse(y.values.contains { $0.isNaN })
         XCTAssertLessThan(zip(y.values, ref.values).map { Swift.abs($0 - $1) }.max() ?? 1, 1e-4)

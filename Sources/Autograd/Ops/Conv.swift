@@ -219,11 +219,11 @@ extension Tensor {
             let u = winogradFilters(weight)
             forEachImageBlock(n: geo.n, plane: block.blockPlane, scratch: { () -> (Tensor, Tensor, Tensor) in
                 let per = imagesPerBlock(n: geo.n, plane: block.blockPlane)
-                return (Tensor(uninitialized: [block.paddedCount(per)]), Tensor(uninitialized: [block.transformedCount(per)]),
+                return (Tensor(uninitialized: [block.rowTransformedCount]), Tensor(uninitialized: [block.transformedCount(per)]),
                         Tensor(uninitialized: [block.productCount(per)]))
             }) { _, first, count, s in
                 winogradConv3x3(out.data + first * o * plane, x.data + first * chw, filters: u.data, bias: bias?.data,
-                                images: count, geometry: block, padded: s.0.data, transformed: s.1.data, products: s.2.data)
+                                images: count, geometry: block, rowTransformed: s.0.data, transformed: s.1.data, products: s.2.data)
             }
         } else {
             // Blocks of whole images: im2col into an L2-sized buffer, one sgemm per block written
@@ -260,7 +260,7 @@ extension Tensor {
                 let gu = Partials(shape: wantW ? [16, o, geo.c] : [1])
                 forEachImageBlock(n: geo.n, plane: forward.blockPlane, scratch: { () -> (Tensor, Tensor, Tensor) in
                     let per = imagesPerBlock(n: geo.n, plane: forward.blockPlane)
-                    return (Tensor(uninitialized: [Swift.max(forward.paddedCount(per), backward.paddedCount(per))]),
+                    return (Tensor(uninitialized: [Swift.max(forward.rowTransformedCount, backward.rowTransformedCount)]),
                             Tensor(uninitialized: [Swift.max(forward.transformedCount(per), backward.transformedCount(per))]),
                             Tensor(uninitialized: [Swift.max(forward.productCount(per), backward.productCount(per))]))
                 }) { w, first, count, s in
@@ -268,11 +268,11 @@ extension Tensor {
                     if wantB { for b in 0..<count { addRowSums(gb.parts[w].data, dy + b * o * plane, rows: o, cols: plane) } }
                     if wantW {
                         winogradFilterGradientAccumulate(gu.parts[w].data, sx.data + first * chw, dy, images: count, geometry: forward,
-                                                         padded: s.0.data, transformed: s.1.data, products: s.2.data)
+                                                         rowTransformed: s.0.data, transformed: s.1.data, products: s.2.data)
                     }
                     if let gx, let u {
                         winogradConv3x3(gx.data + first * chw, dy, filters: u.data, bias: nil, images: count, geometry: backward,
-                                        padded: s.0.data, transformed: s.1.data, products: s.2.data)
+                                        rowTransformed: s.0.data, transformed: s.1.data, products: s.2.data)
                     }
                 }
                 if wantW { gw = winogradFilterGradient(gu.total(), o: o, c: geo.c) }
