@@ -183,14 +183,12 @@ final class Partials {
     }
 }
 
-/// Adds the row sums of a (rows, cols) block to acc (rows).
-@inline(__always)
+/// Adds the row sums of a (rows, cols) block to acc (rows) (the bias gradients): in vectors (a
+/// serial float sum, one add per 4 cycles, was 2.3 % of a CPU-preset training step).
 func addRowSums(_ acc: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, rows: Int, cols: Int) {
     for r in 0..<rows {
-        var s: Float = 0
         let p = m + r * cols
-        for j in 0..<cols { s += p[j] }
-        acc[r] += s
+        acc[r] += Float(rowSum(cols, { load16(p + $0) }, { p[$0] }))
     }
 }
 
@@ -391,18 +389,5 @@ extension Tensor {
             if bias != nil { grads.append(wantB ? gb.total() : nil) }
             return grads
         }
-    }
-
-    /// Sum of each row of a 2-D tensor: (r, c) -> (r).
-    func rowSums() -> Tensor {
-        let (r, c) = (shape[0], count / Swift.max(shape[0], 1))
-        let out = Tensor(uninitialized: [r])
-        for i in 0..<r {
-            var acc: Float = 0
-            let p = data + i * c
-            for j in 0..<c { acc += p[j] }
-            out.data[i] = acc
-        }
-        return out
     }
 }
