@@ -211,60 +211,83 @@ extension Tensor {
             }
             return out
         }
+        // Training: xhat is kept for the backward; it and y are written in one pass per group
+        // (the group's rows are still in cache from its statistics).
         let xhat = Tensor(uninitialized: x.shape)
-        let rstd = normalizeRows(xhat.data, x.data, rows: rows, m: m, eps: eps)
-        Parallel.ranges(n * c, grain: Swift.max(1, (1 << 14) / Swift.max(spatial, 1))) { r in
-            for nc in r {
-                let ch = nc % c
-                let k = s.map { 1 + $0[nc] } ?? 1
-                let a = w[ch] * k, a0 = b[ch] * k + (t?[nc] ?? 0)  // h = xhat a + a0
-                siluAffine(out.data + nc * spatial, xhat.data + nc * spatial, count: spatial, a, a0, plus: res.map { $0 + nc * spatial })
+        let rstd = UnsafeMutablePointer<Float>.allocate(capacity: rows)
+        let perGroup = c / groups, grain = Swift.max(1, (1 << 14) / Swift.max(m, 1))
+        Parallel.ranges(rows, grain: grain) { range in
+            for row in range {
+                let (mean, rs) = rowStatistics(x.data + row * m, m: m, eps: eps)
+                rstd[row] = rs
+                let meanV = Vec(repeating: mean), rsV = Vec(repeating: rs)
+                for nc in (row * perGroup)..<((row + 1) * perGroup) {
+                    let ch = nc % c
+                    let k = s.map { 1 + $0[nc] } ?? 1
+                    let a = w[ch] * k, a0 = b[ch] * k + (t?[nc] ?? 0)  // h = xhat a + a0
+                    let p = x.data + nc * spatial, q = xhat.data + nc * spatial
+                    forEachVector(0..<spatial, { store16(q + $0, (load16(p + $0) - meanV) * rsV) }, tail: { q[$0] = (p[$0] - mean) * rs })
+                    siluAffine(out.data + nc * spatial, q, count: spatial, a, a0, plus: res.map { $0 + nc * spatial })
+                }
             }
         }
+        let rowRstd = Array(UnsafeBufferPointer(start: rstd, count: rows))
+        rstd.deallocate()
         let (sw, sb) = (weight.detached(), bias.detached())
         let (ss, st) = (scale?.detached(), shift?.detached())
         return out.recorded("group_norm_silu", inputs) { g in
-            let gxhat = Tensor(uninitialized: g.shape)
             let gs = Tensor(uninitialized: [n, c]), gt = Tensor(uninitialized: [n, c])
             let gwn = Tensor(uninitialized: [n, c]), gbn = Tensor(uninitialized: [n, c])  // per (n, c), summed over n below
+            let gx = x.requiresGrad ? Tensor(uninitialized: x.shape) : nil
             let (w, b) = (sw.data, sb.data)
-            Parallel.ranges(n * c, grain: Swift.max(1, (1 << 14) / Swift.max(spatial, 1))) { r in
-                for nc in r {
-                    let ch = nc % c
-                    let k = ss.map { 1 + $0.data[nc] } ?? 1
-                    let a = w[ch] * k, a0 = b[ch] * k + (st?.data[nc] ?? 0)
-                    let p = xhat.data + nc * spatial, gp = g.data + nc * spatial, q = gxhat.data + nc * spatial
-                    var sdh = Vec(), sdhx = Vec()
-                    var sdhS: Float = 0, sdhxS: Float = 0
-                    forEachVector(0..<spatial) { i in
-                        let xh = load16(p + i)
-                        let h = xh * a + a0
-                        let sg = 1 / (1 + exp16(-h))
-                        let dh = load16(gp + i) * sg * (1 + h * (1 - sg))
-                        sdh += dh
-                        sdhx += dh * xh
-                        store16(q + i, dh * a)
-                    } tail: { i in
-                        let xh = p[i]
-                        let h = xh * a + a0
-                        let sg = 1 / (1 + Foundation.exp(-h))
-                        let dh = gp[i] * sg * (1 + h * (1 - sg))
-                        sdhS += dh
-                        sdhxS += dh * xh
-                        q[i] = dh * a
+            // Per group: dh and d xhat = dh a channel by channel (with the sums the parameter
+            // gradients need, which also give the group's mean(d xhat) and mean(d xhat xhat)),
+            // then dx = rstd (d xhat - mean(d xhat) - xhat mean(d xhat xhat)) while the group is
+            // still in cache. d xhat goes through gx's own memory.
+            let gxhat = gx ?? Tensor(uninitialized: x.shape)
+            Parallel.ranges(rows, grain: grain) { range in
+                for row in range {
+                    var sumGx: Double = 0, sumGxX: Double = 0
+                    let base = gxhat.data + row * m
+                    for (i, nc) in ((row * perGroup)..<((row + 1) * perGroup)).enumerated() {
+                        let ch = nc % c
+                        let k = ss.map { 1 + $0.data[nc] } ?? 1
+                        let a = w[ch] * k, a0 = b[ch] * k + (st?.data[nc] ?? 0)
+                        let p = xhat.data + nc * spatial, gp = g.data + nc * spatial, q = base + i * spatial
+                        var sdh = Vec(), sdhx = Vec()
+                        var sdhS: Float = 0, sdhxS: Float = 0
+                        forEachVector(0..<spatial) { i in
+                            let xh = load16(p + i)
+                            let h = xh * a + a0
+                            let sg = 1 / (1 + exp16(-h))
+                            let dh = load16(gp + i) * sg * (1 + h * (1 - sg))
+                            sdh += dh
+                            sdhx += dh * xh
+                            store16(q + i, dh * a)
+                        } tail: { i in
+                            let xh = p[i]
+                            let h = xh * a + a0
+                            let sg = 1 / (1 + Foundation.exp(-h))
+                            let dh = gp[i] * sg * (1 + h * (1 - sg))
+                            sdhS += dh
+                            sdhxS += dh * xh
+                            q[i] = dh * a
+                        }
+                        let sumDh = sdh.sum() + sdhS, sumDhX = sdhx.sum() + sdhxS
+                        gt.data[nc] = sumDh
+                        gs.data[nc] = w[ch] * sumDhX + b[ch] * sumDh     // sum dh (xhat w + b)
+                        gwn.data[nc] = k * sumDhX
+                        gbn.data[nc] = k * sumDh
+                        sumGx += Double(a * sumDh)
+                        sumGxX += Double(a * sumDhX)
                     }
-                    let sumDh = sdh.sum() + sdhS, sumDhX = sdhx.sum() + sdhxS
-                    gt.data[nc] = sumDh
-                    gs.data[nc] = w[ch] * sumDhX + b[ch] * sumDh     // sum dh (xhat w + b)
-                    gwn.data[nc] = k * sumDhX
-                    gbn.data[nc] = k * sumDh
+                    guard gx != nil else { continue }
+                    let mg = Float(sumGx / Double(m)), mgx = Float(sumGxX / Double(m)), rs = rowRstd[row]
+                    let mgV = Vec(repeating: mg), mgxV = Vec(repeating: mgx), rsV = Vec(repeating: rs)
+                    let xh = xhat.data + row * m
+                    forEachVector(0..<m, { i in store16(base + i, rsV * (load16(base + i) - mgV - load16(xh + i) * mgxV)) },
+                                  tail: { i in base[i] = rs * (base[i] - mg - xh[i] * mgx) })
                 }
-            }
-            var gx: Tensor?
-            if x.requiresGrad {
-                let t = Tensor(uninitialized: x.shape)
-                normalizeRowsBackward(t.data, gxhat.data, xhat.data, rstd, rows: rows, m: m)
-                gx = t
             }
             let gw = Tensor(zeros: [c]), gb = Tensor(zeros: [c])
             for nc in 0..<(n * c) { gw.data[nc % c] += gwn.data[nc]; gb.data[nc % c] += gbn.data[nc] }
