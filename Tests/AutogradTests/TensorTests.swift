@@ -52,6 +52,33 @@ final class TensorTests: XCTestCase {
         XCTAssertThrowsError(try Tensor.cat([a, Tensor(zeros: [2, 2])], dim: 0))
     }
 
+    /// permute and cat split large tensors across the cores by their leading dimension: values
+    /// and cat's gradients against index arithmetic, at a size that takes the parallel path.
+    func testLargePermuteAndCatMatchIndexArithmetic() throws {
+        var rng = Generator(seed: 31)
+        let (n, c, h, w) = (16, 4, 64, 64)
+        let x = Tensor.randn([n, c, h, w], generator: &rng)
+        let p = try x.permuted([0, 2, 3, 1])
+        var worst: Float = 0
+        for i in 0..<n { for ci in 0..<c { for y in 0..<h { for xx in 0..<w {
+            worst = max(worst, abs(p.data[((i * h + y) * w + xx) * c + ci] - x.data[((i * c + ci) * h + y) * w + xx]))
+        } } } }
+        XCTAssertEqual(worst, 0)
+        let a = x.copy(), b = Tensor.randn([n, 2, h, w], generator: &rng)
+        for v in [a, b] { v.requiresGrad = true }
+        let y = try Tensor.cat([a, b], dim: 1)
+        let g = Tensor.randn(y.shape, generator: &rng)
+        try y.backward(gradient: g)
+        let (ga, gb) = (try XCTUnwrap(a.grad), try XCTUnwrap(b.grad))
+        for i in 0..<n { for ch in 0..<(c + 2) { for q in 0..<(h * w) {
+            let at = (i * (c + 2) + ch) * h * w + q
+            let (src, grad) = ch < c ? (a.data[(i * c + ch) * h * w + q], ga.data[(i * c + ch) * h * w + q])
+                                     : (b.data[(i * 2 + ch - c) * h * w + q], gb.data[(i * 2 + ch - c) * h * w + q])
+            worst = max(worst, abs(y.data[at] - src), abs(g.data[at] - grad))
+        } } }
+        XCTAssertEqual(worst, 0)
+    }
+
     func testMatmulAndLinear() throws {
         let a = try t([1, 2, 3, 4, 5, 6], [2, 3])
         let b = try t([1, 0, 0, 1, 1, 1], [3, 2])

@@ -40,7 +40,8 @@ extension Tensor {
         }
     }
 
-    /// out = x.permute(order), contiguous; the innermost output dimension runs as one loop.
+    /// out = x.permute(order), contiguous; the innermost output dimension runs as one loop, and
+    /// the slabs of the leading output dimension are split across the cores.
     static func permuteCopy(from x: Tensor, to out: Tensor, order: [Int]) {
         let r = x.rank
         if r == 0 { out.data[0] = x.data[0]; return }
@@ -48,22 +49,29 @@ extension Tensor {
         let stridesOut = order.map { inStrides[$0] }  // input stride of each output dim
         let shapeOut = out.shape
         let n = shapeOut[r - 1], s = stridesOut[r - 1]
-        var idx = [Int](repeating: 0, count: r)
-        var src = 0
-        let rows = out.count / Swift.max(n, 1)
-        var dst = out.data
-        for _ in 0..<rows {
-            let p = x.data + src
+        func copyRow(_ dst: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>) {
             if s == 1 { dst.update(from: p, count: n) } else { for i in 0..<n { dst[i] = p[i * s] } }
-            dst += n
-            var d = r - 2
-            while d >= 0 {
-                idx[d] += 1
-                src += stridesOut[d]
-                if idx[d] < shapeOut[d] { break }
-                src -= stridesOut[d] * shapeOut[d]
-                idx[d] = 0
-                d -= 1
+        }
+        if r == 1 { copyRow(out.data, x.data); return }
+        let lead = shapeOut[0], slab = out.count / Swift.max(lead, 1), rowsPerSlab = slab / Swift.max(n, 1)
+        Parallel.ranges(lead, grain: Swift.max(1, (1 << 16) / Swift.max(slab, 1))) { range in
+            var idx = [Int](repeating: 0, count: r)
+            for i0 in range {
+                var src = i0 * stridesOut[0], dst = out.data + i0 * slab
+                for d in 1..<r { idx[d] = 0 }
+                for _ in 0..<rowsPerSlab {
+                    copyRow(dst, x.data + src)
+                    dst += n
+                    var d = r - 2
+                    while d >= 1 {
+                        idx[d] += 1
+                        src += stridesOut[d]
+                        if idx[d] < shapeOut[d] { break }
+                        src -= stridesOut[d] * shapeOut[d]
+                        idx[d] = 0
+                        d -= 1
+                    }
+                }
             }
         }
     }
@@ -110,24 +118,26 @@ extension Tensor {
         outShape[dim] = sizes.reduce(0, +)
         let out = Tensor(uninitialized: outShape)
         let (outer, total, inner) = out.split(at: dim)
-        var offset = 0
-        for (x, size) in zip(xs, sizes) {
-            for o in 0..<outer {
-                (out.data + (o * total + offset) * inner).update(from: x.data + o * size * inner, count: size * inner)
+        let offsets = sizes.reduce(into: [0]) { $0.append($0.last! + $1) }
+        let grain = Swift.max(1, (1 << 16) / Swift.max(total * inner, 1))  // outer slices per core
+        Parallel.ranges(outer, grain: grain) { range in
+            for o in range {
+                for (x, (size, offset)) in zip(xs, zip(sizes, offsets)) {
+                    (out.data + (o * total + offset) * inner).update(from: x.data + o * size * inner, count: size * inner)
+                }
             }
-            offset += size
         }
         return out.recorded("cat", xs) { g in
-            var off = 0
-            return zip(xs, sizes).map { x, size in
-                defer { off += size }
-                guard x.requiresGrad else { return nil }
-                let gx = Tensor(uninitialized: x.shape)
-                for o in 0..<outer {
-                    (gx.data + o * size * inner).update(from: g.data + (o * total + off) * inner, count: size * inner)
+            let grads = xs.map { $0.requiresGrad ? Tensor(uninitialized: $0.shape) : nil }
+            Parallel.ranges(outer, grain: grain) { range in
+                for o in range {
+                    for (gx, (size, offset)) in zip(grads, zip(sizes, offsets)) {
+                        guard let gx else { continue }
+                        (gx.data + o * size * inner).update(from: g.data + (o * total + offset) * inner, count: size * inner)
+                    }
                 }
-                return gx
             }
+            return grads
         }
     }
 }
