@@ -1,18 +1,19 @@
-import Dispatch
 import Foundation
+import Synchronization
 
 /// Our own threading: OpenBLAS runs single-threaded (its idle workers spin in sched_yield and
 /// steal the cores from everything that is not a GEMM), and we split work across the cores
 /// ourselves — GEMMs by rows or columns, attention by (batch, head), elementwise passes by range.
 public enum Parallel {
     public static let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    static let pool = WorkerPool(helpers: workers - 1)
 
     /// Runs body(worker) for worker in 0..<min(workers, n) concurrently.
     @inline(__always)
     public static func run(_ n: Int = Parallel.workers, _ body: (Int) -> Void) {
         let k = min(workers, n)
         if k <= 1 { body(0); return }
-        DispatchQueue.concurrentPerform(iterations: k, execute: body)
+        pool.run(k, body)
     }
 
     /// Splits 0..<count into one contiguous range per worker (none smaller than `grain`).
@@ -20,8 +21,78 @@ public enum Parallel {
     public static func ranges(_ count: Int, grain: Int = 1 << 14, _ body: (Range<Int>) -> Void) {
         let parts = max(1, min(workers, count / max(grain, 1)))
         if parts == 1 { body(0..<count); return }
-        DispatchQueue.concurrentPerform(iterations: parts) { p in
-            body((count * p / parts)..<(count * (p + 1) / parts))
+        pool.run(parts) { p in body((count * p / parts)..<(count * (p + 1) / parts)) }
+    }
+}
+
+/// Long-lived helper threads that run their shares of each parallel region: the caller runs
+/// share 0, helper h share h. Between regions a helper spins for ~0.1 ms before it sleeps, so the
+/// regions of one forward pass (a few hundred, microseconds apart) start without a wake-up:
+/// DispatchQueue.concurrentPerform woke a thread for each, and at batch 10 the kernel's wake-up
+/// paths were 7.6 % of a CPU-preset forward's samples. A region started inside a region (or from
+/// a second thread while one runs) runs its shares one after another on the caller.
+final class WorkerPool: @unchecked Sendable {
+    private let helpers: Int
+    private let generation = Atomic<Int>(0)  // bumped to hand out a region
+    private let unfinished = Atomic<Int>(0)  // helpers not done with the current region
+    private let inUse = Atomic<Bool>(false)
+    private let sleepers = Atomic<Int>(0)
+    private let wake = NSCondition()
+    private var job: ((Int) -> Void)?
+    private var shares = 0
+
+    init(helpers: Int) {
+        self.helpers = helpers
+        for h in 1...max(helpers, 1) where helpers > 0 {
+            let thread = Thread { [unowned self] in self.serve(share: h) }
+            thread.stackSize = 8 << 20
+            thread.start()
         }
     }
+
+    func run(_ k: Int, _ body: (Int) -> Void) {
+        guard helpers > 0, inUse.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            for i in 0..<k { body(i) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            job = body
+            shares = k
+            unfinished.store(helpers, ordering: .relaxed)
+            generation.add(1, ordering: .sequentiallyConsistent)
+            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+                wake.lock()
+                wake.broadcast()
+                wake.unlock()
+            }
+            body(0)
+            while unfinished.load(ordering: .acquiring) > 0 {}
+            job = nil
+        }
+        inUse.store(false, ordering: .releasing)
+    }
+
+    private func serve(share: Int) {
+        var seen = 0
+        while true {
+            var spins = 0
+            while generation.load(ordering: .acquiring) == seen {
+                spins += 1
+                guard spins > 100_000 else { continue }
+                wake.lock()
+                sleepers.add(1, ordering: .sequentiallyConsistent)
+                while generation.load(ordering: .sequentiallyConsistent) == seen { wake.wait() }
+                sleepers.subtract(1, ordering: .sequentiallyConsistent)
+                wake.unlock()
+            }
+            seen = generation.load(ordering: .acquiring)
+            if share < shares { runShare(share) }
+            unfinished.subtract(1, ordering: .releasing)
+        }
+    }
+
+    /// Separate so the helper's reference to the job is gone before it reports done (the caller
+    /// then ends withoutActuallyEscaping, which checks that nothing kept the closure).
+    @inline(never)
+    private func runShare(_ share: Int) { job?(share) }
 }

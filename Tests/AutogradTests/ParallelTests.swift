@@ -1,0 +1,35 @@
+import Foundation
+import XCTest
+@testable import Autograd
+
+final class ParallelTests: XCTestCase {
+    /// Every share of every region runs exactly once, across thousands of back-to-back regions
+    /// (the helpers spinning), after pauses long enough for them to sleep, and for regions
+    /// started inside a region (run on the caller, one share after another).
+    func testEveryShareRunsOnce() {
+        let k = Parallel.workers
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 4 * k)
+        defer { counts.deallocate() }
+        func region(_ nested: Bool) {
+            counts.update(repeating: 0, count: 4 * k)
+            Parallel.run(k) { share in
+                counts[share] += 1
+                if nested { Parallel.run(k) { inner in counts[k + share * k + inner] += 1 } }
+            }
+        }
+        for i in 0..<5000 {
+            region(false)
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: counts, count: k)), Array(repeating: 1, count: k), "region \(i)")
+            if i % 1000 == 999 { usleep(5000) }  // helpers fall asleep and must be woken
+        }
+        region(true)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: counts, count: k + k * k)), Array(repeating: 1, count: k + k * k))
+        var total = 0
+        let sums = UnsafeMutablePointer<Int>.allocate(capacity: k)
+        defer { sums.deallocate() }
+        sums.update(repeating: 0, count: k)
+        Parallel.ranges(100_000, grain: 1) { r in sums[r.lowerBound * k / 100_000] = r.reduce(0, +) }
+        for i in 0..<k { total += sums[i] }
+        XCTAssertEqual(total, 100_000 * 99_999 / 2)
+    }
+}
