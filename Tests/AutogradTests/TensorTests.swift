@@ -305,6 +305,11 @@ final class KernelTests: XCTestCase {
             geo.col2im(image.data, cols.data)
             geo.col2imLoops(imageLoops.data, cols.data)
             XCTAssertEqual(image.values, imageLoops.values, "col2im \(n)x\(c) grid \(side)")
+            // with a bias: the sums first, then the bias, as a separate pass would add it
+            let bias = Tensor.randn([c], generator: &rng)
+            geo.col2im(image.data, cols.data, bias: bias.data)
+            for b in 0..<n { for ci in 0..<c { for i in 0..<(x.count / (n * c)) { imageLoops.data[(b * c + ci) * (x.count / (n * c)) + i] += bias.data[ci] } } }
+            XCTAssertEqual(image.values, imageLoops.values, "col2im with bias \(n)x\(c) grid \(side)")
         }
     }
 

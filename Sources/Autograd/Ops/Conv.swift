@@ -37,9 +37,13 @@ struct ConvGeometry {
         if isUpsample2x { upsampleIm2col(cols, x) } else { im2colLoops(cols, x) }
     }
 
-    /// x: (n, c, h, w) = sum of cols scattered back to their pixels.
-    func col2im(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>) {
-        if isUpsample2x { upsampleCol2im(x, cols) } else { col2imLoops(x, cols) }
+    /// x: (n, c, h, w) = sum of cols scattered back to their pixels, plus bias[c] when given
+    /// (added to each image plane while it is still in cache).
+    func col2im(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>, bias: UnsafePointer<Float>? = nil) {
+        if isUpsample2x { upsampleCol2im(x, cols, bias: bias); return }
+        col2imLoops(x, cols)
+        guard let bias else { return }
+        for b in 0..<n { for ci in 0..<c { addToPlane(x + (b * c + ci) * h * w, bias[ci], count: h * w) } }
     }
 
     /// im2col for any geometry, one window tap at a time (the reference for the fast paths).
@@ -170,6 +174,12 @@ func imagesPerBlock(n: Int, plane: Int) -> Int {
     let perCore = (n + Parallel.workers - 1) / Parallel.workers
     let rounds = blockRounds(n: n, plane: plane)
     return Swift.max(1, (perCore + rounds - 1) / rounds)
+}
+
+/// p[0..<count] += v.
+func addToPlane(_ p: UnsafeMutablePointer<Float>, _ v: Float, count: Int) {
+    let vv = Vec(repeating: v)
+    forEachVector(0..<count, { store16(p + $0, load16(p + $0) + vv) }, tail: { p[$0] += v })
 }
 
 /// Per-worker partial sums (weight and bias gradients), added up after the parallel region.
@@ -344,14 +354,7 @@ extension Tensor {
             let (cols, xbuf) = buffers
             let x2 = channelMajor(x.data + first * cin * plane, count: count, channels: cin, plane: plane, buffer: xbuf.data)
             BLAS.sgemmSerial(cols.data, weight.data, x2, m: rowsK, n: count * plane, k: cin, transA: true, count: false)
-            let dst = out.data + first * cout * ohw
-            geo.block(count).col2im(dst, cols.data)
-            if let bias {
-                for b in 0..<count { for c in 0..<cout {
-                    let p = dst + (b * cout + c) * ohw, v = bias.data[c]
-                    for i in 0..<ohw { p[i] += v }
-                } }
-            }
+            geo.block(count).col2im(out.data + first * cout * ohw, cols.data, bias: bias?.data)
         }
         BLAS.flops &+= 2 * rowsK * cin * n * plane
         let (sx, sw) = (x.detached(), weight.detached())

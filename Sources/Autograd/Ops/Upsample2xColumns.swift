@@ -28,11 +28,11 @@ extension ConvGeometry {
     /// col2im for isUpsample2x: image row 2m takes window rows i = 1 at grid row m and i = 3 at
     /// m - 1; row 2m + 1 takes i = 0 at m + 1 and i = 2 at m. Along a row, column 2m is
     /// j1[m] + j3[m - 1] and column 2m + 1 is j0[m + 1] + j2[m].
-    func upsampleCol2im(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>) {
+    func upsampleCol2im(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>, bias: UnsafePointer<Float>?) {
         switch upsampleLanes {
-        case 16: upsampleCol2im(SIMD16<Float>.self, x, cols)
-        case 8: upsampleCol2im(SIMD8<Float>.self, x, cols)
-        default: upsampleCol2im(SIMD4<Float>.self, x, cols)
+        case 16: upsampleCol2im(SIMD16<Float>.self, x, cols, bias)
+        case 8: upsampleCol2im(SIMD8<Float>.self, x, cols, bias)
+        default: upsampleCol2im(SIMD4<Float>.self, x, cols, bias)
         }
     }
 
@@ -72,7 +72,8 @@ extension ConvGeometry {
     }
 
     @inline(__always)
-    private func upsampleCol2im<V: WinogradLanes>(_: V.Type, _ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>) {
+    private func upsampleCol2im<V: WinogradLanes>(_: V.Type, _ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>,
+                                                  _ bias: UnsafePointer<Float>?) {
         let plane = oh * ow, lanes = V.scalarCount
         // a zero then tap 3's row; tap 0's row then a zero: the shifted taps load from these
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * ow + 2) { buffer in
@@ -111,6 +112,7 @@ extension ConvGeometry {
                             first = false
                         }
                     }
+                    if let bias { addToPlane(dst, bias[ci], count: h * w) }
                 }
             }
         }
