@@ -249,11 +249,11 @@ extension Tensor {
                 for row in range {
                     var sumGx: Double = 0, sumGxX: Double = 0
                     let base = gxhat.data + row * m
-                    for (i, nc) in ((row * perGroup)..<((row + 1) * perGroup)).enumerated() {
+                    for (channelInGroup, nc) in ((row * perGroup)..<((row + 1) * perGroup)).enumerated() {
                         let ch = nc % c
                         let k = ss.map { 1 + $0.data[nc] } ?? 1
                         let a = w[ch] * k, a0 = b[ch] * k + (st?.data[nc] ?? 0)
-                        let p = xhat.data + nc * spatial, gp = g.data + nc * spatial, q = base + i * spatial
+                        let p = xhat.data + nc * spatial, gp = g.data + nc * spatial, q = base + channelInGroup * spatial
                         var sdh = Vec(), sdhx = Vec()
                         var sdhS: Float = 0, sdhxS: Float = 0
                         forEachVector(0..<spatial) { i in

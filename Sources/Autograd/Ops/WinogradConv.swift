@@ -39,9 +39,32 @@ protocol WinogradLanes: SIMD where Scalar == Float {
     static func interleaveRows(_ a: Self, _ b: Self, width: Int, to p: UnsafeMutablePointer<Float>, stride: Int)
 }
 
+/// Lanes made of two halves (SIMD16 of two SIMD8, ...): a vector across rows narrower than it is
+/// loaded and stored half by half, down to the row width.
+protocol HalvableLanes: WinogradLanes {
+    associatedtype Half: WinogradLanes
+    var lowHalf: Half { get }
+    var highHalf: Half { get }
+    init(lowHalf: Half, highHalf: Half)
+}
+
+extension HalvableLanes {
+    @inline(__always) static func deinterleaveRows(_ p: UnsafePointer<Float>, width: Int, stride: Int) -> (Self, Self) {
+        if width >= scalarCount { return deinterleave(p) }
+        let (a0, b0) = Half.deinterleaveRows(p, width: width, stride: stride)
+        let (a1, b1) = Half.deinterleaveRows(p + Half.scalarCount / width * stride, width: width, stride: stride)
+        return (Self(lowHalf: a0, highHalf: a1), Self(lowHalf: b0, highHalf: b1))
+    }
+    @inline(__always) static func interleaveRows(_ a: Self, _ b: Self, width: Int, to p: UnsafeMutablePointer<Float>, stride: Int) {
+        if width >= scalarCount { return interleave(a, b, to: p) }
+        Half.interleaveRows(a.lowHalf, b.lowHalf, width: width, to: p, stride: stride)
+        Half.interleaveRows(a.highHalf, b.highHalf, width: width, to: p + Half.scalarCount / width * stride, stride: stride)
+    }
+}
+
 // Written as element lists of two whole-vector loads: LLVM turns these into two-source permutes
 // (vpermi2ps), where SIMD32's evenHalf/oddHalf were sometimes left as calls or scalar inserts.
-extension SIMD16: WinogradLanes where Scalar == Float {
+extension SIMD16: WinogradLanes, HalvableLanes where Scalar == Float {
     @inline(__always) static func deinterleave(_ p: UnsafePointer<Float>) -> (Self, Self) {
         let a = UnsafeRawPointer(p).loadUnaligned(as: Self.self), b = UnsafeRawPointer(p + 16).loadUnaligned(as: Self.self)
         return (Self(a[0], a[2], a[4], a[6], a[8], a[10], a[12], a[14], b[0], b[2], b[4], b[6], b[8], b[10], b[12], b[14]),
@@ -59,20 +82,9 @@ extension SIMD16: WinogradLanes where Scalar == Float {
     @inline(__always) static func shiftedDown(_ v: Self, last: Float) -> Self {
         Self(v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], last)
     }
-    @inline(__always) static func deinterleaveRows(_ p: UnsafePointer<Float>, width: Int, stride: Int) -> (Self, Self) {
-        if width >= 16 { return deinterleave(p) }
-        let (a0, b0) = SIMD8<Float>.deinterleaveRows(p, width: width, stride: stride)
-        let (a1, b1) = SIMD8<Float>.deinterleaveRows(p + 8 / width * stride, width: width, stride: stride)
-        return (Self(lowHalf: a0, highHalf: a1), Self(lowHalf: b0, highHalf: b1))
-    }
-    @inline(__always) static func interleaveRows(_ a: Self, _ b: Self, width: Int, to p: UnsafeMutablePointer<Float>, stride: Int) {
-        if width >= 16 { return interleave(a, b, to: p) }
-        SIMD8<Float>.interleaveRows(a.lowHalf, b.lowHalf, width: width, to: p, stride: stride)
-        SIMD8<Float>.interleaveRows(a.highHalf, b.highHalf, width: width, to: p + 8 / width * stride, stride: stride)
-    }
 }
 
-extension SIMD8: WinogradLanes where Scalar == Float {
+extension SIMD8: WinogradLanes, HalvableLanes where Scalar == Float {
     @inline(__always) static func deinterleave(_ p: UnsafePointer<Float>) -> (Self, Self) {
         let a = UnsafeRawPointer(p).loadUnaligned(as: Self.self), b = UnsafeRawPointer(p + 8).loadUnaligned(as: Self.self)
         return (Self(a[0], a[2], a[4], a[6], b[0], b[2], b[4], b[6]), Self(a[1], a[3], a[5], a[7], b[1], b[3], b[5], b[7]))
@@ -83,20 +95,9 @@ extension SIMD8: WinogradLanes where Scalar == Float {
     }
     @inline(__always) static func shiftedUp(_ v: Self, first: Float) -> Self { Self(first, v[0], v[1], v[2], v[3], v[4], v[5], v[6]) }
     @inline(__always) static func shiftedDown(_ v: Self, last: Float) -> Self { Self(v[1], v[2], v[3], v[4], v[5], v[6], v[7], last) }
-    @inline(__always) static func deinterleaveRows(_ p: UnsafePointer<Float>, width: Int, stride: Int) -> (Self, Self) {
-        if width >= 8 { return deinterleave(p) }
-        let (a0, b0) = SIMD4<Float>.deinterleaveRows(p, width: width, stride: stride)
-        let (a1, b1) = SIMD4<Float>.deinterleaveRows(p + 4 / width * stride, width: width, stride: stride)
-        return (Self(lowHalf: a0, highHalf: a1), Self(lowHalf: b0, highHalf: b1))
-    }
-    @inline(__always) static func interleaveRows(_ a: Self, _ b: Self, width: Int, to p: UnsafeMutablePointer<Float>, stride: Int) {
-        if width >= 8 { return interleave(a, b, to: p) }
-        SIMD4<Float>.interleaveRows(a.lowHalf, b.lowHalf, width: width, to: p, stride: stride)
-        SIMD4<Float>.interleaveRows(a.highHalf, b.highHalf, width: width, to: p + 4 / width * stride, stride: stride)
-    }
 }
 
-extension SIMD4: WinogradLanes where Scalar == Float {
+extension SIMD4: WinogradLanes, HalvableLanes where Scalar == Float {
     @inline(__always) static func deinterleave(_ p: UnsafePointer<Float>) -> (Self, Self) {
         let v = UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
         return (Self(v[0], v[2], v[4], v[6]), Self(v[1], v[3], v[5], v[7]))
@@ -106,16 +107,6 @@ extension SIMD4: WinogradLanes where Scalar == Float {
     }
     @inline(__always) static func shiftedUp(_ v: Self, first: Float) -> Self { Self(first, v[0], v[1], v[2]) }
     @inline(__always) static func shiftedDown(_ v: Self, last: Float) -> Self { Self(v[1], v[2], v[3], last) }
-    @inline(__always) static func deinterleaveRows(_ p: UnsafePointer<Float>, width: Int, stride: Int) -> (Self, Self) {
-        if width >= 4 { return deinterleave(p) }
-        let (a0, b0) = SIMD2<Float>.deinterleave(p), (a1, b1) = SIMD2<Float>.deinterleave(p + stride)
-        return (Self(lowHalf: a0, highHalf: a1), Self(lowHalf: b0, highHalf: b1))
-    }
-    @inline(__always) static func interleaveRows(_ a: Self, _ b: Self, width: Int, to p: UnsafeMutablePointer<Float>, stride: Int) {
-        if width >= 4 { return interleave(a, b, to: p) }
-        SIMD2<Float>.interleave(a.lowHalf, b.lowHalf, to: p)
-        SIMD2<Float>.interleave(a.highHalf, b.highHalf, to: p + stride)
-    }
 }
 
 extension SIMD2: WinogradLanes where Scalar == Float {
