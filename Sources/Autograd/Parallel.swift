@@ -43,8 +43,8 @@ final class WorkerPool: @unchecked Sendable {
 
     init(helpers: Int) {
         self.helpers = helpers
-        for h in 1...max(helpers, 1) where helpers > 0 {
-            let thread = Thread { [unowned self] in self.serve(share: h) }
+        for h in 0..<helpers {
+            let thread = Thread { [unowned self] in self.serve(share: h + 1) }
             thread.stackSize = 8 << 20
             thread.start()
         }
