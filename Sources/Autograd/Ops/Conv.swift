@@ -188,7 +188,10 @@ final class Partials {
     init(shape: [Int], workers: Int = Parallel.workers) { parts = (0..<workers).map { _ in Tensor(zeros: shape) } }
     func total() -> Tensor {
         let out = parts[0]
-        for p in parts.dropFirst() { for i in 0..<out.count { out.data[i] += p.data[i] } }
+        guard parts.count > 1 else { return out }
+        Parallel.ranges(out.count) { r in
+            for p in parts.dropFirst() { for i in r { out.data[i] += p.data[i] } }
+        }
         return out
     }
 }

@@ -170,9 +170,11 @@ func winogradFilters(_ filters: Tensor) -> Tensor {
 func flippedTransposedFilters(_ weight: Tensor) -> Tensor {
     let (o, c) = (weight.shape[0], weight.shape[1])
     let out = Tensor(uninitialized: [c, o, 3, 3])
-    for oc in 0..<o {
-        for ic in 0..<c {
-            for k in 0..<9 { out.data[(ic * o + oc) * 9 + (8 - k)] = weight.data[(oc * c + ic) * 9 + k] }
+    Parallel.ranges(o, grain: Swift.max(1, (1 << 14) / Swift.max(9 * c, 1))) { r in
+        for oc in r {
+            for ic in 0..<c {
+                for k in 0..<9 { out.data[(ic * o + oc) * 9 + (8 - k)] = weight.data[(oc * c + ic) * 9 + k] }
+            }
         }
     }
     return out
