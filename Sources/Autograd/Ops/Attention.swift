@@ -81,7 +81,7 @@ extension Tensor {
             if fused {
                 Parallel.run(pairs) { w in
                     let scratch = AttentionScratch(n: n, d: dim)
-                        for pair in stride(from: w, to: pairs, by: Parallel.workers) {
+                    for pair in stride(from: w, to: pairs, by: Parallel.workers) {
                         let (bi, h) = (pair / heads, pair % heads)
                         let (q, k, v) = qkvPointers(saved.data, bi, h, hidden: hidden, dim: dim, n: n)
                         let (gq, gk, gv) = qkvPointers(gqkv.data, bi, h, hidden: hidden, dim: dim, n: n)

@@ -6,8 +6,8 @@ import Foundation
 /// Sum over p[0..<m] of f(p[i], q[i]) with SIMD partial sums in Float, flushed into a Double
 /// every 1024 elements: vectorised (a serial Double sum is one add per 4 cycles) and, for these
 /// row lengths, as accurate as summing in Double throughout.
-@inline(__always)
-func rowSum(_ m: Int, _ vector: (Int) -> Vec, _ scalar: (Int) -> Float) -> Double {
+@inlinable @inline(__always)
+public func rowSum(_ m: Int, _ vector: (Int) -> Vec, _ scalar: (Int) -> Float) -> Double {
     var total: Double = 0
     var start = 0
     while start < m {
