@@ -3,10 +3,16 @@
 
 For each config it runs the training step and the no-grad forwards in both engines, one process
 per (engine, config, measurement) so peak RSS and CPU use are per measurement, and prints a table:
-our ms, PyTorch's ms, the ratio (ours / theirs), our GFLOP/s and share of the sgemm peak, peak RSS
-of both and CPU utilisation (busy cores / 2).
+our ms, PyTorch's ms, the ratio (ours / theirs), our GFLOP/s and share of the sgemm peak (measured
+right before each of our runs, since the host's speed drifts), peak RSS of both and CPU utilisation
+(busy cores / 2).
 
-  scripts/bench_compare.py                                  # reference, 32,3,128, CPU preset
+With --rounds N each measurement runs N times, the two engines alternating (ours, PyTorch, ours,
+...), and the table shows each engine's median over the rounds: a host whose speed drifts between
+stretches then slows both engines alike instead of whichever happened to run in the slow stretch.
+
+  scripts/bench_compare.py                                  # reference, 32,3,128, both CPU presets
+  scripts/bench_compare.py --rounds 3                       # the same, alternating 3 times
   scripts/bench_compare.py --config 16,2,32 --steps 3
   TORCH_PYTHON=~/torch-venv/bin/python scripts/bench_compare.py
 
@@ -26,6 +32,7 @@ PRESETS = [  # (label, config, extra flags)
     ("reference", "64,4,128", []),
     ("32,3,128", "32,3,128", []),
     ("cpu preset", "32,3,128", ["--attention", "0,0,1"]),
+    ("fast cpu preset", "16,3,128", ["--attention", "0,0,1"]),
 ]
 
 
@@ -61,6 +68,12 @@ def run(cmd):
     return recs, rss, cpu, wall
 
 
+def median_record(recs):
+    """The record with the median median_ms (the lower middle one for an even count), or None."""
+    recs = sorted(recs, key=lambda r: r["median_ms"])
+    return recs[(len(recs) - 1) // 2] if recs else None
+
+
 def torch_python():
     py = os.environ.get("TORCH_PYTHON", "python3")
     ok = subprocess.run([py, "-c", "import torch"], capture_output=True).returncode == 0
@@ -75,6 +88,7 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--fwd-batches", default="10,100")
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--rounds", type=int, default=1, help="alternate the two engines this many times per measurement")
     ap.add_argument("--ddpm", default=os.path.join(ROOT, ".build/release/ddpm"))
     ap.add_argument("--torch-bench", default=os.path.join(ROOT, "..", "shared", "reference", "torch_bench.py"))
     a = ap.parse_args()
@@ -88,9 +102,12 @@ def main():
               " then TORCH_PYTHON=~/torch-venv/bin/python " + " ".join(sys.argv) +
               f" (torch_bench.py expected at {a.torch_bench})\n")
         py = None
-    peak_recs, _, _, _ = run([a.ddpm, "bench", "--what", "params", "--config", "16,2,32"])
-    peak = next((r["gflops"] for r in peak_recs if r.get("kind") == "sgemm_peak"), None)
-    print(f"sgemm peak (2048^3, both cores): {peak} GFLOP/s\n")
+
+    def sgemm_peak():
+        recs, _, _, _ = run([a.ddpm, "bench", "--what", "params", "--config", "16,2,32"])
+        return next((r["gflops"] for r in recs if r.get("kind") == "sgemm_peak"), None)
+
+    peaks = []
     hdr = f"{'config':<22} {'measure':<14} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} {'GFLOP/s':>8} {'peak%':>6} {'RSS ours':>9} {'RSS torch':>9} {'CPU ours':>8} {'CPU torch':>9}"
     print(hdr)
     print("-" * len(hdr))
@@ -101,19 +118,31 @@ def main():
         for what, batches in (("train", [a.batch]), ("fwd", [int(b) for b in a.fwd_batches.split(",")])):
             for b in batches:
                 sel = ["--what", what] + (["--fwd-batches", str(b)] if what == "fwd" else [])
-                ours, rss_o, cpu_o, wall_o = run([a.ddpm, "bench", "--no-peak"] + common + sel)
                 kind = "train_step" if what == "train" else "fwd_nograd"
-                mine = next((r for r in ours if r.get("kind") == kind), None)
-                theirs, rss_t, cpu_t, wall_t = (run([py, a.torch_bench] + common + sel) if py else ([], 0, 0, 1))
-                ref = next((r for r in theirs if r.get("kind") == kind), None)
+                mine, ref = [], []
+                rss_o = rss_t = cpu_o = cpu_t = wall_o = wall_t = 0.0
+                for _ in range(max(1, a.rounds)):
+                    peak = sgemm_peak()
+                    peaks += [peak] if peak else []
+                    recs, rss, cpu, wall = run([a.ddpm, "bench", "--no-peak"] + common + sel)
+                    mine += [dict(r, peak=peak) for r in recs if r.get("kind") == kind]
+                    rss_o, cpu_o, wall_o = max(rss_o, rss), cpu_o + cpu, wall_o + wall
+                    if py:
+                        recs, rss, cpu, wall = run([py, a.torch_bench] + common + sel)
+                        ref += [r for r in recs if r.get("kind") == kind]
+                        rss_t, cpu_t, wall_t = max(rss_t, rss), cpu_t + cpu, wall_t + wall
+                mine, ref = median_record(mine), median_record(ref)
                 if mine is None:
                     continue
                 ratio = f"{mine['median_ms'] / ref['median_ms']:.2f}" if ref else "-"
-                pk = f"{100 * mine['gflops'] / peak:.0f}%" if peak else "-"
+                pk = f"{100 * mine['gflops'] / mine['peak']:.0f}%" if mine["peak"] else "-"
                 print(f"{label:<22} {what + ' b' + str(b):<14} {mine['median_ms']:>9.1f} "
                       f"{(ref['median_ms'] if ref else float('nan')):>9.1f} {ratio:>6} {mine['gflops']:>8.1f} {pk:>6} "
                       f"{rss_o:>8.0f}M {rss_t:>8.0f}M {cpu_o / wall_o / 2:>8.0%} "
-                      f"{(cpu_t / wall_t / 2 if py else 0):>9.0%}", flush=True)
+                      f"{(cpu_t / wall_t / 2 if py and wall_t else 0):>9.0%}", flush=True)
+    if peaks:
+        print(f"\nsgemm peak (2048^3, both cores) before each of our runs: {min(peaks):.0f}-{max(peaks):.0f} GFLOP/s,"
+              f" median {sorted(peaks)[(len(peaks) - 1) // 2]:.0f}; peak% is against the one right before the run")
 
 
 if __name__ == "__main__":
