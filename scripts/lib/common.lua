@@ -69,11 +69,14 @@ function M.schedule_from_metadata(meta)
   return ddpm.schedule.linear{steps = tonumber(meta.schedule_steps) or 1000}
 end
 
---- The default weights: the first weights/mnist-*.safetensors that is a diffusion model.
+--- The default weights: weights/mnist-small.safetensors (the shipped model with the best
+--- evaluation), else the first other weights/mnist-*.safetensors that is a diffusion model.
 function M.default_weights()
   local dirs = {"weights"}
   for dir in package.path:gmatch("([^;]+)/%?%.lua") do dirs[#dirs + 1] = dir .. "/../weights" end
   for _, d in ipairs(dirs) do
+    local preferred = io.open(d .. "/mnist-small.safetensors", "rb")
+    if preferred then preferred:close() return d .. "/mnist-small.safetensors" end
     local p = io.popen("ls '" .. d .. "'/mnist-*.safetensors 2>/dev/null")
     if p then
       for line in p:lines() do
