@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: set up, build in release mode, and write a digit sheet (out/sheet.png, row r =
-# digit r) and denoising GIFs (out/gifs/) from the shipped weights in weights/.
+# digit r) and denoising GIFs (out/gifs/) from the shipped weights in weights/, then the same
+# sheet from the fast preset (out/sheet-fast.png).
 set -euo pipefail
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,4 +21,7 @@ fi
 .build/release/ddpm info "$weights" | head -4
 .build/release/ddpm sample --weights "$weights" --out out/sheet.png
 .build/release/ddpm gif --weights "$weights" --out out/gifs
-echo "demo: wrote out/sheet.png and out/gifs/"
+if [ -e weights/mnist-fast.safetensors ]; then
+    .build/release/ddpm sample --weights weights/mnist-fast.safetensors --out out/sheet-fast.png
+fi
+echo "demo: wrote out/sheet.png, out/gifs/ and out/sheet-fast.png"
