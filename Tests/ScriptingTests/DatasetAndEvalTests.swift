@@ -191,6 +191,15 @@ final class DatasetAndEvalTests: XCTestCase {
         XCTAssertLessThan(worst, 3e-3)
     }
 
+    /// Without --weights the recipes take weights/mnist-small.safetensors by name, although
+    /// mnist-fast comes first in the folder's listing.
+    func testDefaultWeightsAreTheSmallPreset() throws {
+        let host = try runLua("default = require('lib.common').default_weights()")
+        let path = try XCTUnwrap(host.global("default") as? String)
+        XCTAssertTrue(path.hasSuffix("weights/mnist-small.safetensors"), path)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: repoRoot + "/weights/mnist-fast.safetensors"))
+    }
+
     /// The recipe's learning rate: constant, then from `lr_decay_start` a cosine down to `lr_min`
     /// at the last step; without `lr_decay_start` always the constant rate.
     func testLearningRateIsConstantThenCosineAnnealed() throws {
