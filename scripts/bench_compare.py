@@ -68,10 +68,10 @@ def run(cmd):
     return recs, rss, cpu, wall
 
 
-def median_record(recs):
-    """The record with the median median_ms (the lower middle one for an even count), or None."""
-    recs = sorted(recs, key=lambda r: r["median_ms"])
-    return recs[(len(recs) - 1) // 2] if recs else None
+def lower_median(items, key=None):
+    """The middle item (the lower of the two middle ones for an even count), or None."""
+    items = sorted(items, key=key)
+    return items[(len(items) - 1) // 2] if items else None
 
 
 def torch_python():
@@ -131,7 +131,7 @@ def main():
                         recs, rss, cpu, wall = run([py, a.torch_bench] + common + sel)
                         ref += [r for r in recs if r.get("kind") == kind]
                         rss_t, cpu_t, wall_t = max(rss_t, rss), cpu_t + cpu, wall_t + wall
-                mine, ref = median_record(mine), median_record(ref)
+                mine, ref = (lower_median(recs, key=lambda r: r["median_ms"]) for recs in (mine, ref))
                 if mine is None:
                     continue
                 ratio = f"{mine['median_ms'] / ref['median_ms']:.2f}" if ref else "-"
@@ -142,7 +142,7 @@ def main():
                       f"{(cpu_t / wall_t / 2 if py and wall_t else 0):>9.0%}", flush=True)
     if peaks:
         print(f"\nsgemm peak (2048^3, both cores) before each of our runs: {min(peaks):.0f}-{max(peaks):.0f} GFLOP/s,"
-              f" median {sorted(peaks)[(len(peaks) - 1) // 2]:.0f}; peak% is against the one right before the run")
+              f" median {lower_median(peaks):.0f}; peak% is against the one right before the run")
 
 
 if __name__ == "__main__":
