@@ -28,7 +28,7 @@ struct Train: ParsableCommand {
 
 /// Options shared by `sample`, `gif` and `eval`, passed to their recipes as --name value.
 struct SamplingOptions: ParsableArguments {
-    @Option(help: "Weights file (default: weights/mnist-small.safetensors; weights/mnist-fast.safetensors samples 2.5-3x faster).") var weights: String?
+    @Option(help: "Weights file (default: weights/mnist-small.safetensors; weights/mnist-fast.safetensors samples ~2.5x faster).") var weights: String?
     @Option(help: "ddpm or ddim.") var sampler = "ddim"
     @Option(help: "Sampling steps (default: 50 for DDIM, all for DDPM).") var steps: Int?
     @Option(help: "Classifier-free guidance w (1 = none; default: the weights' recommended).") var guidance: Double?
