@@ -63,18 +63,21 @@ private func siluAffinePlain(_ q: UnsafeMutablePointer<Float>, _ p: UnsafePointe
     }
 }
 
+/// One row of m: xhat = (x - mean) * rstd; returns the row's rstd.
+@inline(__always)
+func normalizeRow(_ xhat: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, m: Int, eps: Float) -> Float {
+    let (mean, rstd) = rowStatistics(x, m: m, eps: eps)
+    let meanV = Vec(repeating: mean), rstdV = Vec(repeating: rstd)
+    forEachVector(0..<m, { store16(xhat + $0, (load16(x + $0) - meanV) * rstdV) }, tail: { xhat[$0] = (x[$0] - mean) * rstd })
+    return rstd
+}
+
 /// x: (rows, m) -> xhat = (x - mean) * rstd per row; returns per-row rstd.
 func normalizeRows(_ xhat: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, m: Int, eps: Float) -> [Float] {
     let rstds = UnsafeMutablePointer<Float>.allocate(capacity: max(rows, 1))
     defer { rstds.deallocate() }
     Parallel.ranges(rows, grain: max(1, (1 << 14) / max(m, 1))) { range in
-    for r in range {
-        let p = x + r * m, q = xhat + r * m
-        let (mean, rstd) = rowStatistics(p, m: m, eps: eps)
-        let meanV = Vec(repeating: mean), rstdV = Vec(repeating: rstd)
-        forEachVector(0..<m, { store16(q + $0, (load16(p + $0) - meanV) * rstdV) }, tail: { q[$0] = (p[$0] - mean) * rstd })
-        rstds[r] = rstd
-    }
+        for r in range { rstds[r] = normalizeRow(xhat + r * m, x + r * m, m: m, eps: eps) }
     }
     return Array(UnsafeBufferPointer(start: rstds, count: rows))
 }
@@ -211,28 +214,21 @@ extension Tensor {
             }
             return out
         }
-        // Training: xhat is kept for the backward; it and y are written in one pass per group
-        // (the group's rows are still in cache from its statistics).
-        let xhat = Tensor(uninitialized: x.shape)
-        let rstd = UnsafeMutablePointer<Float>.allocate(capacity: rows)
+        // Training: xhat is kept for the backward; y is written from each group's xhat right
+        // after it (the group is still in cache).
+        let xhat = Tensor(uninitialized: x.shape), rowRstd = Tensor(uninitialized: [rows])
         let perGroup = c / groups, grain = Swift.max(1, (1 << 14) / Swift.max(m, 1))
         Parallel.ranges(rows, grain: grain) { range in
             for row in range {
-                let (mean, rs) = rowStatistics(x.data + row * m, m: m, eps: eps)
-                rstd[row] = rs
-                let meanV = Vec(repeating: mean), rsV = Vec(repeating: rs)
+                rowRstd.data[row] = normalizeRow(xhat.data + row * m, x.data + row * m, m: m, eps: eps)
                 for nc in (row * perGroup)..<((row + 1) * perGroup) {
                     let ch = nc % c
                     let k = s.map { 1 + $0[nc] } ?? 1
                     let a = w[ch] * k, a0 = b[ch] * k + (t?[nc] ?? 0)  // h = xhat a + a0
-                    let p = x.data + nc * spatial, q = xhat.data + nc * spatial
-                    forEachVector(0..<spatial, { store16(q + $0, (load16(p + $0) - meanV) * rsV) }, tail: { q[$0] = (p[$0] - mean) * rs })
-                    siluAffine(out.data + nc * spatial, q, count: spatial, a, a0, plus: res.map { $0 + nc * spatial })
+                    siluAffine(out.data + nc * spatial, xhat.data + nc * spatial, count: spatial, a, a0, plus: res.map { $0 + nc * spatial })
                 }
             }
         }
-        let rowRstd = Array(UnsafeBufferPointer(start: rstd, count: rows))
-        rstd.deallocate()
         let (sw, sb) = (weight.detached(), bias.detached())
         let (ss, st) = (scale?.detached(), shift?.detached())
         return out.recorded("group_norm_silu", inputs) { g in
@@ -282,7 +278,7 @@ extension Tensor {
                         sumGxX += Double(a * sumDhX)
                     }
                     guard gx != nil else { continue }
-                    let mg = Float(sumGx / Double(m)), mgx = Float(sumGxX / Double(m)), rs = rowRstd[row]
+                    let mg = Float(sumGx / Double(m)), mgx = Float(sumGxX / Double(m)), rs = rowRstd.data[row]
                     let mgV = Vec(repeating: mg), mgxV = Vec(repeating: mgx), rsV = Vec(repeating: rs)
                     let xh = xhat.data + row * m
                     forEachVector(0..<m, { i in store16(base + i, rsV * (load16(base + i) - mgV - load16(xh + i) * mgxV)) },
