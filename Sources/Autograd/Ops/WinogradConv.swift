@@ -304,8 +304,12 @@ private func inputTransform<V: WinogradLanes>(_: V.Type, _ vt: UnsafeMutablePoin
     let tiles = images * tpi, ct = c * tiles
     for img in 0..<images {
         for ci in 0..<c {
-            rowTransform(rows, x + (img * c + ci) * b.h * b.w, b)
             let dst = vt + ci * tiles + img * tpi
+            if b.rowLanes == V.scalarCount {  // tile rows are whole vectors: the row pass stays in registers
+                planeTransform(V.self, dst, x + (img * c + ci) * b.h * b.w, b, stride: ct)
+                continue
+            }
+            rowTransform(rows, x + (img * c + ci) * b.h * b.w, b)
             for f in stride(from: 0, to: tpi, by: V.scalarCount) {
                 // output j of padded rows 2 ty ... 2 ty + 3, then B^T down them
                 @inline(__always) func column(_ j: Int) {
@@ -316,6 +320,41 @@ private func inputTransform<V: WinogradLanes>(_: V.Type, _ vt: UnsafeMutablePoin
                 }
                 column(0); column(1); column(2); column(3)
             }
+        }
+    }
+}
+
+/// inputTransform of one image plane whose tile rows are whole vectors of V (32x32 images, 16
+/// tiles per row): each vector strip of tile columns goes down the plane, and the row pass's four
+/// outputs of the two padded rows a tile row shares with the next stay in registers instead of
+/// making a round trip through rowTransform's L1 buffer. The same sums as rowTransform followed
+/// by the column pass, so the same bits. Output xi of tile t goes to dst[xi * stride + t].
+@inline(__always)
+private func planeTransform<V: WinogradLanes>(_: V.Type, _ dst: UnsafeMutablePointer<Float>, _ plane: UnsafePointer<Float>,
+                                              _ b: WinogradBlock, stride ct: Int) {
+    let (h, w, th, tw, n) = (b.h, b.w, b.th, b.tw, V.scalarCount)
+    for k in Swift.stride(from: 0, to: tw, by: n) {
+        // B^T along padded row r (1 ... h, image row r - 1), as in rowTransform
+        @inline(__always) func rowPass(_ r: Int) -> (V, V, V, V) {
+            let s = plane + (r - 1) * w
+            let (d1, d2): (V, V) = V.deinterleave(s + 2 * k)
+            let d0 = V.shiftedUp(d2, first: k == 0 ? 0 : s[2 * k - 1])
+            let d3 = V.shiftedDown(d1, last: k + n == tw ? 0 : s[2 * k + 2 * n])
+            return (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
+        }
+        var e0 = (V(), V(), V(), V())  // padded row 0 (zero) and row 1
+        var e1 = rowPass(1)
+        for ty in 0..<th {
+            // padded rows 2 ty + 2 and 2 ty + 3 (the last is the zero row h + 1)
+            let e2 = rowPass(2 * ty + 2), e3 = 2 * ty + 3 <= h ? rowPass(2 * ty + 3) : (V(), V(), V(), V())
+            let out = dst + ty * tw + k
+            @inline(__always) func column(_ j: Int, _ a: V, _ b: V, _ c: V, _ d: V) {
+                store(out + j * ct, a - c); store(out + (4 + j) * ct, b + c)
+                store(out + (8 + j) * ct, c - b); store(out + (12 + j) * ct, b - d)
+            }
+            column(0, e0.0, e1.0, e2.0, e3.0); column(1, e0.1, e1.1, e2.1, e3.1)
+            column(2, e0.2, e1.2, e2.2, e3.2); column(3, e0.3, e1.3, e2.3, e3.3)
+            (e0, e1) = (e2, e3)
         }
     }
 }
