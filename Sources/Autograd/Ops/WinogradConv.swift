@@ -292,7 +292,9 @@ func winogradFilterGradient(_ du: Tensor, o: Int, c: Int) -> Tensor {
 }
 
 /// Writes the transformed input V = B^T d B of every 4x4 tile (d: the input padded by 1) to vt
-/// (16, C, tiles), one image plane at a time in two passes through `rows` (L1-sized):
+/// (16, C, tiles), one image plane at a time: in registers where planeTransform has a kernel for
+/// the geometry (tile rows of 16, 8, 4 or 2 tiles, vectors of one, two or four tile rows), else in two
+/// passes through `rows` (L1-sized):
 /// 1. along the padded rows (rowTransform), stored by row parity;
 /// 2. down the columns: the four padded rows under tile row ty are rows ty and ty + 1 of the two
 ///    parities, so the rows under any run of consecutive tiles are consecutive floats, and a
@@ -304,19 +306,14 @@ private func inputTransform<V: WinogradLanes>(_: V.Type, _ vt: UnsafeMutablePoin
     let tiles = images * tpi, ct = c * tiles
     for img in 0..<images {
         for ci in 0..<c {
-            let dst = vt + ci * tiles + img * tpi
-            if b.rowLanes == V.scalarCount {  // tile rows are whole vectors: the row pass stays in registers
-                planeTransform(V.self, dst, x + (img * c + ci) * b.h * b.w, b, stride: ct)
-                continue
-            }
-            rowTransform(rows, x + (img * c + ci) * b.h * b.w, b)
+            let dst = vt + ci * tiles + img * tpi, plane = x + (img * c + ci) * b.h * b.w
+            if planeTransform(dst, plane, b, stride: ct) { continue }
+            rowTransform(rows, plane, b)
             for f in stride(from: 0, to: tpi, by: V.scalarCount) {
                 // output j of padded rows 2 ty ... 2 ty + 3, then B^T down them
                 @inline(__always) func column(_ j: Int) {
                     let p = rows + 2 * j * half + f
-                    let e0: V = load(p), e1: V = load(p + half), e2: V = load(p + tw), e3: V = load(p + half + tw)
-                    store(dst + f + j * ct, e0 - e2); store(dst + f + (4 + j) * ct, e1 + e2)
-                    store(dst + f + (8 + j) * ct, e2 - e1); store(dst + f + (12 + j) * ct, e1 - e3)
+                    columnPass(dst + f, stride: ct, j, load(p) as V, load(p + half) as V, load(p + tw) as V, load(p + half + tw) as V)
                 }
                 column(0); column(1); column(2); column(3)
             }
@@ -324,45 +321,117 @@ private func inputTransform<V: WinogradLanes>(_: V.Type, _ vt: UnsafeMutablePoin
     }
 }
 
-/// inputTransform of one image plane whose tile rows are whole vectors of V (32x32 images, 16
-/// tiles per row): each vector strip of tile columns goes down the plane, and the row pass's four
-/// outputs of the two padded rows a tile row shares with the next stay in registers instead of
-/// making a round trip through rowTransform's L1 buffer. The same sums as rowTransform followed
-/// by the column pass, so the same bits. Output xi of tile t goes to dst[xi * stride + t].
+/// B^T along one row of x (one padded row): for the tiles' columns d0 ... d3 (padded columns
+/// 2 tx ... 2 tx + 3) of the P.scalarCount tiles from tile column k on, in a tile row of tw
+/// tiles, the outputs j = 0 ... 3 = (d0 - d2, d1 + d2, d2 - d1, d1 - d3), read straight from x
+/// (x's even columns are the tiles' d1, its odd ones d2, shifted by one tile they are d3 and d0;
+/// the padding is the lanes shifted in).
+@inline(__always)
+private func rowPass<P: WinogradLanes>(_: P.Type, _ s: UnsafePointer<Float>, _ k: Int, tw: Int) -> (P, P, P, P) {
+    let n = P.scalarCount
+    let (d1, d2): (P, P) = P.deinterleave(s + 2 * k)
+    let d0 = P.shiftedUp(d2, first: k == 0 ? 0 : s[2 * k - 1])
+    let d3 = P.shiftedDown(d1, last: k + n == tw ? 0 : s[2 * k + 2 * n])
+    return (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
+}
+
+/// B^T down the columns of one tile row (or of a vector of tile rows): outputs xi = 4 i + j from
+/// output j of its four padded rows a ... d, to out[xi * stride].
+@_transparent
+private func columnPass<V: WinogradLanes>(_ out: UnsafeMutablePointer<Float>, stride ct: Int, _ j: Int, _ a: V, _ b: V, _ c: V, _ d: V) {
+    store(out + j * ct, a - c); store(out + (4 + j) * ct, b + c)
+    store(out + (8 + j) * ct, c - b); store(out + (12 + j) * ct, b - d)
+}
+
+/// inputTransform of one image plane with both passes in registers, where the geometry has a
+/// kernel for it: the row pass's outputs for the two padded rows a tile row shares with the next
+/// are carried down the plane instead of making a round trip through rowTransform's L1 buffer.
+/// The same sums as rowTransform followed by the column pass, so the same bits. Output xi of
+/// tile t goes to dst[xi * stride + t]. Returns false where there is no such kernel.
+private func planeTransform(_ dst: UnsafeMutablePointer<Float>, _ plane: UnsafePointer<Float>, _ b: WinogradBlock, stride ct: Int) -> Bool {
+    switch (b.lanes, b.rowLanes) {
+    case (16, 16): planeTransform(SIMD16<Float>.self, dst, plane, b, stride: ct)           // 32x32 and wider
+    case (8, 8): planeTransform(SIMD8<Float>.self, dst, plane, b, stride: ct)
+    case (4, 4): planeTransform(SIMD4<Float>.self, dst, plane, b, stride: ct)
+    case (2, 2): planeTransform(SIMD2<Float>.self, dst, plane, b, stride: ct)
+    case (16, 8): planeTransformTwoRows(SIMD16<Float>.self, dst, plane, b, stride: ct)    // 16x16
+    case (8, 4): planeTransformTwoRows(SIMD8<Float>.self, dst, plane, b, stride: ct)
+    case (4, 2): planeTransformTwoRows(SIMD4<Float>.self, dst, plane, b, stride: ct)      // 4x4
+    case (16, 4): planeTransformFourRows(SIMD16<Float>.self, dst, plane, b, stride: ct)   // 8x8
+    case (8, 2): planeTransformFourRows(SIMD8<Float>.self, dst, plane, b, stride: ct)
+    default: return false
+    }
+    return true
+}
+
+/// Tile rows that are whole vectors of V: each vector strip of tile columns goes down the plane.
 @inline(__always)
 private func planeTransform<V: WinogradLanes>(_: V.Type, _ dst: UnsafeMutablePointer<Float>, _ plane: UnsafePointer<Float>,
                                               _ b: WinogradBlock, stride ct: Int) {
-    let (h, w, th, tw, n) = (b.h, b.w, b.th, b.tw, V.scalarCount)
-    for k in Swift.stride(from: 0, to: tw, by: n) {
-        // B^T along padded row r (1 ... h, image row r - 1), as in rowTransform
-        @inline(__always) func rowPass(_ r: Int) -> (V, V, V, V) {
-            let s = plane + (r - 1) * w
-            let (d1, d2): (V, V) = V.deinterleave(s + 2 * k)
-            let d0 = V.shiftedUp(d2, first: k == 0 ? 0 : s[2 * k - 1])
-            let d3 = V.shiftedDown(d1, last: k + n == tw ? 0 : s[2 * k + 2 * n])
-            return (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
-        }
-        var e0 = (V(), V(), V(), V())  // padded row 0 (zero) and row 1
-        var e1 = rowPass(1)
+    let (h, w, th, tw) = (b.h, b.w, b.th, b.tw)
+    let zero = (V(), V(), V(), V())
+    for k in Swift.stride(from: 0, to: tw, by: V.scalarCount) {
+        // padded row r is image row r - 1; rows 0 and h + 1 are zero
+        @inline(__always) func row(_ r: Int) -> (V, V, V, V) { r <= h ? rowPass(V.self, plane + (r - 1) * w, k, tw: tw) : zero }
+        var (e0, e1) = (zero, row(1))
         for ty in 0..<th {
-            // padded rows 2 ty + 2 and 2 ty + 3 (the last is the zero row h + 1)
-            let e2 = rowPass(2 * ty + 2), e3 = 2 * ty + 3 <= h ? rowPass(2 * ty + 3) : (V(), V(), V(), V())
-            let out = dst + ty * tw + k
-            @inline(__always) func column(_ j: Int, _ a: V, _ b: V, _ c: V, _ d: V) {
-                store(out + j * ct, a - c); store(out + (4 + j) * ct, b + c)
-                store(out + (8 + j) * ct, c - b); store(out + (12 + j) * ct, b - d)
-            }
-            column(0, e0.0, e1.0, e2.0, e3.0); column(1, e0.1, e1.1, e2.1, e3.1)
-            column(2, e0.2, e1.2, e2.2, e3.2); column(3, e0.3, e1.3, e2.3, e3.3)
+            let e2 = row(2 * ty + 2), e3 = row(2 * ty + 3), out = dst + ty * tw + k
+            columnPass(out, stride: ct, 0, e0.0, e1.0, e2.0, e3.0); columnPass(out, stride: ct, 1, e0.1, e1.1, e2.1, e3.1)
+            columnPass(out, stride: ct, 2, e0.2, e1.2, e2.2, e3.2); columnPass(out, stride: ct, 3, e0.3, e1.3, e2.3, e3.3)
             (e0, e1) = (e2, e3)
         }
     }
 }
 
-/// B^T along every padded row of one image plane: for the tiles' columns d0 ... d3 (padded
-/// columns 2 tx ... 2 tx + 3), outputs j = 0 ... 3 = (d0 - d2, d1 + d2, d2 - d1, d1 - d3), read
-/// straight from x (x's even columns are the tiles' d1, its odd ones d2, shifted by one tile they
-/// are d3 and d0; the padding is the lanes shifted in). Output j of padded row r goes to
+/// Vectors of V spanning two tile rows of V.Half's width (16x16 images: 8 tiles per row): the
+/// lower half of each column-pass input is tile row ty's, the upper half tile row ty + 1's.
+@inline(__always)
+private func planeTransformTwoRows<V: HalvableLanes>(_: V.Type, _ dst: UnsafeMutablePointer<Float>, _ plane: UnsafePointer<Float>,
+                                                     _ b: WinogradBlock, stride ct: Int) {
+    let (h, w, th, tw) = (b.h, b.w, b.th, b.tw)
+    let zero = (V.Half(), V.Half(), V.Half(), V.Half())
+    @inline(__always) func row(_ r: Int) -> (V.Half, V.Half, V.Half, V.Half) { r <= h ? rowPass(V.Half.self, plane + (r - 1) * w, 0, tw: tw) : zero }
+    @inline(__always) func two(_ lower: V.Half, _ upper: V.Half) -> V { V(lowHalf: lower, highHalf: upper) }
+    var (e0, e1) = (zero, row(1))
+    for ty in Swift.stride(from: 0, to: th, by: 2) {
+        let e2 = row(2 * ty + 2), e3 = row(2 * ty + 3), e4 = row(2 * ty + 4), e5 = row(2 * ty + 5), out = dst + ty * tw
+        columnPass(out, stride: ct, 0, two(e0.0, e2.0), two(e1.0, e3.0), two(e2.0, e4.0), two(e3.0, e5.0))
+        columnPass(out, stride: ct, 1, two(e0.1, e2.1), two(e1.1, e3.1), two(e2.1, e4.1), two(e3.1, e5.1))
+        columnPass(out, stride: ct, 2, two(e0.2, e2.2), two(e1.2, e3.2), two(e2.2, e4.2), two(e3.2, e5.2))
+        columnPass(out, stride: ct, 3, two(e0.3, e2.3), two(e1.3, e3.3), two(e2.3, e4.3), two(e3.3, e5.3))
+        (e0, e1) = (e4, e5)
+    }
+}
+
+/// Vectors of V spanning four tile rows of V.Half.Half's width (8x8 images: 4 tiles per row).
+@inline(__always)
+private func planeTransformFourRows<V: HalvableLanes>(_: V.Type, _ dst: UnsafeMutablePointer<Float>, _ plane: UnsafePointer<Float>,
+                                                      _ b: WinogradBlock, stride ct: Int) where V.Half: HalvableLanes {
+    typealias Q = V.Half.Half
+    let (h, w, th, tw) = (b.h, b.w, b.th, b.tw)
+    let zero = (Q(), Q(), Q(), Q())
+    @inline(__always) func row(_ r: Int) -> (Q, Q, Q, Q) { r <= h ? rowPass(Q.self, plane + (r - 1) * w, 0, tw: tw) : zero }
+    @inline(__always) func four(_ a: Q, _ b: Q, _ c: Q, _ d: Q) -> V {
+        V(lowHalf: V.Half(lowHalf: a, highHalf: b), highHalf: V.Half(lowHalf: c, highHalf: d))
+    }
+    var (e0, e1) = (zero, row(1))
+    for ty in Swift.stride(from: 0, to: th, by: 4) {
+        let e2 = row(2 * ty + 2), e3 = row(2 * ty + 3), e4 = row(2 * ty + 4), e5 = row(2 * ty + 5)
+        let e6 = row(2 * ty + 6), e7 = row(2 * ty + 7), e8 = row(2 * ty + 8), e9 = row(2 * ty + 9), out = dst + ty * tw
+        columnPass(out, stride: ct, 0, four(e0.0, e2.0, e4.0, e6.0), four(e1.0, e3.0, e5.0, e7.0),
+                   four(e2.0, e4.0, e6.0, e8.0), four(e3.0, e5.0, e7.0, e9.0))
+        columnPass(out, stride: ct, 1, four(e0.1, e2.1, e4.1, e6.1), four(e1.1, e3.1, e5.1, e7.1),
+                   four(e2.1, e4.1, e6.1, e8.1), four(e3.1, e5.1, e7.1, e9.1))
+        columnPass(out, stride: ct, 2, four(e0.2, e2.2, e4.2, e6.2), four(e1.2, e3.2, e5.2, e7.2),
+                   four(e2.2, e4.2, e6.2, e8.2), four(e3.2, e5.2, e7.2, e9.2))
+        columnPass(out, stride: ct, 3, four(e0.3, e2.3, e4.3, e6.3), four(e1.3, e3.3, e5.3, e7.3),
+                   four(e2.3, e4.3, e6.3, e8.3), four(e3.3, e5.3, e7.3, e9.3))
+        (e0, e1) = (e8, e9)
+    }
+}
+
+/// rowPass along every padded row of one image plane (the general case: vectors spanning more
+/// than four tile rows). Output j of padded row r goes to
 /// rows[(2 j + r % 2) * rowParity + (r / 2) * tw + tx].
 private func rowTransform(_ rows: UnsafeMutablePointer<Float>, _ plane: UnsafePointer<Float>, _ b: WinogradBlock) {
     func run<P: WinogradLanes>(_: P.Type) {
@@ -374,11 +443,9 @@ private func rowTransform(_ rows: UnsafeMutablePointer<Float>, _ plane: UnsafePo
         for r in 0..<h {
             let s = plane + r * w, dst = rows + ((r + 1) % 2) * half + (r + 1) / 2 * tw
             for k in stride(from: 0, to: tw, by: n) {
-                let (d1, d2): (P, P) = P.deinterleave(s + 2 * k)
-                let d0 = P.shiftedUp(d2, first: k == 0 ? 0 : s[2 * k - 1])
-                let d3 = P.shiftedDown(d1, last: k + n == tw ? 0 : s[2 * k + 2 * n])
-                store(dst + k, d0 - d2); store(dst + 2 * half + k, d1 + d2)
-                store(dst + 4 * half + k, d2 - d1); store(dst + 6 * half + k, d1 - d3)
+                let e = rowPass(P.self, s, k, tw: tw)
+                store(dst + k, e.0); store(dst + 2 * half + k, e.1)
+                store(dst + 4 * half + k, e.2); store(dst + 6 * half + k, e.3)
             }
         }
     }
