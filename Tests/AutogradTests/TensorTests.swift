@@ -246,6 +246,25 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The attention kernels' transpose in 16 x 16 register blocks equals the element loop bit for
+    /// bit (with a scale, strided rows on both sides), and shapes that are not whole blocks take
+    /// the element loop.
+    func testBlockedTransposeMatchesElementLoop() throws {
+        var rng = Generator(seed: 22)
+        for (rows, cols, lds, ldd, scale) in [(32, 48, 48, 32, Float(0.125)), (16, 16, 20, 40, 1), (48, 64, 80, 50, -3), (5, 7, 9, 6, 0.5)] {
+            let src = Tensor.randn([rows * lds], generator: &rng)
+            let (blocked, elements) = (Tensor(repeating: .nan, shape: [cols * ldd]), Tensor(repeating: .nan, shape: [cols * ldd]))
+            transpose(blocked.data, src.data, rows: rows, cols: cols, lds: lds, ldd: ldd, scale: scale)
+            transposeElements(elements.data, src.data, rows: rows, cols: cols, lds: lds, ldd: ldd, scale: scale)
+            for c in 0..<cols {
+                for r in 0..<rows {
+                    XCTAssertEqual(blocked.data[c * ldd + r].bitPattern, elements.data[c * ldd + r].bitPattern, "\(rows)x\(cols) at (\(r), \(c))")
+                    XCTAssertEqual(elements.data[c * ldd + r], src.data[r * lds + c] * scale)
+                }
+            }
+        }
+    }
+
     /// Runs body on the im2col path (Winograd off).
     func withIm2col<T>(_ body: () throws -> T) rethrows -> T {
         useWinograd = false
