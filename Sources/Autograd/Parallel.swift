@@ -25,6 +25,22 @@ public enum Parallel {
     }
 }
 
+/// Items 0..<count handed out one at a time to whichever worker asks next: for a few large,
+/// independent items (attention's (batch, head) pairs), so that a core the host slows down takes
+/// fewer of them instead of the other core waiting for it at the end of the region. Which worker
+/// computes an item does not change its result.
+public final class WorkQueue: Sendable {
+    private let next = Atomic<Int>(0)
+    public let count: Int
+
+    public init(count: Int) { self.count = count }
+
+    public func take() -> Int? {
+        let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+        return i < count ? i : nil
+    }
+}
+
 /// Long-lived helper threads that run their shares of each parallel region: the caller runs
 /// share 0, helper h share h. Between regions a helper spins for ~0.1 ms before it sleeps, so the
 /// regions of one forward pass (a few hundred, microseconds apart) start without a wake-up:

@@ -32,7 +32,8 @@ extension Tensor {
     /// (batch, head), channel = head * dim + c within each of q, k, v (the reference layout).
     /// Flash-attention style: rows are processed in blocks of `attentionBlock` queries, so the
     /// (N, N) score matrix never exists — only a (block, N) strip per core, in cache — and backward
-    /// recomputes each strip instead of storing probabilities. (batch, head) pairs run in parallel.
+    /// recomputes each strip instead of storing probabilities. (batch, head) pairs run in parallel
+    /// (the fused path hands them out one at a time to whichever core is free).
     // S = scale Q^T K, P = softmax(S), O = V P^T;
     // dV = dO P, dP = dO^T V, dS = P (dP - rowsum(dP P)), dQ = scale K dS^T, dK = scale Q dS
     public static func attention(_ qkv: Tensor, heads: Int, dim: Int) throws -> Tensor {
@@ -49,9 +50,10 @@ extension Tensor {
         // each query's log-sum-exp of its scores (fused path), for the backward pass
         let lse = Tensor(uninitialized: fused ? [pairs, n] : [0])
         if fused {
-            Parallel.run(pairs) { w in
+            let queue = WorkQueue(count: pairs)
+            Parallel.run(pairs) { _ in
                 let scratch = AttentionScratch(n: n, d: dim)
-                for pair in stride(from: w, to: pairs, by: Parallel.workers) {
+                while let pair = queue.take() {
                     let (bi, h) = (pair / heads, pair % heads)
                     let (q, k, v) = qkvPointers(qkv.data, bi, h, hidden: hidden, dim: dim, n: n)
                     fusedAttentionForward(out.data + (bi * hidden + h * dim) * n, lse: lse.data + pair * n,
@@ -79,9 +81,10 @@ extension Tensor {
         return out.recorded("attention", [qkv]) { g in
             let gqkv = Tensor(uninitialized: saved.shape)
             if fused {
-                Parallel.run(pairs) { w in
+                let queue = WorkQueue(count: pairs)
+                Parallel.run(pairs) { _ in
                     let scratch = AttentionScratch(n: n, d: dim)
-                    for pair in stride(from: w, to: pairs, by: Parallel.workers) {
+                    while let pair = queue.take() {
                         let (bi, h) = (pair / heads, pair % heads)
                         let (q, k, v) = qkvPointers(saved.data, bi, h, hidden: hidden, dim: dim, n: n)
                         let (gq, gk, gv) = qkvPointers(gqkv.data, bi, h, hidden: hidden, dim: dim, n: n)
