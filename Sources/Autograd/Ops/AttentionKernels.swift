@@ -72,7 +72,10 @@ func eightRowProduct(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ x: UnsafePo
 /// D[j, :] += sum_r G[r, j] * X[r, :] for all n rows of D (n x d): a rank-8 update from 8 rows
 /// of G (8 x n, row stride n) and X (8 x d). Eight rows per pass halve the read-modify-write
 /// traffic on D compared with four, which is what bounds the attention backward; 32 columns per
-/// pass (16 vectors of X in registers) reuse each broadcast of G twice.
+/// pass (16 vectors of X in registers) reuse each broadcast of G twice. Each of the two output
+/// vectors is one chain of eight FMAs from its loaded value (rows j are independent, so the core
+/// overlaps their chains): no separate multiplies and adds, 2-7 % faster attention backward at
+/// 1024 tokens than two half chains added.
 @inline(__always)
 func rank8Kernel(_ dst: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, d: Int, n: Int) {
     var c = 0
@@ -85,12 +88,10 @@ func rank8Kernel(_ dst: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, 
             let o = dst + j * d + c
             let g0 = Vec(repeating: g[j]), g1 = Vec(repeating: g[n + j]), g2 = Vec(repeating: g[2 * n + j]), g3 = Vec(repeating: g[3 * n + j])
             let g4 = Vec(repeating: g[4 * n + j]), g5 = Vec(repeating: g[5 * n + j]), g6 = Vec(repeating: g[6 * n + j]), g7 = Vec(repeating: g[7 * n + j])
-            let t = (g0 * x0).addingProduct(g1, x1).addingProduct(g2, x2).addingProduct(g3, x3)
-            let u = (g4 * x4).addingProduct(g5, x5).addingProduct(g6, x6).addingProduct(g7, x7)
-            let v = (g0 * y0).addingProduct(g1, y1).addingProduct(g2, y2).addingProduct(g3, y3)
-            let w = (g4 * y4).addingProduct(g5, y5).addingProduct(g6, y6).addingProduct(g7, y7)
-            store16(o, load16(o) + (t + u))
-            store16(o + 16, load16(o + 16) + (v + w))
+            store16(o, load16(o).addingProduct(g0, x0).addingProduct(g1, x1).addingProduct(g2, x2).addingProduct(g3, x3)
+                .addingProduct(g4, x4).addingProduct(g5, x5).addingProduct(g6, x6).addingProduct(g7, x7))
+            store16(o + 16, load16(o + 16).addingProduct(g0, y0).addingProduct(g1, y1).addingProduct(g2, y2).addingProduct(g3, y3)
+                .addingProduct(g4, y4).addingProduct(g5, y5).addingProduct(g6, y6).addingProduct(g7, y7))
         }
         c += 32
     }
