@@ -190,8 +190,13 @@ struct WinogradBlock {
     /// padded row, each as two parities of th + 1 rows of tw tiles.
     var rowParity: Int { (th + 1) * tw }
     var rowTransformedCount: Int { 8 * rowParity }
-    func transformedCount(_ images: Int) -> Int { 16 * c * images * tilesPerImage }
-    func productCount(_ images: Int) -> Int { 16 * o * images * tilesPerImage }
+    /// Floats from one of the 16 transformed-input (or product) matrices to the next: the matrix
+    /// and 16 floats more. Unpadded, the 16 rows a transform writes or reads together lie a power
+    /// of two apart (16-32 KB), all on the same L1 set (8 ways).
+    func transformedStride(_ images: Int) -> Int { c * images * tilesPerImage + 16 }
+    func productStride(_ images: Int) -> Int { o * images * tilesPerImage + 16 }
+    func transformedCount(_ images: Int) -> Int { 16 * transformedStride(images) }
+    func productCount(_ images: Int) -> Int { 16 * productStride(images) }
 
     /// Images per block: the transformed input and products (16 (C + O) floats per tile) stay
     /// within ~512 KB, half of L2. In forEachImageBlock's terms (blocks of ~1024 "columns") that
@@ -228,7 +233,7 @@ func winogradConv3x3(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>
         inputTransform(V.self, transformed, x, images, b, rowTransformed)
         // Sixteen products M_xi (O, tiles) = U_xi (O, C) V_xi (C, tiles).
         for xi in 0..<16 {
-            BLAS.sgemmSerial(products + xi * b.o * tiles, u + xi * b.o * b.c, transformed + xi * b.c * tiles,
+            BLAS.sgemmSerial(products + xi * b.productStride(images), u + xi * b.o * b.c, transformed + xi * b.transformedStride(images),
                              m: b.o, n: tiles, k: b.c, count: false)
         }
         outputTransform(V.self, y, products, bias, images, b)
@@ -253,7 +258,7 @@ func winogradFilterGradientAccumulate(_ du: UnsafeMutablePointer<Float>, _ x: Un
         inputTransform(V.self, transformed, x, images, b, rowTransformed)
         outputGradientTransform(V.self, products, dy, images, b)
         for xi in 0..<16 {
-            BLAS.sgemmSerial(du + xi * b.o * b.c, products + xi * b.o * tiles, transformed + xi * b.c * tiles,
+            BLAS.sgemmSerial(du + xi * b.o * b.c, products + xi * b.productStride(images), transformed + xi * b.transformedStride(images),
                              m: b.o, n: b.c, k: tiles, transB: true, beta: 1, count: false)
         }
     }
@@ -292,7 +297,7 @@ func winogradFilterGradient(_ du: Tensor, o: Int, c: Int) -> Tensor {
 }
 
 /// Writes the transformed input V = B^T d B of every 4x4 tile (d: the input padded by 1) to vt
-/// (16, C, tiles), one image plane at a time: in registers where planeTransform has a kernel for
+/// (16, C, tiles) (matrices transformedStride apart), one image plane at a time: in registers where planeTransform has a kernel for
 /// the geometry (tile rows of 16, 8, 4 or 2 tiles, vectors of one, two or four tile rows), else in two
 /// passes through `rows` (L1-sized):
 /// 1. along the padded rows (rowTransform), stored by row parity;
@@ -303,7 +308,7 @@ func winogradFilterGradient(_ du: Tensor, o: Int, c: Int) -> Tensor {
 private func inputTransform<V: WinogradLanes>(_: V.Type, _ vt: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                               _ images: Int, _ b: WinogradBlock, _ rows: UnsafeMutablePointer<Float>) {
     let (c, tw, half, tpi) = (b.c, b.tw, b.rowParity, b.tilesPerImage)
-    let tiles = images * tpi, ct = c * tiles
+    let tiles = images * tpi, ct = b.transformedStride(images)
     for img in 0..<images {
         for ci in 0..<c {
             let dst = vt + ci * tiles + img * tpi, plane = x + (img * c + ci) * b.h * b.w
@@ -457,13 +462,13 @@ private func rowTransform(_ rows: UnsafeMutablePointer<Float>, _ plane: UnsafePo
     }
 }
 
-/// Output transform Y = A^T M A of the products mt (16, O, tiles), A^T = [1 1 1 0; 0 1 -1 -1],
+/// Output transform Y = A^T M A of the products mt (16, O, tiles; productStride apart), A^T = [1 1 1 0; 0 1 -1 -1],
 /// plus the bias, into the block's output images.
 @inline(__always)
 private func outputTransform<V: WinogradLanes>(_: V.Type, _ y: UnsafeMutablePointer<Float>, _ mt: UnsafePointer<Float>,
                                                _ bias: UnsafePointer<Float>?, _ images: Int, _ b: WinogradBlock) {
     let (o, h, w, tw, tpi) = (b.o, b.h, b.w, b.tw, b.tilesPerImage)
-    let tiles = images * tpi, ot = o * tiles, width = Swift.min(V.scalarCount, tw)
+    let tiles = images * tpi, ot = b.productStride(images), width = Swift.min(V.scalarCount, tw)
     for oc in 0..<o {
         let add = V(repeating: bias?[oc] ?? 0)
         for img in 0..<images {
@@ -489,12 +494,12 @@ private func outputTransform<V: WinogradLanes>(_: V.Type, _ y: UnsafeMutablePoin
 }
 
 /// The adjoint of outputTransform: dM = A dY A^T of every 2x2 output-gradient tile, into
-/// dm (16, O, tiles). A = [1 0; 1 1; 1 -1; 0 -1].
+/// dm (16, O, tiles; productStride apart). A = [1 0; 1 1; 1 -1; 0 -1].
 @inline(__always)
 private func outputGradientTransform<V: WinogradLanes>(_: V.Type, _ dm: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
                                                        _ images: Int, _ b: WinogradBlock) {
     let (o, h, w, tw, tpi) = (b.o, b.h, b.w, b.tw, b.tilesPerImage)
-    let tiles = images * tpi, ot = o * tiles, width = Swift.min(V.scalarCount, tw)
+    let tiles = images * tpi, ot = b.productStride(images), width = Swift.min(V.scalarCount, tw)
     for oc in 0..<o {
         for img in 0..<images {
             let src = dy + (img * o + oc) * h * w
