@@ -29,13 +29,13 @@ public enum Parallel {
 /// independent items (attention's (batch, head) pairs), so that a core the host slows down takes
 /// fewer of them instead of the other core waiting for it at the end of the region. Which worker
 /// computes an item does not change its result.
-public final class WorkQueue: Sendable {
+final class WorkQueue: Sendable {
     private let next = Atomic<Int>(0)
-    public let count: Int
+    let count: Int
 
-    public init(count: Int) { self.count = count }
+    init(count: Int) { self.count = count }
 
-    public func take() -> Int? {
+    func take() -> Int? {
         let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
         return i < count ? i : nil
     }

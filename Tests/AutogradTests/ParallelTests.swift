@@ -32,4 +32,19 @@ final class ParallelTests: XCTestCase {
         for i in 0..<k { total += sums[i] }
         XCTAssertEqual(total, 100_000 * 99_999 / 2)
     }
+
+    /// A WorkQueue hands every item out exactly once, whichever worker asks, and then nil.
+    func testWorkQueueHandsOutEveryItemOnce() {
+        for count in [0, 1, 7, 1000] {
+            let queue = WorkQueue(count: count)
+            let seen = UnsafeMutablePointer<Int>.allocate(capacity: Swift.max(count, 1))
+            defer { seen.deallocate() }
+            seen.update(repeating: 0, count: Swift.max(count, 1))
+            Parallel.run(Parallel.workers) { _ in
+                while let i = queue.take() { seen[i] += 1 }  // distinct items: no two workers write one slot
+            }
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: seen, count: count)), Array(repeating: 1, count: count), "\(count) items")
+            XCTAssertNil(queue.take())
+        }
+    }
 }
