@@ -180,9 +180,25 @@ func flippedTransposedFilters(_ weight: Tensor) -> Tensor {
     return out
 }
 
-/// Scratch sizes (floats) for a block of `images` images.
+/// One Winograd convolution's geometry: its transforms' vector widths and the scratch sizes (floats)
+/// for a block of `images` images.
 struct WinogradBlock {
     let c, o, h, w: Int
+    /// Tiles per vector in the column pass and the output transforms: consecutive tiles of one
+    /// image, within one tile row or covering whole tile rows (so an 8x8 image's 16 tiles are one
+    /// vector where a tile row has only 4).
+    let lanes: Int
+    /// Tiles per vector in the row pass: within one tile row.
+    let rowLanes: Int
+
+    init(c: Int, o: Int, h: Int, w: Int) {
+        (self.c, self.o, self.h, self.w) = (c, o, h, w)
+        let (tw, tiles) = (w / 2, (h / 2) * (w / 2))
+        func fits(_ l: Int) -> Bool { tw > 0 && (tw % l == 0 || (l % tw == 0 && tiles % l == 0)) }
+        lanes = fits(16) ? 16 : fits(8) ? 8 : fits(4) ? 4 : 2
+        rowLanes = tw % 16 == 0 ? 16 : tw % 8 == 0 ? 8 : tw % 4 == 0 ? 4 : 2
+    }
+
     var th: Int { h / 2 }
     var tw: Int { w / 2 }
     var tilesPerImage: Int { th * tw }
@@ -210,15 +226,6 @@ struct WinogradBlock {
         let l2Sized = Swift.max(1, tilesPerImage * (c + o) / 8)
         return o * c > 16_384 ? Swift.min(l2Sized, 16 * tilesPerImage) : l2Sized
     }
-    /// Tiles per vector in the column pass and the output transforms: consecutive tiles of one
-    /// image, within one tile row or covering whole tile rows (so an 8x8 image's 16 tiles are one
-    /// vector where a tile row has only 4).
-    var lanes: Int {
-        func fits(_ l: Int) -> Bool { tw % l == 0 || (l % tw == 0 && tilesPerImage % l == 0) }
-        return fits(16) ? 16 : fits(8) ? 8 : fits(4) ? 4 : 2
-    }
-    /// Tiles per vector in the row pass: within one tile row.
-    var rowLanes: Int { tw % 16 == 0 ? 16 : tw % 8 == 0 ? 8 : tw % 4 == 0 ? 4 : 2 }
 }
 
 /// y (n, o, h, w) = conv3x3(x (n, c, h, w), weight (o, c, 3, 3)) + bias for `images` images
@@ -297,9 +304,9 @@ func winogradFilterGradient(_ du: Tensor, o: Int, c: Int) -> Tensor {
 }
 
 /// Writes the transformed input V = B^T d B of every 4x4 tile (d: the input padded by 1) to vt
-/// (16, C, tiles) (matrices transformedStride apart), one image plane at a time: in registers where planeTransform has a kernel for
-/// the geometry (tile rows of 16, 8, 4 or 2 tiles, vectors of one, two or four tile rows), else in two
-/// passes through `rows` (L1-sized):
+/// (16, C, tiles; matrices transformedStride apart), one image plane at a time: in registers where
+/// planeTransform has a kernel for the geometry (tile rows of 16, 8, 4 or 2 tiles, vectors of one,
+/// two or four tile rows), else in two passes through `rows` (L1-sized):
 /// 1. along the padded rows (rowTransform), stored by row parity;
 /// 2. down the columns: the four padded rows under tile row ty are rows ty and ty + 1 of the two
 ///    parities, so the rows under any run of consecutive tiles are consecutive floats, and a
@@ -462,8 +469,8 @@ private func rowTransform(_ rows: UnsafeMutablePointer<Float>, _ plane: UnsafePo
     }
 }
 
-/// Output transform Y = A^T M A of the products mt (16, O, tiles; productStride apart), A^T = [1 1 1 0; 0 1 -1 -1],
-/// plus the bias, into the block's output images.
+/// Output transform Y = A^T M A of the products mt (16, O, tiles; productStride apart),
+/// A^T = [1 1 1 0; 0 1 -1 -1], plus the bias, into the block's output images.
 @inline(__always)
 private func outputTransform<V: WinogradLanes>(_: V.Type, _ y: UnsafeMutablePointer<Float>, _ mt: UnsafePointer<Float>,
                                                _ bias: UnsafePointer<Float>?, _ images: Int, _ b: WinogradBlock) {
