@@ -1,8 +1,9 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dependencies point one way: C libraries -> Autograd -> Layers -> Diffusion / Imaging / Datasets
-// -> Scripting (the Lua host, the only importer of CLua) -> ddpm.
+// Dependencies point one way: C libraries -> Autograd -> Layers -> Storage -> Evaluation /
+// Diffusion; Autograd -> Imaging -> Datasets; all of them -> Scripting (the Lua host, the only
+// importer of CLua) -> ddpm. docs/architecture.md has a paragraph per target.
 // The kernels are built for the machine that builds them (users build from source): Swift's
 // SIMD types then lower to AVX2/AVX-512 instead of baseline SSE2. Release drops bounds checks in
 // the kernel modules only; every check on user input is explicit code, not a trap.
@@ -30,23 +31,34 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "Autograd", dependencies: ["COpenBLAS"], swiftSettings: kernelFlags),
         .target(name: "Layers", dependencies: ["Autograd"], swiftSettings: kernelFlags),
+        .target(name: "Storage", dependencies: ["Autograd", "Layers"]),
+        .target(name: "Evaluation", dependencies: ["Autograd", "Layers", "Storage"]),
         .target(name: "Diffusion", dependencies: ["Autograd", "Layers"]),
         .target(name: "Imaging", dependencies: ["Autograd", "CPNG", "CGIF", "CZlib"]),
         .target(name: "Datasets", dependencies: ["Autograd", "Imaging"]),
         .target(
             name: "Scripting",
-            dependencies: ["CLua", "Autograd", "Layers", "Diffusion", "Imaging", "Datasets"]
+            dependencies: ["CLua", "Autograd", "Layers", "Storage", "Evaluation", "Diffusion", "Imaging", "Datasets"]
         ),
         .executableTarget(
             name: "ddpm",
             dependencies: [
-                "Autograd", "Layers", "Diffusion", "Scripting",
+                "Autograd", "Layers", "Storage", "Evaluation", "Diffusion", "Scripting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .target(name: "TestSupport", dependencies: ["Autograd", "Storage"], path: "Tests/TestSupport"),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd"]),
-        .testTarget(name: "LayersTests", dependencies: ["Autograd", "Layers", "Diffusion"]),
-        .testTarget(name: "ScriptingTests", dependencies: ["Autograd", "Layers", "Diffusion", "Imaging", "Datasets", "Scripting"]),
+        .testTarget(name: "LayersTests", dependencies: ["Autograd", "Layers", "TestSupport"]),
+        .testTarget(name: "StorageTests", dependencies: ["Autograd", "Layers", "Storage", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Autograd", "Layers", "Storage", "Evaluation"]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Autograd", "Layers", "Storage", "Diffusion", "TestSupport"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Autograd", "Imaging", "TestSupport"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Autograd", "Imaging", "Datasets", "TestSupport"]),
+        .testTarget(
+            name: "ScriptingTests",
+            dependencies: ["Autograd", "Layers", "Storage", "Diffusion", "Imaging", "Datasets", "Scripting", "TestSupport"]
+        ),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -33,7 +33,6 @@ local function add_frames(x_t, x0, delay)
 end
 
 local progress = ddpm.progress(steps, "gif")
-local last_x0
 -- digit i (0-based) uses seed + i, as `ddpm sample` does for image i
 local seeds = {}
 for i = 1, n do seeds[i] = opts.seed + i - 1 end
@@ -41,7 +40,6 @@ local x = ddpm.sample{model = model, schedule = schedule, labels = digits, sampl
                       guidance = guidance, guidance_interval = interval, eta = opts.eta, seeds = seeds,
                       on_step = function(i, t, x_t, x0)
                         if keep[i] then add_frames(x_t, x0, opts.delay) end
-                        last_x0 = x0
                         progress:update(i)
                       end}
 progress:close()

@@ -19,7 +19,7 @@ local T = ddpm.tensor
 
 local opts = args.parse(arg, {config = "configs/tiny.lua", steps = 0, out = "runs/default", resume = false,
                               data = "", batch = 0, lr = 0, quiet = false, init = ""})
-local cfg = dofile(common.resolve(opts.config))
+local cfg = common.load_config(opts.config)
 local tc = cfg.train or {}
 local total = opts.steps > 0 and opts.steps or tc.steps or 1000
 local batch = opts.batch > 0 and opts.batch or tc.batch or 64

@@ -14,7 +14,7 @@ extension Module {
 }
 
 /// Prefixes a child's parameter names ("block1" + "proj.weight" -> "block1.proj.weight").
-func child(_ prefix: String, _ m: Module?) -> [(String, Tensor)] {
+public func child(_ prefix: String, _ m: Module?) -> [(String, Tensor)] {
     m?.namedParameters().map { ("\(prefix).\($0.0)", $0.1) } ?? []
 }
 

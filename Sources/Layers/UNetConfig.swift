@@ -48,28 +48,45 @@ public struct UNetConfig: Equatable, Sendable {
     /// "base,levels,time_dim", the benchmark's config label.
     public var label: String { "\(base),\(levels),\(timeDim)" }
 
-    /// Our JSON form (the spec's field names).
-    public var json: String {
-        let dict: [String: Any] = [
+    /// The spec's field names and values: the form stored as JSON in weights files and
+    /// exchanged with Lua (`ddpm.unet{...}`, `model:config()`).
+    public var dictionary: [String: Any] {
+        [
             "channels": channels, "classes": classes, "base": base, "levels": levels, "time_dim": timeDim,
             "groups": groups, "heads": heads, "head_dim": headDim, "attention": attention,
             "attention_mid": attentionMid, "image_size": imageSize,
         ]
-        guard let data = try? JSONSerialization.data(withJSONObject: dict, options: [.sortedKeys]) else { return "{}" }
+    }
+
+    /// The field names `dictionary` holds.
+    public static let fieldNames: Set<String> = [
+        "channels", "classes", "base", "levels", "time_dim", "groups", "heads", "head_dim", "attention",
+        "attention_mid", "image_size",
+    ]
+
+    /// Our JSON form (`dictionary`, keys sorted).
+    public var json: String {
+        guard let data = try? JSONSerialization.data(withJSONObject: dictionary, options: [.sortedKeys]) else { return "{}" }
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// Parses our JSON or the reference's (`resnet_depth`, `time_emb_dim`, `num_classes`,
-    /// `in_channels`, `size`); unknown keys are ignored, missing ones take the defaults.
+    /// Parses our JSON or the reference's; see `init(dictionary:)`.
     public init(json: String) throws {
         guard let obj = try? JSONSerialization.jsonObject(with: Data(json.utf8)), let d = obj as? [String: Any] else {
             throw TensorError("unet config: not a JSON object: \(json.prefix(200))")
         }
+        try self.init(dictionary: d)
+    }
+
+    /// Reads our field names or the reference's (`resnet_depth`, `time_emb_dim`, `num_classes`,
+    /// `in_channels`, `size`, `dim_head`); unknown keys are ignored, missing ones take the
+    /// defaults; the result is validated.
+    public init(dictionary d: [String: Any]) throws {
         func int(_ keys: String...) throws -> Int? {
             for k in keys {
                 guard let v = d[k] else { continue }
                 if let n = v as? Int { return n }
-                if let x = v as? Double, x == x.rounded() { return Int(x) }
+                if let x = v as? Double, x == x.rounded(), Swift.abs(x) < 9e15 { return Int(x) }
                 throw TensorError("unet config: \(k) must be an integer, got \(v)")
             }
             return nil

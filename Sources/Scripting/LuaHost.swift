@@ -34,30 +34,23 @@ public final class LuaHost {
         return fm.currentDirectoryPath + "/scripts"
     }
 
+    /// Every table of the `ddpm` module, one per file of Bindings/.
+    static let tables: [LuaTable] = CoreTable.tables + TensorTable.tables + ModelTable.tables
+        + ScheduleTable.tables + SampleTable.tables + ImageTable.tables + DataTable.tables + OptimTable.tables
+        + SafeTensorsTable.tables + MetricsTable.tables
+
     private func installModule() {
         let lua = self.lua
         lua.newTable()
-        let ddpm = lua.top
-        let d = Int32(ddpm)
-        lua.setFunctions(d, prefix: "ddpm.", MiscBindings.top + ModelBindings.module + EvaluationBindings.module + [
-            ("sample", SampleBindings.sample), ("ema", TrainingBindings.emaFunction),
-        ])
-        let submodules: [(String, [(String, Binding)])] = [
-            ("tensor", TensorBindings.module), ("safetensors", ModelBindings.safetensors),
-            ("schedule", ScheduleBindings.module), ("optim", TrainingBindings.optim),
-            ("checkpoint", TrainingBindings.checkpoint), ("data", TrainingBindings.data),
-            ("image", SampleBindings.image), ("gif", SampleBindings.gif), ("loss", TensorBindings.losses),
-            ("metrics", EvaluationBindings.metrics),
-        ]
-        for (name, functions) in submodules {
-            lua.newTable()
-            lua.setFunctions(-1, prefix: "ddpm.\(name).", functions)
-            lua.setField(d, name)
-        }
-        for cls in [TensorBindings.tensorClass, ModelBindings.modelClass, ScheduleBindings.scheduleClass,
-                    TrainingBindings.adamClass, TrainingBindings.emaClass, TrainingBindings.datasetClass,
-                    SampleBindings.gifClass, MiscBindings.progressClass, EvaluationBindings.classifierClass] {
-            cls.install(lua)
+        let d = Int32(lua.top)
+        for table in LuaHost.tables {
+            lua.setFunctions(d, prefix: "ddpm.", table.topLevel)
+            if let name = table.name {
+                lua.newTable()
+                lua.setFunctions(-1, prefix: "ddpm.\(name).", table.functions)
+                lua.setField(d, name)
+            }
+            for cls in table.classes { cls.install(lua) }
         }
         lua.push("1"); lua.setField(d, "version")
         lua.pushValue(d)

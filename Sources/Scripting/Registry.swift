@@ -18,6 +18,16 @@ enum Metatable {
     static let progress = "ddpm.Progress"
 }
 
+/// What one file of Bindings/ adds to the `ddpm` module: the functions of its table
+/// `ddpm.<name>` (none when `name` is nil), functions set on `ddpm` itself, and the userdata
+/// types its functions create.
+struct LuaTable {
+    var name: String? = nil
+    var functions: [(String, Binding)] = []
+    var topLevel: [(String, Binding)] = []
+    var classes: [LuaClass] = []
+}
+
 /// Every binding of the process, by id; a Lua closure holds its id as an upvalue.
 enum Registry {
     nonisolated(unsafe) static var bindings: [(name: String, body: Binding)] = []

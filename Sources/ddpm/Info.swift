@@ -1,7 +1,9 @@
 import ArgumentParser
 import Autograd
+import Evaluation
 import Foundation
 import Layers
+import Storage
 
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,6 +2,7 @@ import ArgumentParser
 import Autograd
 import Foundation
 import Layers
+import Storage
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import Autograd
 import Foundation
 @testable import Layers
+import TestSupport
 import XCTest
 
 final class UNetTests: XCTestCase {

@@ -1,5 +1,6 @@
 import Foundation
 import Scripting
+import TestSupport
 import XCTest
 
 /// Every ```lua block of docs/lua-api.md runs without error, so the reference stays true.

@@ -1,10 +1,9 @@
 import Foundation
 import Scripting
+import TestSupport
 import XCTest
 
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 let scriptsDir = repoRoot + "/scripts"
-let fixturesDir = repoRoot + "/Tests/Fixtures"
 
 /// data/mnist of the repository (scripts/setup.sh puts it there), or $DDPM_DATA.
 var mnistDir: String {
@@ -62,10 +61,4 @@ func runDDPM(_ arguments: [String], in directory: String? = nil, environment: [S
     let e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     return ProcessResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-}
-
-func temporaryDirectory() throws -> String {
-    let d = NSTemporaryDirectory() + "ddpm-test-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-    return d
 }

@@ -6,6 +6,6 @@ return {
   model = {base = 64, levels = 4, time_dim = 128, attention = "even", attention_mid = true, image_size = 32},
   schedule = {kind = "linear", steps = 1000, beta_start = 1e-4, beta_end = 0.02},
   train = {batch = 64, lr = 1e-4, steps = 100000, loss = "l1", ema = 0.9995, label_dropout = 0,
-           checkpoint_every = 500, sample_every = 2000, log_every = 50, seed = 0},
-  sample = {sampler = "ddpm", steps = 1000, guidance = 1},
+           checkpoint_every = 500, sample_every = 2000, seed = 0},
+  sample = {steps = 1000, guidance = 1},
 }

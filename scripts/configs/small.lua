@@ -7,6 +7,6 @@ return {
   model = {base = 32, levels = 3, time_dim = 128, attention = {false, false, true}, attention_mid = true, image_size = 32},
   schedule = {kind = "cosine", steps = 1000},
   train = {batch = 64, lr = 2e-4, steps = 12000, lr_decay_start = 9500, lr_min = 2e-5, loss = "l1", ema = 0.999, label_dropout = 0.1, clip_norm = 1.0,
-           checkpoint_every = 250, sample_every = 1000, eval_every = 1000, log_every = 25, seed = 0},
-  sample = {sampler = "ddim", steps = 50, guidance = 1.5},
+           checkpoint_every = 250, sample_every = 1000, eval_every = 1000, seed = 0},
+  sample = {steps = 50, guidance = 1.5},
 }

@@ -12,10 +12,9 @@ function M.parse(argv, defaults)
     if not name then name = a:match("^%-%-([%w_%-]+)$") end
     if not name then error("unexpected argument '" .. a .. "' (options look like --name value)", 0) end
     local key = name:gsub("%-", "_")
-    if defaults[key] == nil and not (defaults.__optional or {})[key] then
+    if defaults[key] == nil then
       local known = {}
-      for k in pairs(defaults) do if k ~= "__optional" then known[#known + 1] = "--" .. k:gsub("_", "-") end end
-      for k in pairs(defaults.__optional or {}) do known[#known + 1] = "--" .. k:gsub("_", "-") end
+      for k in pairs(defaults) do known[#known + 1] = "--" .. k:gsub("_", "-") end
       table.sort(known)
       error("unknown option --" .. name .. " (known: " .. table.concat(known, " ") .. ")", 0)
     end
@@ -38,7 +37,6 @@ function M.parse(argv, defaults)
     opts[key] = value
     i = i + 1
   end
-  opts.__optional = nil
   return opts
 end
 

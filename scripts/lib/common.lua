@@ -35,6 +35,42 @@ function M.learning_rate(tc, lr, total, done)
   return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * p))
 end
 
+--- The fields of a training config's tables (`model` is checked by ddpm.unet). Any other
+--- field is an error: a misspelt option must not silently become a default.
+M.config_fields = {
+  top = {"model", "schedule", "train", "sample"},
+  train = {"batch", "lr", "steps", "seed", "clip_norm", "weight_decay", "ema", "resize", "loss", "label_dropout",
+           "checkpoint_every", "sample_every", "eval_every", "eval_per_class", "lr_decay_start", "lr_min"},
+  sample = {"steps", "guidance"},
+}
+
+local function check_fields(t, names, what, path)
+  local known, unknown = {}, {}
+  for _, k in ipairs(names) do known[k] = true end
+  for k in pairs(t) do if not known[k] then unknown[#unknown + 1] = tostring(k) end end
+  if #unknown > 0 then
+    table.sort(unknown)
+    local sorted = {table.unpack(names)}
+    table.sort(sorted)
+    error(string.format("%s: unknown %s field(s) %s (known: %s)", path, what, table.concat(unknown, ", "),
+                        table.concat(sorted, ", ")), 0)
+  end
+end
+
+--- Loads a training config file and checks its fields (see config_fields).
+function M.load_config(path)
+  local cfg = dofile(M.resolve(path))
+  if type(cfg) ~= "table" then error(path .. ": a config file must return a table", 0) end
+  check_fields(cfg, M.config_fields.top, "config", path)
+  for _, section in ipairs({"train", "sample"}) do
+    if cfg[section] ~= nil then
+      if type(cfg[section]) ~= "table" then error(string.format("%s: %s must be a table", path, section), 0) end
+      check_fields(cfg[section], M.config_fields[section], section, path)
+    end
+  end
+  return cfg
+end
+
 --- A schedule from a config entry: {kind="linear"|"cosine"|"sigmoid", steps=..., ...}, or
 --- {file="schedules/x.lua"} (a Lua file returning a schedule), or a schedule object itself.
 function M.schedule(spec)

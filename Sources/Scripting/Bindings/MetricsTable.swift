@@ -1,10 +1,13 @@
 import Autograd
 import CLua
+import Evaluation
 import Foundation
 import Layers
+import Storage
 
-/// `ddpm.classifier`, `ddpm.load_classifier`, the Classifier userdata, `ddpm.metrics.*`.
-enum EvaluationBindings {
+/// `ddpm.metrics.*`, `ddpm.classifier`, `ddpm.load_classifier` and the Classifier userdata:
+/// what `ddpm eval` judges generated digits with.
+enum MetricsTable {
     static func classifier(_ a: Arguments, _ i: Int32 = 1) throws -> Classifier {
         try a.object(i, Metatable.classifier, Classifier.self, "classifier")
     }
@@ -23,7 +26,9 @@ enum EvaluationBindings {
 
     static func push(_ lua: Lua, _ c: Classifier) { lua.pushObject(c, metatable: Metatable.classifier) }
 
-    static let module: [(String, Binding)] = [
+    static let tables = [LuaTable(name: "metrics", functions: metrics, topLevel: topLevel, classes: [classifierClass])]
+
+    static let topLevel: [(String, Binding)] = [
         ("classifier", { a in push(a.lua, try Classifier(try config(a, 1), generator: &Generator.global)); return 1 }),
         ("load_classifier", { a in push(a.lua, try Classifier.load(try a.string(1))); return 1 }),
     ]
@@ -42,7 +47,7 @@ enum EvaluationBindings {
     ]
 
     static let forward: Binding = { a in
-        TensorBindings.push(a.lua, try classifier(a)(try a.tensor(2)))
+        TensorTable.push(a.lua, try classifier(a)(try a.tensor(2)))
         return 1
     }
 
@@ -50,7 +55,7 @@ enum EvaluationBindings {
         metatable: Metatable.classifier, display: "Classifier",
         methods: [
             ("forward", forward),
-            ("features", { a in TensorBindings.push(a.lua, try classifier(a).features(try a.tensor(2))); return 1 }),
+            ("features", { a in TensorTable.push(a.lua, try classifier(a).features(try a.tensor(2))); return 1 }),
             ("predict", { a in
                 let c = try classifier(a)
                 let labels = try withNoGrad { c.predict(try c(try a.tensor(2))) }
@@ -61,13 +66,13 @@ enum EvaluationBindings {
             ("parameters", { a in
                 let params = try classifier(a).namedParameters()
                 a.lua.newTable(hash: params.count)
-                for (k, t) in params { TensorBindings.push(a.lua, t); a.lua.setField(-2, k) }
+                for (k, t) in params { TensorTable.push(a.lua, t); a.lua.setField(-2, k) }
                 return 1
             }),
             ("num_parameters", { a in a.lua.push(try classifier(a).parameterCount); return 1 }),
             ("zero_grad", { a in try classifier(a).zeroGrad(); return 0 }),
             ("save", { a in
-                try classifier(a).save(try a.string(2), metadata: try ModelBindings.metadata(a, 3))
+                try classifier(a).save(try a.string(2), metadata: try SafeTensorsTable.metadata(a, 3))
                 return 0
             }),
         ],

@@ -1,5 +1,6 @@
 import Autograd
 import Foundation
+import Layers
 
 /// A training checkpoint in one safetensors file: `model/<name>`, `ema/<name>`,
 /// `adam.m/<name>`, `adam.v/<name>` tensors; metadata holds the model config, the optimizer

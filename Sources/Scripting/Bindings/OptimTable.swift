@@ -1,26 +1,31 @@
 import Autograd
 import CLua
 import Datasets
+import Evaluation
 import Foundation
 import Layers
+import Storage
 
-/// `ddpm.optim.adam`, `ddpm.ema`, `ddpm.checkpoint.*`, `ddpm.data.*`.
+/// An optimizer and the model whose parameters it updates.
 final class AdamBox {
     let adam: Adam
     let model: Module
     init(_ adam: Adam, _ model: Module) { self.adam = adam; self.model = model }
 }
 
-enum TrainingBindings {
+/// `ddpm.optim.adam`, `ddpm.ema`, `ddpm.checkpoint.*` and the Adam and EMA userdata.
+enum OptimTable {
+    static let tables = [
+        LuaTable(name: "optim", functions: optim, topLevel: [("ema", emaFunction)], classes: [adamClass, emaClass]),
+        LuaTable(name: "checkpoint", functions: checkpoint),
+    ]
+
     static func adam(_ a: Arguments, _ i: Int32 = 1) throws -> AdamBox { try a.object(i, Metatable.adam, AdamBox.self, "optimizer") }
     static func ema(_ a: Arguments, _ i: Int32 = 1) throws -> EMA { try a.object(i, Metatable.ema, EMA.self, "ema") }
-    static func dataset(_ a: Arguments, _ i: Int32 = 1) throws -> ImageDataset {
-        try a.object(i, Metatable.dataset, ImageDataset.self, "dataset")
-    }
 
     static let optim: [(String, Binding)] = [
         ("adam", { a in
-            let m: Module = try a.lua.object(1, metatable: Metatable.classifier, as: Classifier.self) ?? ModelBindings.model(a)
+            let m: Module = try a.lua.object(1, metatable: Metatable.classifier, as: Classifier.self) ?? ModelTable.model(a)
             let o = try a.options(2)
             var betas: (Float, Float) = (0.9, 0.999)
             if o.has("betas") {
@@ -61,7 +66,7 @@ enum TrainingBindings {
         ])
 
     static let emaFunction: Binding = { a in
-        let m = try ModelBindings.model(a)
+        let m = try ModelTable.model(a)
         let o = try a.options(3)
         let decay = a.lua.number(2) ?? 0.999
         let e = try EMA(m, decay: Float(decay), warmup: try o.bool("warmup") ?? true)
@@ -73,7 +78,7 @@ enum TrainingBindings {
         metatable: Metatable.ema, display: "EMA",
         methods: [
             ("update", { a in try ema(a).update(); return 0 }),
-            ("model", { a in ModelBindings.push(a.lua, try ema(a).model); return 1 }),
+            ("model", { a in ModelTable.push(a.lua, try ema(a).model); return 1 }),
         ],
         getters: [
             "decay": { a in a.lua.push(Double(try ema(a).decay)); return 1 },
@@ -153,110 +158,4 @@ enum TrainingBindings {
             return 1
         }),
     ]
-
-    /// Where the MNIST files are: `path=`, then $DDPM_DATA, then data/mnist.
-    static func mnistFolder(_ explicit: String?) -> String {
-        if let explicit { return explicit }
-        if let env = ProcessInfo.processInfo.environment["DDPM_DATA"], !env.isEmpty { return env }
-        return "data/mnist"
-    }
-
-    static func findFile(_ folder: String, _ base: String) -> String? {
-        for name in [base, base + ".gz"] where FileManager.default.fileExists(atPath: "\(folder)/\(name)") {
-            return "\(folder)/\(name)"
-        }
-        return nil
-    }
-
-    static func resize(_ o: Options) throws -> ImageDataset.Resize {
-        let r = try o.string("resize") ?? "bilinear"
-        guard let mode = ImageDataset.Resize(rawValue: r) else {
-            throw ScriptError("option resize: \"bilinear\", \"pad\" or \"none\" expected, got \"\(r)\"")
-        }
-        return mode
-    }
-
-    static let data: [(String, Binding)] = [
-        ("mnist", { a in
-            let o = try a.options(1)
-            let split = try o.string("split") ?? "train"
-            guard split == "train" || split == "test" else { throw ScriptError("option split: \"train\" or \"test\" expected, got \"\(split)\"") }
-            let folder = mnistFolder(try o.string("path"))
-            let prefix = split == "train" ? "train" : "t10k"
-            guard let images = findFile(folder, "\(prefix)-images-idx3-ubyte"),
-                  let labels = findFile(folder, "\(prefix)-labels-idx1-ubyte") else {
-                throw ScriptError("MNIST \(split) files not found in \(folder) (looked for \(prefix)-images-idx3-ubyte[.gz] and \(prefix)-labels-idx1-ubyte[.gz]); run scripts/setup.sh to fetch them, or pass path= / set DDPM_DATA")
-            }
-            let ds = try ImageDataset(imagesPath: images, labelsPath: labels, size: try o.int("size") ?? 32,
-                                      resize: try resize(o), generator: Generator(seed: Generator.global.next()))
-            a.lua.pushObject(ds, metatable: Metatable.dataset)
-            return 1
-        }),
-        ("shift", { a in
-            // random whole-pixel translations (augmentation), from the global generator
-            TensorBindings.push(a.lua, try Augment.shift(try a.tensor(1), maxShift: try a.int(2, default: 2), generator: &Generator.global))
-            return 1
-        }),
-        ("idx", { a in
-            let o = try a.options(1)
-            guard let images = try o.string("images"), let labels = try o.string("labels") else {
-                throw ScriptError("options images= and labels= (IDX file paths) are required")
-            }
-            let ds = try ImageDataset(imagesPath: images, labelsPath: labels, size: try o.int("size"),
-                                      resize: try resize(o), generator: Generator(seed: Generator.global.next()))
-            a.lua.pushObject(ds, metatable: Metatable.dataset)
-            return 1
-        }),
-    ]
-
-    static let datasetClass = LuaClass(
-        metatable: Metatable.dataset, display: "Dataset",
-        methods: [
-            ("batch", { a in
-                let ds = try dataset(a)
-                let (x, labels) = try ds.batch(try a.int(2))
-                TensorBindings.push(a.lua, x)
-                a.lua.newTable(array: labels.count)
-                for (i, l) in labels.enumerated() { a.lua.push(l); a.lua.setIndex(-2, i + 1) }
-                return 2
-            }),
-            ("slice", { a in
-                // images first..first+count-1 in file order (1-based, as get), for passes over a split
-                let ds = try dataset(a)
-                let first = try a.int(2), n = try a.int(3)
-                guard first >= 1, n >= 1, first - 1 + n <= ds.count else {
-                    throw ScriptError("slice \(first), \(n) out of range: the dataset has \(ds.count) images (1-based)")
-                }
-                let plane = ds.size * ds.size
-                let x = Tensor(uninitialized: [n, 1, ds.size, ds.size])
-                x.data.update(from: ds.images.data + (first - 1) * plane, count: n * plane)
-                TensorBindings.push(a.lua, x)
-                a.lua.newTable(array: n)
-                for i in 0..<n { a.lua.push(ds.labels[first - 1 + i]); a.lua.setIndex(-2, i + 1) }
-                return 2
-            }),
-            ("get", { a in
-                let ds = try dataset(a)
-                let i = try a.int(2)
-                guard i >= 1 && i <= ds.count else { throw ScriptError("index \(i) out of range 1..\(ds.count)") }
-                let plane = ds.size * ds.size
-                let x = Tensor(uninitialized: [1, 1, ds.size, ds.size])
-                x.data.update(from: ds.images.data + (i - 1) * plane, count: plane)
-                TensorBindings.push(a.lua, x)
-                a.lua.push(ds.labels[i - 1])
-                return 2
-            }),
-        ],
-        metamethods: [
-            ("__len", { a in a.lua.push(try dataset(a).count); return 1 }),
-            ("__tostring", { a in
-                let ds = try dataset(a)
-                a.lua.push("ddpm.Dataset(\(ds.count) images, \(ds.size)x\(ds.size))")
-                return 1
-            }),
-        ],
-        getters: [
-            "size": { a in a.lua.push(try dataset(a).size); return 1 },
-            "epoch": { a in a.lua.push(try dataset(a).epoch); return 1 },
-        ])
 }

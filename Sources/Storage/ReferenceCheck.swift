@@ -1,5 +1,6 @@
 import Autograd
 import Foundation
+import Layers
 
 /// One tensor compared against a reference: max |ours - ref| and that over max |ref|.
 public struct Comparison: Sendable {

@@ -1,5 +1,7 @@
 import Autograd
 import Foundation
+import Layers
+import Storage
 
 /// The evaluation classifier's shape: a small CNN on the generator's images (32x32 in [-1, 1]).
 /// Stored as JSON in the `classifier_config` metadata entry of its weights file.

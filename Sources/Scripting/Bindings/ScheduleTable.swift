@@ -9,7 +9,7 @@ final class ScheduleBox {
     init(_ s: Schedule) { schedule = s }
 }
 
-enum ScheduleBindings {
+enum ScheduleTable {
     static func push(_ lua: Lua, _ s: Schedule) { lua.pushObject(ScheduleBox(s), metatable: Metatable.schedule) }
 
     static func schedule(_ a: Arguments, _ i: Int32 = 1) throws -> Schedule {
@@ -26,7 +26,9 @@ enum ScheduleBindings {
         for (i, v) in xs.enumerated() { lua.push(v); lua.setIndex(-2, i + 1) }
     }
 
-    static let module: [(String, Binding)] = [
+    static let tables = [LuaTable(name: "schedule", functions: functions, classes: [scheduleClass])]
+
+    static let functions: [(String, Binding)] = [
         ("linear", { a in
             let o = try a.options(1)
             push(a.lua, try .linear(steps: try o.int("steps") ?? 1000, betaStart: try o.number("beta_start") ?? 1e-4,
@@ -95,14 +97,14 @@ enum ScheduleBindings {
                 let s = try schedule(a)
                 let x0 = try a.tensor(2)
                 let t = try timesteps(a, 3, x0.shape.first ?? 0)
-                TensorBindings.push(a.lua, try s.addNoise(x0, t: t, noise: try a.tensor(4)))
+                TensorTable.push(a.lua, try s.addNoise(x0, t: t, noise: try a.tensor(4)))
                 return 1
             }),
             ("predict_x0", { a in
                 let s = try schedule(a)
                 let xt = try a.tensor(2)
                 let t = try timesteps(a, 4, xt.shape.first ?? 0)
-                TensorBindings.push(a.lua, try s.predictX0(xt, eps: try a.tensor(3), t: t))
+                TensorTable.push(a.lua, try s.predictX0(xt, eps: try a.tensor(3), t: t))
                 return 1
             }),
             ("ddpm_step", { a in
@@ -113,8 +115,8 @@ enum ScheduleBindings {
                 var noise = try o.tensor("noise")
                 if noise == nil && t > 0 { noise = Tensor.randn(xt.shape, generator: &Generator.global) }
                 let r = try s.ddpmStep(xt, eps: eps, t: t, noise: noise, clip: try o.bool("clip") ?? true)
-                TensorBindings.push(a.lua, r.prev)
-                TensorBindings.push(a.lua, r.x0)
+                TensorTable.push(a.lua, r.prev)
+                TensorTable.push(a.lua, r.x0)
                 return 2
             }),
             ("ddim_step", { a in
@@ -125,8 +127,8 @@ enum ScheduleBindings {
                 var noise = try o.tensor("noise")
                 if noise == nil && eta > 0 && tPrev >= 0 { noise = Tensor.randn(xt.shape, generator: &Generator.global) }
                 let r = try s.ddimStep(xt, eps: eps, t: t, tPrev: tPrev, eta: eta, noise: noise, clip: try o.bool("clip") ?? true)
-                TensorBindings.push(a.lua, r.prev)
-                TensorBindings.push(a.lua, r.x0)
+                TensorTable.push(a.lua, r.prev)
+                TensorTable.push(a.lua, r.x0)
                 return 2
             }),
             ("timesteps", { a in

@@ -1,9 +1,9 @@
 import Autograd
 import CLua
 
-/// `ddpm.tensor.*` and the Tensor userdata's methods. Dimensions and indices are 1-based, as in
+/// `ddpm.tensor.*`, `ddpm.loss.*` and the Tensor userdata's methods. Dimensions and indices are 1-based, as in
 /// Lua Torch.
-enum TensorBindings {
+enum TensorTable {
     static func push(_ lua: Lua, _ t: Tensor) { lua.pushObject(t, metatable: Metatable.tensor) }
 
     static func pushShape(_ lua: Lua, _ shape: [Int]) {
@@ -20,7 +20,12 @@ enum TensorBindings {
         return d - 1
     }
 
-    static let module: [(String, Binding)] = [
+    static let tables = [
+        LuaTable(name: "tensor", functions: functions),
+        LuaTable(name: "loss", functions: losses, classes: [tensorClass]),
+    ]
+
+    static let functions: [(String, Binding)] = [
         ("zeros", { a in push(a.lua, Tensor(zeros: try a.shape(1))); return 1 }),
         ("ones", { a in push(a.lua, Tensor(repeating: 1, shape: try a.shape(1))); return 1 }),
         ("full", { a in push(a.lua, Tensor(repeating: Float(try a.number(2)), shape: try a.shape(1))); return 1 }),

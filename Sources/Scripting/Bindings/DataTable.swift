@@ -1,0 +1,119 @@
+import Autograd
+import CLua
+import Datasets
+import Foundation
+
+/// `ddpm.data.*` (MNIST, any IDX pair, augmentation) and the Dataset userdata.
+enum DataTable {
+    static let tables = [LuaTable(name: "data", functions: functions, classes: [datasetClass])]
+
+    static func dataset(_ a: Arguments, _ i: Int32 = 1) throws -> ImageDataset {
+        try a.object(i, Metatable.dataset, ImageDataset.self, "dataset")
+    }
+
+    /// Where the MNIST files are: `path=`, then $DDPM_DATA, then data/mnist.
+    static func mnistFolder(_ explicit: String?) -> String {
+        if let explicit { return explicit }
+        if let env = ProcessInfo.processInfo.environment["DDPM_DATA"], !env.isEmpty { return env }
+        return "data/mnist"
+    }
+
+    static func findFile(_ folder: String, _ base: String) -> String? {
+        for name in [base, base + ".gz"] where FileManager.default.fileExists(atPath: "\(folder)/\(name)") {
+            return "\(folder)/\(name)"
+        }
+        return nil
+    }
+
+    static func resize(_ o: Options) throws -> ImageDataset.Resize {
+        let r = try o.string("resize") ?? "bilinear"
+        guard let mode = ImageDataset.Resize(rawValue: r) else {
+            throw ScriptError("option resize: \"bilinear\", \"pad\" or \"none\" expected, got \"\(r)\"")
+        }
+        return mode
+    }
+
+    static let functions: [(String, Binding)] = [
+        ("mnist", { a in
+            let o = try a.options(1)
+            let split = try o.string("split") ?? "train"
+            guard split == "train" || split == "test" else { throw ScriptError("option split: \"train\" or \"test\" expected, got \"\(split)\"") }
+            let folder = mnistFolder(try o.string("path"))
+            let prefix = split == "train" ? "train" : "t10k"
+            guard let images = findFile(folder, "\(prefix)-images-idx3-ubyte"),
+                  let labels = findFile(folder, "\(prefix)-labels-idx1-ubyte") else {
+                throw ScriptError("MNIST \(split) files not found in \(folder) (looked for \(prefix)-images-idx3-ubyte[.gz] and \(prefix)-labels-idx1-ubyte[.gz]); run scripts/setup.sh to fetch them, or pass path= / set DDPM_DATA")
+            }
+            let ds = try ImageDataset(imagesPath: images, labelsPath: labels, size: try o.int("size") ?? 32,
+                                      resize: try resize(o), generator: Generator(seed: Generator.global.next()))
+            a.lua.pushObject(ds, metatable: Metatable.dataset)
+            return 1
+        }),
+        ("shift", { a in
+            // random whole-pixel translations (augmentation), from the global generator
+            TensorTable.push(a.lua, try Augment.shift(try a.tensor(1), maxShift: try a.int(2, default: 2), generator: &Generator.global))
+            return 1
+        }),
+        ("idx", { a in
+            let o = try a.options(1)
+            guard let images = try o.string("images"), let labels = try o.string("labels") else {
+                throw ScriptError("options images= and labels= (IDX file paths) are required")
+            }
+            let ds = try ImageDataset(imagesPath: images, labelsPath: labels, size: try o.int("size"),
+                                      resize: try resize(o), generator: Generator(seed: Generator.global.next()))
+            a.lua.pushObject(ds, metatable: Metatable.dataset)
+            return 1
+        }),
+    ]
+
+    static let datasetClass = LuaClass(
+        metatable: Metatable.dataset, display: "Dataset",
+        methods: [
+            ("batch", { a in
+                let ds = try dataset(a)
+                let (x, labels) = try ds.batch(try a.int(2))
+                TensorTable.push(a.lua, x)
+                a.lua.newTable(array: labels.count)
+                for (i, l) in labels.enumerated() { a.lua.push(l); a.lua.setIndex(-2, i + 1) }
+                return 2
+            }),
+            ("slice", { a in
+                // images first..first+count-1 in file order (1-based, as get), for passes over a split
+                let ds = try dataset(a)
+                let first = try a.int(2), n = try a.int(3)
+                guard first >= 1, n >= 1, first - 1 + n <= ds.count else {
+                    throw ScriptError("slice \(first), \(n) out of range: the dataset has \(ds.count) images (1-based)")
+                }
+                let plane = ds.size * ds.size
+                let x = Tensor(uninitialized: [n, 1, ds.size, ds.size])
+                x.data.update(from: ds.images.data + (first - 1) * plane, count: n * plane)
+                TensorTable.push(a.lua, x)
+                a.lua.newTable(array: n)
+                for i in 0..<n { a.lua.push(ds.labels[first - 1 + i]); a.lua.setIndex(-2, i + 1) }
+                return 2
+            }),
+            ("get", { a in
+                let ds = try dataset(a)
+                let i = try a.int(2)
+                guard i >= 1 && i <= ds.count else { throw ScriptError("index \(i) out of range 1..\(ds.count)") }
+                let plane = ds.size * ds.size
+                let x = Tensor(uninitialized: [1, 1, ds.size, ds.size])
+                x.data.update(from: ds.images.data + (i - 1) * plane, count: plane)
+                TensorTable.push(a.lua, x)
+                a.lua.push(ds.labels[i - 1])
+                return 2
+            }),
+        ],
+        metamethods: [
+            ("__len", { a in a.lua.push(try dataset(a).count); return 1 }),
+            ("__tostring", { a in
+                let ds = try dataset(a)
+                a.lua.push("ddpm.Dataset(\(ds.count) images, \(ds.size)x\(ds.size))")
+                return 1
+            }),
+        ],
+        getters: [
+            "size": { a in a.lua.push(try dataset(a).size); return 1 },
+            "epoch": { a in a.lua.push(try dataset(a).epoch); return 1 },
+        ])
+}

@@ -1,0 +1,132 @@
+import Autograd
+import CLua
+import Foundation
+import Layers
+import Storage
+
+/// `ddpm.unet`, `ddpm.load_model` and the Model userdata.
+enum ModelTable {
+    static func push(_ lua: Lua, _ m: UNet) { lua.pushObject(m, metatable: Metatable.model) }
+
+    static func model(_ a: Arguments, _ i: Int32 = 1) throws -> UNet {
+        try a.object(i, Metatable.model, UNet.self, "model")
+    }
+
+    /// A config table -> UNetConfig (spec field names; unknown fields are errors).
+    static func config(_ a: Arguments, _ i: Int32) throws -> UNetConfig {
+        guard let o = try a.optionalTable(i), let t = o.index else { return UNetConfig() }
+        try o.rejectUnknown(UNetConfig.fieldNames, what: "config")
+        var fields: [String: Any] = [:]
+        try a.lua.forEachPair(t) {
+            guard let key = a.lua.string(-2) else { return }
+            fields[key] = try plainValue(a.lua, a.lua.absolute(-1), key: key)
+        }
+        return try UNetConfig(dictionary: fields)
+    }
+
+    /// A config field's Lua value: integer, number, boolean, string, or a list of those.
+    static func plainValue(_ lua: Lua, _ i: Int32, key: String, nested: Bool = false) throws -> Any {
+        if let n = lua.integer(i) { return n }
+        if let x = lua.number(i) { return x }
+        if let b = lua.bool(i) { return b }
+        if let s = lua.string(i) { return s }
+        if !nested && lua.type(i) == LUA_TTABLE {
+            return try (0..<lua.length(i)).map { k in
+                lua.getIndex(i, k + 1)
+                defer { lua.pop() }
+                return try plainValue(lua, lua.absolute(-1), key: key, nested: true)
+            }
+        }
+        throw ScriptError("option \(key): \(lua.describe(i)) is not a number, boolean, string or list")
+    }
+
+    /// `model:config()`: the config's dictionary form as a Lua table.
+    static func pushConfig(_ lua: Lua, _ c: UNetConfig) {
+        let fields = c.dictionary
+        lua.newTable(hash: fields.count)
+        for (key, value) in fields {
+            switch value {
+            case let n as Int: lua.push(n)
+            case let b as Bool: lua.push(b)
+            case let flags as [Bool]:
+                lua.newTable(array: flags.count)
+                for (k, f) in flags.enumerated() { lua.push(f); lua.setIndex(-2, k + 1) }
+            default: lua.push("\(value)")
+            }
+            lua.setField(-2, key)
+        }
+    }
+
+    static let tables = [LuaTable(topLevel: topLevel, classes: [modelClass])]
+
+    static let topLevel: [(String, Binding)] = [
+        ("unet", { a in
+            push(a.lua, try UNet(try config(a, 1), generator: &Generator.global)); return 1
+        }),
+        ("load_model", { a in push(a.lua, try UNet.load(try a.string(1))); return 1 }),
+    ]
+
+    static let forward: Binding = { a in
+        let m = try model(a)
+        let x = try a.tensor(2)
+        guard x.rank == 4 else { throw ScriptError("bad argument #2 (x must be (batch, channels, H, W), got \(Shape.describe(x.shape)))") }
+        let n = x.shape[0]
+        let t = try a.integers(3, count: n, what: "timesteps")
+        let labels = a.has(4) ? try a.integers(4, count: n, what: "labels") : nil
+        TensorTable.push(a.lua, try m(x, t: t, labels: labels))
+        return 1
+    }
+
+    static let modelClass = LuaClass(
+        metatable: Metatable.model, display: "Model",
+        methods: [
+            ("forward", forward),
+            ("parameters", { a in
+                let params = try model(a).namedParameters()
+                a.lua.newTable(hash: params.count)
+                for (k, t) in params { TensorTable.push(a.lua, t); a.lua.setField(-2, k) }
+                return 1
+            }),
+            ("parameter_names", { a in
+                let params = try model(a).namedParameters()
+                a.lua.newTable(array: params.count)
+                for (i, (k, _)) in params.enumerated() { a.lua.push(k); a.lua.setIndex(-2, i + 1) }
+                return 1
+            }),
+            ("num_parameters", { a in a.lua.push(try model(a).parameterCount); return 1 }),
+            ("config", { a in pushConfig(a.lua, try model(a).config); return 1 }),
+            ("zero_grad", { a in try model(a).zeroGrad(); return 0 }),
+            ("load", { a in
+                let m = try model(a)
+                let o = try a.options(3)
+                let strict = try o.bool("strict") ?? true, prefix = try o.string("prefix") ?? ""
+                let table: [String: Tensor]
+                if let path = a.lua.string(2) {
+                    table = try SafeTensors.read(path).dictionary
+                } else if a.lua.type(2) == LUA_TTABLE {
+                    table = Dictionary(try SafeTensorsTable.tensorTable(a, 2), uniquingKeysWith: { x, _ in x })
+                } else {
+                    throw a.bad(2, "path or table of tensors")
+                }
+                a.lua.push(try m.load(table, strict: strict, prefix: prefix))
+                return 1
+            }),
+            ("save", { a in
+                try model(a).save(try a.string(2), metadata: try SafeTensorsTable.metadata(a, 3))
+                return 0
+            }),
+            ("copy_from", { a in
+                let m = try model(a), src = try model(a, 2)
+                try m.load(Dictionary(uniqueKeysWithValues: src.namedParameters()), strict: true)
+                return 0
+            }),
+        ],
+        metamethods: [
+            ("__call", forward),
+            ("__tostring", { a in
+                let m = try model(a)
+                a.lua.push("ddpm.Model(\(m.config.json), \(m.parameterCount) parameters)")
+                return 1
+            }),
+        ])
+}
