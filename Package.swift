@@ -15,6 +15,9 @@ let kernelFlags: [SwiftSetting] = [
     .unsafeFlags(["-O"], .when(configuration: .debug)),
 ]
 
+/// Swift 6 language mode (strict concurrency checking) per target.
+let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
 let package = Package(
     name: "ddpm-swift",
     products: [
@@ -30,22 +33,24 @@ let package = Package(
         .systemLibrary(name: "CGIF", pkgConfig: "libgif", providers: [.apt(["libgif-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "Autograd", dependencies: ["COpenBLAS"], swiftSettings: kernelFlags),
-        .target(name: "Layers", dependencies: ["Autograd"], swiftSettings: kernelFlags),
-        .target(name: "Storage", dependencies: ["Autograd", "Layers"]),
-        .target(name: "Evaluation", dependencies: ["Autograd", "Layers", "Storage"]),
-        .target(name: "Diffusion", dependencies: ["Autograd", "Layers"]),
-        .target(name: "Imaging", dependencies: ["Autograd", "CPNG", "CGIF", "CZlib"]),
-        .target(name: "Datasets", dependencies: ["Autograd", "Imaging"]),
+        .target(name: "Layers", dependencies: ["Autograd"], swiftSettings: kernelFlags + swift6),
+        .target(name: "Storage", dependencies: ["Autograd", "Layers"], swiftSettings: swift6),
+        .target(name: "Evaluation", dependencies: ["Autograd", "Layers", "Storage"], swiftSettings: swift6),
+        .target(name: "Diffusion", dependencies: ["Autograd", "Layers"], swiftSettings: swift6),
+        .target(name: "Imaging", dependencies: ["Autograd", "CPNG", "CGIF", "CZlib"], swiftSettings: swift6),
+        .target(name: "Datasets", dependencies: ["Autograd", "Imaging"], swiftSettings: swift6),
         .target(
             name: "Scripting",
-            dependencies: ["CLua", "Autograd", "Layers", "Storage", "Evaluation", "Diffusion", "Imaging", "Datasets"]
+            dependencies: ["CLua", "Autograd", "Layers", "Storage", "Evaluation", "Diffusion", "Imaging", "Datasets"],
+            swiftSettings: swift6
         ),
         .executableTarget(
             name: "ddpm",
             dependencies: [
                 "Autograd", "Layers", "Storage", "Evaluation", "Diffusion", "Scripting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            swiftSettings: swift6
         ),
         .target(name: "TestSupport", dependencies: ["Autograd", "Storage"], path: "Tests/TestSupport"),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd"]),

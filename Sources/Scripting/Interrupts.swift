@@ -6,6 +6,7 @@ import Foundation
 /// performs a plain store (async-signal-safe); C statics in a header would be duplicated per
 /// compilation unit.
 public enum Interrupts {
+    /// Global because a signal handler is a C function pointer with no context.
     nonisolated(unsafe) static let flag: UnsafeMutablePointer<sig_atomic_t> = {
         let p = UnsafeMutablePointer<sig_atomic_t>.allocate(capacity: 1)
         p.initialize(to: 0)

@@ -3,7 +3,7 @@ import CLua
 
 /// A Swift function callable from Lua: reads its arguments, pushes its results, returns their
 /// number. Throwing is how it fails; the trampoline turns that into a Lua error.
-typealias Binding = (Arguments) throws -> Int
+typealias Binding = @Sendable (Arguments) throws -> Int
 
 /// Metatable names of the userdata types.
 enum Metatable {
@@ -21,7 +21,7 @@ enum Metatable {
 /// What one file of Bindings/ adds to the `ddpm` module: the functions of its table
 /// `ddpm.<name>` (none when `name` is nil), functions set on `ddpm` itself, and the userdata
 /// types its functions create.
-struct LuaTable {
+struct LuaTable: Sendable {
     var name: String? = nil
     var functions: [(String, Binding)] = []
     var topLevel: [(String, Binding)] = []
@@ -30,6 +30,9 @@ struct LuaTable {
 
 /// Every binding of the process, by id; a Lua closure holds its id as an upvalue.
 enum Registry {
+    /// Global because the dispatcher is a C function pointer (no context) that finds a binding by
+    /// the id its Lua closure holds. Lua states are used from one thread at a time, and bindings
+    /// are only appended (when a state installs the module), never removed.
     nonisolated(unsafe) static var bindings: [(name: String, body: Binding)] = []
 
     static func add(_ name: String, _ body: @escaping Binding) -> Int {
@@ -77,7 +80,7 @@ extension Lua {
 
 /// A userdata type: methods (obj:name()), metamethods (__add, __tostring, ...), and optional
 /// properties read by `obj.name` and written by `obj.name = v`.
-struct LuaClass {
+struct LuaClass: Sendable {
     let metatable: String
     let display: String  // "Tensor": prefix of method names in messages ("Tensor:sum")
     var methods: [(String, Binding)] = []

@@ -70,14 +70,14 @@ enum TensorTable {
     ]
 
     /// x op y where either side may be a number.
-    static func arithmetic(_ f: @escaping (Tensor, Tensor) throws -> Tensor) -> Binding {
+    static func arithmetic(_ f: @escaping @Sendable (Tensor, Tensor) throws -> Tensor) -> Binding {
         { a in
             let x = try a.tensorOrNumber(1), y = try a.tensorOrNumber(2)
             push(a.lua, try f(x, y)); return 1
         }
     }
 
-    static func unary(_ f: @escaping (Tensor) throws -> Tensor) -> Binding {
+    static func unary(_ f: @escaping @Sendable (Tensor) throws -> Tensor) -> Binding {
         { a in push(a.lua, try f(try a.tensor(1))); return 1 }
     }
 
