@@ -51,12 +51,7 @@ final class ImageFilesTests: XCTestCase {
         try gif.add(img.pixels, delay: 150)
         XCTAssertThrowsError(try gif.add([0, 1], delay: 7), "a frame of the wrong size")
         try gif.close()
-        let info = try GIFInfo(path: "\(dir)/a.gif")
-        XCTAssertEqual(info.version, "GIF89a")
-        XCTAssertEqual(info.width, 12)
-        XCTAssertEqual(info.height, 9)
-        XCTAssertEqual(info.loop, 0)
-        XCTAssertEqual(info.delays, [7, 7, 150])
-        XCTAssertEqual(info.frames, 3)
+        XCTAssertEqual(try GIFInfo(path: "\(dir)/a.gif"),
+                       GIFInfo(version: "GIF89a", width: 12, height: 9, loop: 0, delays: [7, 7, 150], frames: 3))
     }
 }

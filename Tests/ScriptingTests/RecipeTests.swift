@@ -223,12 +223,7 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(png.gray[5 * 8 + 7], 255)
         XCTAssertEqual(try PNG.textChunks("\(dir)/a.png")["seed"], "7")
 
-        let gif = try GIFInfo(path: "\(dir)/a.gif")
-        XCTAssertEqual(gif.version, "GIF89a")
-        XCTAssertEqual(gif.width, 12)
-        XCTAssertEqual(gif.height, 9)
-        XCTAssertEqual(gif.loop, 0)
-        XCTAssertEqual(gif.delays, [7, 7, 150])
-        XCTAssertEqual(gif.frames, 3)
+        XCTAssertEqual(try GIFInfo(path: "\(dir)/a.gif"),
+                       GIFInfo(version: "GIF89a", width: 12, height: 9, loop: 0, delays: [7, 7, 150], frames: 3))
     }
 }

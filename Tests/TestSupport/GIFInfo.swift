@@ -2,8 +2,13 @@ import Foundation
 
 /// A minimal GIF structure reader (independent of giflib): screen size, NETSCAPE loop count,
 /// per-frame delays from graphic control extensions, number of image descriptors.
-public struct GIFInfo {
+public struct GIFInfo: Equatable {
     public var version = "", width = 0, height = 0, loop: Int? = nil, delays: [Int] = [], frames = 0
+
+    public init(version: String, width: Int, height: Int, loop: Int?, delays: [Int], frames: Int) {
+        self.version = version; self.width = width; self.height = height
+        self.loop = loop; self.delays = delays; self.frames = frames
+    }
 
     public init(path: String) throws {
         let b = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
