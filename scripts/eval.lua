@@ -10,12 +10,11 @@ local args = require("lib.args")
 local common = require("lib.common")
 local evaluation = require("lib.evaluation")
 
-local opts = args.parse(arg, {weights = "", classifier = "", per_class = 100, sampler = "ddim", steps = 0,
-                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, batch = 100, json = false,
-                              classifier_only = false, data = ""})
+local opts = common.parse_sampling_args(arg, {classifier = args.optional("string"), per_class = 100, batch = 100,
+                                              json = false, classifier_only = false, data = args.optional("string")})
 local classifier_path = evaluation.find_classifier(opts.classifier)
 local clf = ddpm.load_classifier(classifier_path)
-local path = opts.data ~= "" and opts.data or nil
+local path = opts.data
 local test = ddpm.data.mnist{split = "test", size = 32, path = path}
 local function say(...) if not opts.json then print(string.format(...)) end end
 local function percent_by_class(t)
@@ -41,8 +40,8 @@ if opts.classifier_only then
 end
 
 if opts.per_class < 2 then error("--per-class must be >= 2 (diversity and Fréchet need two images)", 0) end
-local weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
-local n = opts.per_class
+local setup = common.sampling_setup(opts)
+local steps, n = setup.steps, opts.per_class
 
 -- Real reference: features of the whole test set, and of the first n training images of each class.
 local test_features = evaluation.dataset_features(clf, test, 1, #test)
@@ -72,19 +71,25 @@ local real_all = ddpm.tensor.cat(real_features, 1)
 
 -- Generated digits: n of each class, class by class in order, sampled in batches of --batch
 -- (classes mixed within a batch); image i uses seed + i.
+-- Network evaluations per image: one per step, two where guidance applies (the batched
+-- conditional and unconditional halves), counted from the timesteps the sampler visits.
 local total = 10 * n
 local batches = math.ceil(total / opts.batch)
 local progress = ddpm.progress(batches * steps, "eval")
-local parts, predicted, sample_seconds = {}, {}, 0
+local parts, predicted, sample_seconds, evaluations = {}, {}, 0, 0
 for b = 0, batches - 1 do
   local first = b * opts.batch
   local count = math.min(opts.batch, total - first)
   local labels, seeds = {}, {}
   for k = 1, count do labels[k] = (first + k - 1) // n; seeds[k] = opts.seed + first + k - 1 end
   local s0 = ddpm.clock()
-  local x = ddpm.sample{model = model, schedule = schedule, labels = labels, seeds = seeds, sampler = opts.sampler,
-                        steps = steps, eta = opts.eta, guidance = guidance, guidance_interval = interval,
-                        on_step = function(i) progress:update(b * steps + i) end}
+  local x = setup:sample{labels = labels, seeds = seeds, on_step = function(i, t)
+    if b == 0 then
+      local guided = setup.guidance ~= 1 and (not setup.interval or (t >= setup.interval[1] and t <= setup.interval[2]))
+      evaluations = evaluations + (guided and 2 or 1)
+    end
+    progress:update(b * steps + math.min(i, steps))
+  end}
   sample_seconds = sample_seconds + ddpm.clock() - s0
   for _, p in ipairs(clf:predict(x)) do predicted[#predicted + 1] = p end
   parts[#parts + 1] = ddpm.no_grad(function() return clf:features(x) end)
@@ -107,8 +112,10 @@ local div, div_real = mean(diversity), mean(real_diversity)
 local accuracy = right / (10 * n)
 
 local result = {
-  weights = weights, weights_sha256 = ddpm.sha256(weights), sampler = opts.sampler, steps = steps,
-  guidance = guidance, guidance_interval = common.interval_text(interval), eta = opts.eta, seed = opts.seed, per_class = n,
+  weights = setup.weights, weights_sha256 = ddpm.sha256(setup.weights), sampler = setup.sampler_name,
+  sampler_options = setup:options_text(), steps = steps, network_evaluations = evaluations,
+  guidance = setup.guidance, guidance_interval = common.interval_text(setup.interval), eta = setup.eta, seed = opts.seed,
+  per_class = n,
   accuracy = math.floor(accuracy * 10000 + 0.5) / 100, accuracy_per_class = percent_by_class(accuracy_per_class),
   frechet = fd, frechet_real = fd_real, frechet_ratio = fd / fd_real,
   diversity = div, diversity_real = div_real, diversity_ratio = div / div_real,
@@ -118,9 +125,9 @@ local result = {
              diversity_at_least_90_percent = div >= 0.9 * div_real},
 }
 if opts.json then print(evaluation.json(result)) return end
-say("ddpm eval: %s (sha256 %s...)", weights, result.weights_sha256:sub(1, 12))
-say("  %s %d steps, guidance %g at timesteps %s, %d digits per class, seed %d; sampling %.0f s", opts.sampler, steps,
-    guidance, common.interval_text(interval), n, opts.seed, sample_seconds)
+say("ddpm eval: %s (sha256 %s...)", setup.weights, result.weights_sha256:sub(1, 12))
+say("  %s (%d network evaluations per image), %d digits per class, seed %d; sampling %.0f s", setup:describe(),
+    evaluations, n, opts.seed, sample_seconds)
 say("")
 say("  %-26s %10s %12s %8s %s", "", "generated", "real", "ratio", "target")
 say("  %-26s %9.2f%% %11.2f%% %8s %s", "accuracy (requested digit)", 100 * accuracy, 100 * test_accuracy, "",

@@ -2,22 +2,23 @@
 -- reverse process runs, frames spaced over the steps, the last frame held; plus one strip
 -- with all requested digits (x_t row over x0-hat row).
 --   ddpm gif --weights weights/mnist-small.safetensors --digits 0123456789 --frames 40 --out out/gifs
-local args = require("lib.args")
 local common = require("lib.common")
 local T = ddpm.tensor
 
-local opts = args.parse(arg, {weights = "", digits = "0123456789", frames = 40, sampler = "ddim", steps = 0,
-                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, out = "out/gifs", scale = 4, delay = 8, hold = 150})
-local weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
+local opts = common.parse_sampling_args(arg, {digits = "0123456789", frames = 40, out = "out/gifs", scale = 4, delay = 8,
+                                              hold = 150})
+local setup = common.sampling_setup(opts)
+local steps = setup.steps
 local digits = common.digits(opts.digits)
 local n = #digits
-common.mkdir(opts.out)
 
 -- Which steps become frames: evenly spaced, always including the first and the last.
 local keep = {}
 local frames = math.max(2, math.min(opts.frames, steps))
 for k = 0, frames - 1 do keep[math.floor(k * (steps - 1) / (frames - 1) + 0.5) + 1] = true end
 
+-- Each GIF is a temp file until closed, after sampling: a sampler error leaves none.
+common.mkdir(opts.out)
 local per_digit, strip = {}, ddpm.gif.open(opts.out .. "/digits.gif", {delay = opts.delay, scale = opts.scale})
 for i, d in ipairs(digits) do
   per_digit[i] = ddpm.gif.open(string.format("%s/digit-%d.gif", opts.out, d), {delay = opts.delay, scale = opts.scale})
@@ -36,12 +37,10 @@ local progress = ddpm.progress(steps, "gif")
 -- digit i (0-based) uses seed + i, as `ddpm sample` does for image i
 local seeds = {}
 for i = 1, n do seeds[i] = opts.seed + i - 1 end
-local x = ddpm.sample{model = model, schedule = schedule, labels = digits, sampler = opts.sampler, steps = steps,
-                      guidance = guidance, guidance_interval = interval, eta = opts.eta, seeds = seeds,
-                      on_step = function(i, t, x_t, x0)
-                        if keep[i] then add_frames(x_t, x0, opts.delay) end
-                        progress:update(i)
-                      end}
+local x = setup:sample{labels = digits, seeds = seeds, on_step = function(i, t, x_t, x0)
+  if keep[i] then add_frames(x_t, x0, opts.delay) end
+  progress:update(math.min(i, steps))
+end}
 progress:close()
 add_frames(x, x, opts.hold)  -- the final images, held
 for i = 1, n do per_digit[i]:close() end

@@ -4,14 +4,11 @@
 --   ddpm sample --per-digit 100 --out out/digits/                         one PNG per digit: <digit>_<index>.png
 --   ddpm sample --per-digit 6000 --format idx --out out/synthetic/        IDX pair (train-images-idx3-ubyte, train-labels-idx1-ubyte: MNIST's names)
 -- Every PNG records its provenance (weights and their SHA-256, seed, sampler, steps, guidance and its interval) in text chunks.
-local args = require("lib.args")
 local common = require("lib.common")
 
-local opts = args.parse(arg, {weights = "", digits = "0123456789", per_digit = 10, sampler = "ddim", steps = 0,
-                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, out = "out/sheet.png", scale = 2, format = "png",
-                              batch = 100})
-local weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
-local hash = ddpm.sha256(weights)
+local opts = common.parse_sampling_args(arg, {digits = "0123456789", per_digit = 10, out = "out/sheet.png", scale = 2,
+                                              format = "png", batch = 100})
+local setup = common.sampling_setup(opts)
 local digits = common.digits(opts.digits)
 if opts.per_digit < 1 then error("--per-digit must be >= 1", 0) end
 if opts.batch < 1 then error("--batch must be >= 1", 0) end
@@ -23,14 +20,8 @@ for _, d in ipairs(digits) do
 end
 local n = #labels
 
-local function provenance(extra)
-  local t = {weights = weights, weights_sha256 = hash, sampler = opts.sampler, steps = tostring(steps),
-             guidance = tostring(guidance), guidance_interval = common.interval_text(interval), eta = tostring(opts.eta)}
-  for k, v in pairs(extra) do t[k] = v end
-  return t
-end
-
 -- Batches of --batch images; each image's noise comes from its own seed.
+local steps = setup.steps
 local batches = math.ceil(n / opts.batch)
 local progress = ddpm.progress(batches * steps, "sample")
 local t0 = ddpm.clock()
@@ -40,9 +31,7 @@ local function each_batch(fn)
     local last = math.min(n, first + opts.batch - 1)
     local bl, seeds = {}, {}
     for i = first, last do bl[#bl + 1] = labels[i]; seeds[#seeds + 1] = opts.seed + i - 1 end
-    local x = ddpm.sample{model = model, schedule = schedule, labels = bl, seeds = seeds, sampler = opts.sampler,
-                          steps = steps, eta = opts.eta, guidance = guidance, guidance_interval = interval,
-                          on_step = function(i) progress:update(b * steps + i) end}
+    local x = setup:sample{labels = bl, seeds = seeds, on_step = function(i) progress:update(b * steps + math.min(i, steps)) end}
     fn(x, first, last)
     if ddpm.interrupted() then error(string.format("interrupted after %d of %d images", last, n), 0) end
   end
@@ -50,49 +39,60 @@ local function each_batch(fn)
 end
 
 if not folder then
-  local dir = opts.out:match("^(.*)/[^/]*$")
-  if dir then common.mkdir(dir) end
   local parts = {}
   each_batch(function(x) parts[#parts + 1] = x end)
   local x = ddpm.tensor.cat(parts, 1)
-  ddpm.image.save(ddpm.image.grid(x, {cols = opts.per_digit}), opts.out, {scale = opts.scale, text = provenance{
+  local dir = opts.out:match("^(.*)/[^/]*$")
+  if dir then common.mkdir(dir) end
+  ddpm.image.save(ddpm.image.grid(x, {cols = opts.per_digit}), opts.out, {scale = opts.scale, text = setup:provenance{
     seed = tostring(opts.seed), image_seeds = "seed + i, i = 0-based index row by row", digits = opts.digits,
     per_digit = tostring(opts.per_digit)}})
-  print(string.format("wrote %s (%d digits, %s %d steps, guidance %g at timesteps %s, seed %d) in %.1f s",
-                      opts.out, n, opts.sampler, steps, guidance, common.interval_text(interval), opts.seed, ddpm.clock() - t0))
+  print(string.format("wrote %s (%d digits, %s, seed %d) in %.1f s", opts.out, n, setup:describe(), opts.seed,
+                      ddpm.clock() - t0))
   for r, d in ipairs(digits) do
     local s = opts.seed + (r - 1) * opts.per_digit
     print(string.format("  row %d (digit %d): seeds %d..%d", r - 1, d, s, s + opts.per_digit - 1))
   end
   print(string.format("one digit alone: ddpm sample --digits D --per-digit 1 --seed SEED%s",
-                      opts.weights ~= "" and (" --weights " .. weights) or ""))
+                      opts.weights and (" --weights " .. setup.weights) or ""))
 elseif opts.format == "png" then
   common.mkdir(opts.out)
-  each_batch(function(x, first, last)
+  -- A sampler error removes the files this run wrote (an interrupt keeps them: they are whole).
+  local written = {}
+  local ok, err = pcall(each_batch, function(x, first, last)
     for i = first, last do
       local path = string.format("%s/%d_%d.png", opts.out:gsub("/$", ""), labels[i], index_in_digit[i])
       -- native resolution: a folder of digits is a dataset, not a picture
-      ddpm.image.save(x:narrow(1, i - first + 1, 1), path, {text = provenance{
+      ddpm.image.save(x:narrow(1, i - first + 1, 1), path, {text = setup:provenance{
         seed = tostring(opts.seed + i - 1), digit = tostring(labels[i])}})
+      written[#written + 1] = path
     end
   end)
+  if not ok then
+    if not ddpm.interrupted() then for _, path in ipairs(written) do os.remove(path) end end
+    error(err, 0)
+  end
   print(string.format("wrote %d PNGs (<digit>_<index>.png, seeds %d..%d) to %s in %.1f s",
                       n, opts.seed, opts.seed + n - 1, opts.out, ddpm.clock() - t0))
 else
   common.mkdir(opts.out)
   local dir = opts.out:gsub("/$", "")
-  local size = model:config().image_size
+  local size = setup.model:config().image_size
   local images_path, labels_path = dir .. "/train-images-idx3-ubyte", dir .. "/train-labels-idx1-ubyte"
-  -- written to temporary names and renamed at the end: an interrupted run leaves no half file
+  -- written to temporary names and renamed at the end: a failed or interrupted run leaves no file
   local fi = assert(io.open(images_path .. ".tmp", "wb"))
   local fl = assert(io.open(labels_path .. ".tmp", "wb"))
   fi:write(string.pack(">I4I4I4I4", 0x0803, n, size, size))
   fl:write(string.pack(">I4I4", 0x0801, n))
-  each_batch(function(x, first, last)
+  local ok, err = pcall(each_batch, function(x, first, last)
     fi:write(ddpm.image.bytes(x))
     for i = first, last do fl:write(string.char(labels[i])) end
   end)
   fi:close(); fl:close()
+  if not ok then
+    os.remove(images_path .. ".tmp"); os.remove(labels_path .. ".tmp")
+    error(err, 0)
+  end
   assert(os.rename(images_path .. ".tmp", images_path))
   assert(os.rename(labels_path .. ".tmp", labels_path))
   print(string.format("wrote %s and %s (%d labelled %dx%d digits, seeds %d..%d) in %.1f s",

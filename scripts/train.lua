@@ -18,7 +18,8 @@ local plot = require("lib.plot")
 local T = ddpm.tensor
 
 local opts = args.parse(arg, {config = "configs/tiny.lua", steps = 0, out = "runs/default", resume = false,
-                              data = "", batch = 0, lr = 0, quiet = false, init = ""})
+                              data = "", batch = 0, lr = 0, quiet = false, init = "", schedule = args.optional("string"),
+                              sampler = args.optional("string"), sampler_opt = args.list()})
 local cfg = common.load_config(opts.config)
 local tc = cfg.train or {}
 local total = opts.steps > 0 and opts.steps or tc.steps or 1000
@@ -29,7 +30,16 @@ common.mkdir(out .. "/samples")
 ddpm.seed(tc.seed or 0)
 local model = ddpm.unet(cfg.model)
 if opts.init ~= "" then model:load(opts.init) end
-local schedule = common.schedule(cfg.schedule)
+-- --schedule NAME|FILE.lua replaces the config's schedule kind (a plugin or a native one)
+local schedule_name = opts.schedule
+local function make_schedule(name)
+  if not name then return common.schedule(cfg.schedule) end
+  return common.schedule{kind = name, steps = (cfg.schedule or {}).steps or 1000}
+end
+local schedule = make_schedule(schedule_name)
+-- --sampler NAME|FILE.lua (and --sampler-opt) for the sample sheets and the quality probe
+local sampler = opts.sampler and common.sampler(opts.sampler) or "ddim"
+local sampler_options = common.sampler_options(opts.sampler_opt)
 local base_lr = opts.lr > 0 and opts.lr or tc.lr or 1e-4
 local opt = ddpm.optim.adam(model, {lr = base_lr, clip_norm = tc.clip_norm, weight_decay = tc.weight_decay or 0})
 local ema = ddpm.ema(model, tc.ema or 0.999)
@@ -46,6 +56,14 @@ if opts.resume then
   end
   local state = ddpm.checkpoint.load(checkpoint_path, {model = model, optimizer = opt, ema = ema, data = data})
   step, seconds = state.step, state.seconds or 0
+  if state.schedule ~= schedule_name then  -- a run keeps the schedule it started with
+    if opts.schedule then
+      error(string.format("--schedule %s: the checkpoint was trained with %s", opts.schedule,
+                          state.schedule or "the config's schedule"), 0)
+    end
+    schedule_name = state.schedule
+    schedule = make_schedule(schedule_name)
+  end
   print(string.format("resumed from %s at step %d", checkpoint_path, step))
 end
 
@@ -60,6 +78,7 @@ local log = common.open_log(out .. "/loss.csv", "step,loss,grad_norm,lr,seconds"
 local probe, eval_log
 if tc.eval_every then
   probe = evaluation.probe{schedule = schedule, size = cfg.model.image_size or 32, per_class = tc.eval_per_class,
+                           sampler = sampler, options = sampler_options,
                            data = opts.data ~= "" and opts.data or nil}
   eval_log = common.open_log(out .. "/eval.csv", "step,accuracy,frechet",
                              common.log_lines_upto(out .. "/eval.csv", step))
@@ -68,8 +87,9 @@ local function evaluate()
   local accuracy, frechet = probe(ema:model())
   eval_log:write(string.format("%d,%.4f,%.3f\n", step, accuracy, frechet))
   eval_log:flush()
-  print(string.format("\nstep %d: accuracy %.1f %%, Frechet %.2f (EMA weights, DDIM-20 unguided, %d digits)",
-                      step, 100 * accuracy, frechet, 10 * (tc.eval_per_class or 20)))
+  print(string.format("\nstep %d: accuracy %.1f %%, Frechet %.2f (EMA weights, %s-20 unguided, %d digits)",
+                      step, 100 * accuracy, frechet, type(sampler) == "table" and sampler.name or "DDIM",
+                      10 * (tc.eval_per_class or 20)))
 end
 
 local function weights_metadata()
@@ -90,7 +110,7 @@ end
 
 local function save_checkpoint()
   ddpm.checkpoint.save(checkpoint_path, {model = model, optimizer = opt, ema = ema, data = data,
-                                         step = step, seconds = seconds, config = opts.config})
+                                         step = step, seconds = seconds, config = opts.config, schedule = schedule_name})
   ema:model():save(out .. "/model.safetensors", weights_metadata())
 end
 
@@ -98,8 +118,10 @@ local function sample_sheet()
   local labels = {}
   for d = 0, 9 do labels[#labels + 1] = d end
   local sc = cfg.sample or {}
-  local x = ddpm.sample{model = ema:model(), schedule = schedule, labels = labels, sampler = "ddim",
-                        steps = math.min(sc.steps or 20, schedule.steps), guidance = sc.guidance or 1, seed = 1234}
+  local steps = opts.sampler and sampler.default_steps or sc.steps or 20
+  local x = ddpm.sample{model = ema:model(), schedule = schedule, labels = labels, sampler = sampler,
+                        options = sampler_options, steps = math.min(steps, schedule.steps), guidance = sc.guidance or 1,
+                        seed = 1234}
   ddpm.image.save(ddpm.image.grid(x, {cols = 10}), string.format("%s/samples/step-%06d.png", out, step), {scale = 2})
 end
 

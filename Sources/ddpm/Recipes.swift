@@ -14,9 +14,19 @@ struct Train: ParsableCommand {
     @Option(help: "Start from these weights (fine-tuning; fresh optimizer, EMA starts there).") var initWeights: String?
     @Option(help: "MNIST folder (default: $DDPM_DATA, then data/mnist).") var data: String?
     @Option(help: "Batch size (default: the config's).") var batch: Int?
+    @Option(help: "Noise schedule: NAME or FILE.lua (a plugin, or linear, cosine, sigmoid; default: the config's). `ddpm schedules` lists them.")
+    var schedule: String?
+    @Option(help: "Sampler of the sample sheets and the quality probe: NAME or FILE.lua (default: ddim). `ddpm samplers` lists them.")
+    var sampler: String?
+    @Option(help: "A sampler option key=value (repeatable).") var samplerOpt: [String] = []
+
+    func validate() throws { try validateSamplerOptions(samplerOpt) }
 
     func run() throws {
         var a = ["--config", config, "--out", out]
+        if let schedule { a += ["--schedule", schedule] }
+        if let sampler { a += ["--sampler", sampler] }
+        for kv in samplerOpt { a += ["--sampler-opt", kv] }
         if let steps { a += ["--steps", "\(steps)"] }
         if let data { a += ["--data", data] }
         if let batch { a += ["--batch", "\(batch)"] }
@@ -26,19 +36,33 @@ struct Train: ParsableCommand {
     }
 }
 
-/// Options shared by `sample`, `gif` and `eval`, passed to their recipes as --name value.
+/// `--sampler-opt` values must be key=value.
+func validateSamplerOptions(_ values: [String]) throws {
+    for kv in values where !(kv.contains("=") && !kv.hasPrefix("=")) {
+        throw ValidationError("--sampler-opt needs key=value (e.g. spacing=trailing), got '\(kv)'")
+    }
+}
+
+/// Options shared by `sample`, `gif` and `eval`, passed to their recipes as --name value (the
+/// recipes declare them once, in scripts/lib/common.lua's sampling_options).
 struct SamplingOptions: ParsableArguments {
     @Option(help: "Weights file (default: weights/mnist-small.safetensors; weights/mnist-fast.safetensors samples ~2.5x faster).") var weights: String?
-    @Option(help: "ddpm or ddim.") var sampler = "ddim"
-    @Option(help: "Sampling steps (default: 50 for DDIM, all for DDPM).") var steps: Int?
+    @Option(help: "Sampler: NAME or FILE.lua, a plugin or the native ddpm, ddim (default: the weights' recommended). `ddpm samplers` lists them.")
+    var sampler: String?
+    @Option(help: "A sampler option key=value, e.g. spacing=trailing (repeatable).") var samplerOpt: [String] = []
+    @Option(help: "Sampling steps (default: the weights' recommended for their sampler, else the sampler's).") var steps: Int?
     @Option(help: "Classifier-free guidance w (1 = none; default: the weights' recommended).") var guidance: Double?
     @Option(help: "Timesteps LOW,HIGH (0-based, inclusive) where guidance applies, or 'all' (default: the weights' recommended).")
     var guidanceInterval: String?
-    @Option(help: "DDIM eta: 0 deterministic (default), 1 as stochastic as DDPM.") var eta: Double?
+    @Option(help: "Sampler noise (ctx.eta): DDIM 0 deterministic (default), 1 as stochastic as DDPM.") var eta: Double?
     @Option(help: "Random seed; image i uses seed + i (same seed, same images).") var seed = 0
 
+    func validate() throws { try validateSamplerOptions(samplerOpt) }
+
     var recipeArguments: [String] {
-        var a = ["--sampler", sampler, "--seed", "\(seed)"]
+        var a = ["--seed", "\(seed)"]
+        if let sampler { a += ["--sampler", sampler] }
+        for kv in samplerOpt { a += ["--sampler-opt", kv] }
         if let weights { a += ["--weights", weights] }
         if let steps { a += ["--steps", "\(steps)"] }
         if let guidance { a += ["--guidance", "\(guidance)"] }
@@ -101,4 +125,20 @@ struct Gif: ParsableCommand {
     func run() throws {
         try runRecipe(try bundled("gif.lua"), sampling.recipeArguments + ["--digits", digits, "--frames", "\(frames)", "--out", out])
     }
+}
+
+/// `ddpm samplers` and `ddpm schedules`: what `--sampler` and `--schedule` can name (runs
+/// scripts/plugins.lua).
+struct Samplers: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the samplers --sampler can name: plugins ($DDPM_PLUGINS/samplers/, scripts/samplers/) and native ones.")
+
+    func run() throws { try runRecipe(try bundled("plugins.lua"), ["sampler"]) }
+}
+
+struct Schedules: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the noise schedules --schedule can name: plugins ($DDPM_PLUGINS/schedules/, scripts/schedules/) and native ones.")
+
+    func run() throws { try runRecipe(try bundled("plugins.lua"), ["schedule"]) }
 }

@@ -1,4 +1,5 @@
 -- Helpers shared by the bundled recipes: schedules from configs, weights lookup, files.
+local args = require("lib.args")
 local M = {}
 
 function M.file_exists(path)
@@ -71,19 +72,28 @@ function M.load_config(path)
   return cfg
 end
 
---- A schedule from a config entry: {kind="linear"|"cosine"|"sigmoid", steps=..., ...}, or
---- {file="schedules/x.lua"} (a Lua file returning a schedule), or a schedule object itself.
+--- A schedule from a config entry {kind = NAME|FILE.lua, steps = ..., ...}: a native kind
+--- (linear, cosine, sigmoid: the entry's other fields are its options) or a schedule plugin found
+--- as `ddpm train --schedule` finds it; {file = "schedules/x.lua"} names a plugin file relative
+--- to the working folder or the bundled scripts. A schedule object is returned as it is.
 function M.schedule(spec)
   spec = spec or {kind = "linear", steps = 1000}
   if type(spec) == "userdata" then return spec end
-  if spec.file then
-    local s = dofile(M.resolve(spec.file))
-    if type(s) == "function" then s = s(spec) end
-    return s
+  local name = spec.file and M.resolve(spec.file) or spec.kind or "linear"
+  local _, why = ddpm.plugins.find("schedule", name)
+  if why then error(why, 0) end
+  local p = ddpm.plugins.load("schedule", name)
+  if p.native then return ddpm.schedule[p.native](spec) end
+  local steps = spec.steps or 1000
+  if p.betas then
+    local betas = p.betas(steps)
+    if type(betas) ~= "table" or #betas ~= steps then
+      error(string.format("schedule plugin %s: betas(%d) must return a table of %d betas, got %s", p.path, steps, steps,
+                          type(betas) == "table" and (#betas .. " entries") or type(betas)), 0)
+    end
+    return ddpm.schedule.from_betas(betas, p.name)
   end
-  local make = ddpm.schedule[spec.kind or "linear"]
-  if not make then error("unknown schedule kind '" .. tostring(spec.kind) .. "' (linear, cosine, sigmoid, or file=)", 0) end
-  return make(spec)
+  return ddpm.schedule.from_alpha_bar(p.alpha_bar, steps, spec.max_beta or p.max_beta or 0.999, p.name)
 end
 
 --- Schedule metadata for weights files: the name and every beta, so sampling uses exactly the
@@ -139,20 +149,93 @@ function M.interval_text(interval)
   return interval and string.format("%d,%d", interval[1], interval[2]) or "all"
 end
 
---- From sampling options (weights, guidance, guidance_interval, sampler, steps): the weights path,
---- the model, the schedule it was trained with, the guidance (the weights' recommended one unless
---- given), the number of steps (DDIM 50, DDPM every step, unless given) and the timestep interval
---- where guidance applies (the weights' recommended one unless given; nil = every step).
+--- The options of every command that samples (`ddpm sample`, `gif`, `eval`), declared once.
+--- Unset ones (nil) take the weights' recommended setting (their metadata's default_sampler,
+--- default_steps, default_guidance, default_guidance_interval), else the sampler's own default.
+M.sampling_options = {
+  weights = args.optional("string"), sampler = args.optional("string"), steps = args.optional("number"),
+  guidance = args.optional("number"), guidance_interval = args.optional("string"), eta = 0, seed = 0,
+  sampler_opt = args.list(),
+}
+
+--- Parses a sampling recipe's arguments: the sampling options plus the recipe's own `defaults`.
+function M.parse_sampling_args(argv, defaults)
+  local all = {}
+  for k, v in pairs(M.sampling_options) do all[k] = v end
+  for k, v in pairs(defaults) do all[k] = v end
+  return args.parse(argv, all)
+end
+
+--- {"key=value", ...} (repeated --sampler-opt) -> {key = "value", ...}
+function M.sampler_options(list)
+  local out = {}
+  for _, kv in ipairs(list or {}) do
+    local k, v = kv:match("^([^=]+)=(.*)$")
+    if not k then error("--sampler-opt needs key=value, got '" .. kv .. "'", 0) end
+    out[k] = v
+  end
+  return out
+end
+
+--- A sampler plugin by name or FILE.lua (ddpm.plugins.load); an unknown name lists every one found.
+function M.sampler(name)
+  local _, why = ddpm.plugins.find("sampler", name)
+  if why then error(why, 0) end
+  return ddpm.plugins.load("sampler", name)
+end
+
+--- From the sampling options (see sampling_options): a table with the weights path, `model`,
+--- `meta` (the weights' metadata), `schedule` (the one they were trained with), `sampler` (the
+--- plugin table) and `sampler_name`, `steps`, `guidance`, `interval` (timesteps where guidance
+--- applies; nil = every step), `eta`, `options` (the sampler's), and
+---   setup:sample{labels=, seeds=, on_step=} -> images, as ddpm.sample with these settings;
+---   setup:describe() -> "dpmpp_2m 10 steps, guidance 1.5 at timesteps 500,880";
+---   setup:provenance(extra) -> the settings as PNG text chunks, plus `extra`.
 function M.sampling_setup(opts)
-  local weights = opts.weights ~= "" and opts.weights or M.default_weights()
+  local weights = opts.weights or M.default_weights()
   local model = ddpm.load_model(weights)
   local meta = ddpm.safetensors.metadata(weights)
   local schedule = M.schedule_from_metadata(meta)
-  local guidance = opts.guidance >= 0 and opts.guidance or tonumber(meta.default_guidance or "1")
-  local steps = opts.steps > 0 and opts.steps or (opts.sampler == "ddim" and 50 or schedule.steps)
-  local given = opts.guidance_interval
-  local interval = M.parse_interval((given ~= nil and given ~= "") and given or meta.default_guidance_interval)
-  return weights, model, schedule, guidance, steps, interval
+  local name = opts.sampler or meta.default_sampler or "ddim"
+  local sampler = M.sampler(name)
+  local default_steps = (opts.sampler == nil and tonumber(meta.default_steps or "")) or sampler.default_steps
+  local setup = {
+    weights = weights, model = model, meta = meta, schedule = schedule, sampler = sampler, sampler_name = name,
+    steps = opts.steps or default_steps or schedule.steps,
+    guidance = opts.guidance or tonumber(meta.default_guidance or "1"),
+    interval = M.parse_interval(opts.guidance_interval or meta.default_guidance_interval),
+    eta = opts.eta or 0, options = M.sampler_options(opts.sampler_opt),
+  }
+  if setup.steps < 1 or setup.steps ~= math.floor(setup.steps) then
+    error("--steps must be a whole number >= 1, got " .. tostring(setup.steps), 0)
+  end
+  function setup:sample(o)
+    return ddpm.sample{model = self.model, schedule = self.schedule, sampler = self.sampler, steps = self.steps,
+                       eta = self.eta, guidance = self.guidance, guidance_interval = self.interval,
+                       options = self.options, labels = o.labels, seeds = o.seeds, on_step = o.on_step}
+  end
+  function setup:options_text()
+    local keys, parts = {}, {}
+    for k in pairs(self.options) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. self.options[k] end
+    return table.concat(parts, ",")
+  end
+  function setup:describe()
+    local o = self:options_text()
+    return string.format("%s%s %d steps, guidance %g at timesteps %s", self.sampler_name, o ~= "" and (" (" .. o .. ")") or "",
+                         self.steps, self.guidance, M.interval_text(self.interval))
+  end
+  function setup:provenance(extra)
+    self.sha256 = self.sha256 or ddpm.sha256(self.weights)
+    local t = {weights = self.weights, weights_sha256 = self.sha256, sampler = self.sampler_name,
+               steps = tostring(self.steps), guidance = tostring(self.guidance),
+               guidance_interval = M.interval_text(self.interval), eta = tostring(self.eta)}
+    if next(self.options) then t.sampler_options = self:options_text() end
+    for k, v in pairs(extra or {}) do t[k] = v end
+    return t
+  end
+  return setup
 end
 
 --- "0123456789" -> {0, 1, ..., 9}
