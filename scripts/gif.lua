@@ -6,8 +6,21 @@ local args = require("lib.args")
 local common = require("lib.common")
 local T = ddpm.tensor
 
-local opts = args.parse(arg, {weights = "", digits = "0123456789", frames = 40, sampler = "ddim", steps = 0,
-                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, out = "out/gifs", scale = 4, delay = 8, hold = 150})
+local help = {
+  usage = "ddpm gif [options]  (or: ddpm run scripts/gif.lua [options])",
+  summary = "Denoising GIFs: digit-D.gif per digit (x_t beside the x0 estimate) and digits.gif with all of them.",
+  digits = "digits, one GIF each (and all of them in digits.gif)",
+  frames = "frames spaced over the reverse process, first and last step included (>= 2; at most one per step)",
+  out = "output folder",
+  scale = "pixel scale",
+  delay = "hundredths of a second per frame",
+  hold = "hundredths of a second the final images are held",
+}
+for k, v in pairs(common.sampling_help) do help[k] = v end
+local opts = args.parse(arg, {weights = "", digits = "0123456789", frames = 40, sampler = "ddim", steps = "auto",
+                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, out = "out/gifs", scale = 4, delay = 8, hold = 150},
+                        help)
+args.at_least(opts, "frames", 2)
 local weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
 local digits = common.digits(opts.digits)
 local n = #digits

@@ -7,16 +7,33 @@
 local args = require("lib.args")
 local common = require("lib.common")
 
-local opts = args.parse(arg, {weights = "", digits = "0123456789", per_digit = 10, sampler = "ddim", steps = 0,
+local help = {
+  usage = "ddpm sample [options]  (or: ddpm run scripts/sample.lua [options])",
+  summary = "A sheet of generated digits (row r = the r-th digit), a folder of PNGs or an IDX pair.",
+  digits = "digits to sample, one row each",
+  per_digit = "samples per digit (columns of a sheet)",
+  out = "a sheet FILE.png, or a folder DIR/ (a trailing /) of <digit>_<index>.png; with --format idx a folder",
+  scale = "pixel scale of a sheet",
+  format = "png, or idx (an IDX image/label pair named like MNIST's training split)",
+  batch = "images per sampling batch",
+}
+for k, v in pairs(common.sampling_help) do help[k] = v end
+local opts = args.parse(arg, {weights = "", digits = "0123456789", per_digit = 10, sampler = "ddim", steps = "auto",
                               guidance = -1, guidance_interval = "", eta = 0, seed = 0, out = "out/sheet.png", scale = 2, format = "png",
-                              batch = 100})
-local weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
-local hash = ddpm.sha256(weights)
-local digits = common.digits(opts.digits)
+                              batch = 100}, help)
 if opts.per_digit < 1 then error("--per-digit must be >= 1", 0) end
 if opts.batch < 1 then error("--batch must be >= 1", 0) end
 if opts.format ~= "png" and opts.format ~= "idx" then error("--format must be png or idx, got '" .. opts.format .. "'", 0) end
+-- --out: a PNG sheet (FILE.png), a folder of PNGs (a trailing /), or the folder of an IDX pair.
 local folder = opts.format == "idx" or opts.out:sub(-1) == "/"
+if opts.format == "idx" and opts.out:match("[^/]%.%a+$") then
+  error("--format idx writes two files into a folder: --out " .. opts.out .. " names a file (e.g. --out out/synthetic/)", 0)
+elseif not folder and not opts.out:lower():match("%.png$") then
+  error("--out " .. opts.out .. ": a sheet is a .png file and a folder of PNGs ends in / (--out " .. opts.out .. "/)", 0)
+end
+local weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
+local hash = ddpm.sha256(weights)
+local digits = common.digits(opts.digits)
 local labels, index_in_digit = {}, {}
 for _, d in ipairs(digits) do
   for k = 0, opts.per_digit - 1 do labels[#labels + 1] = d; index_in_digit[#labels] = k end

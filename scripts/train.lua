@@ -17,12 +17,24 @@ local evaluation = require("lib.evaluation")
 local plot = require("lib.plot")
 local T = ddpm.tensor
 
-local opts = args.parse(arg, {config = "configs/tiny.lua", steps = 0, out = "runs/default", resume = false,
-                              data = "", batch = 0, lr = 0, quiet = false, init = ""})
+local opts = args.parse(arg, {config = "configs/tiny.lua", steps = "config", out = "runs/default", resume = false,
+                              data = "", batch = "config", lr = "config", quiet = false, init = ""}, {
+  usage = "ddpm train [options]  (or: ddpm run scripts/train.lua [options])",
+  summary = "Trains a diffusion model; --out gets checkpoints, model.safetensors (EMA), loss.csv, loss.png, samples/.",
+  config = "config file, or a bare name such as tiny for scripts/configs/tiny.lua",
+  steps = "total training steps ('config': the config's train.steps)",
+  out = "output folder",
+  resume = "continue from --out's checkpoint",
+  data = "MNIST folder (none: $DDPM_DATA, then data/mnist)",
+  batch = "batch size ('config': the config's train.batch)",
+  lr = "learning rate ('config': the config's train.lr)",
+  quiet = "no sample sheet at the end",
+  init = "start from these weights (fine-tuning: fresh optimizer, EMA starts there)",
+})
 local cfg = common.load_config(opts.config)
 local tc = cfg.train or {}
-local total = opts.steps > 0 and opts.steps or tc.steps or 1000
-local batch = opts.batch > 0 and opts.batch or tc.batch or 64
+local total = args.integer(opts, "steps", "config", 1) or tc.steps or 1000
+local batch = args.integer(opts, "batch", "config", 1) or tc.batch or 64
 local out = opts.out
 common.mkdir(out .. "/samples")
 
@@ -30,7 +42,10 @@ ddpm.seed(tc.seed or 0)
 local model = ddpm.unet(cfg.model)
 if opts.init ~= "" then model:load(opts.init) end
 local schedule = common.schedule(cfg.schedule)
-local base_lr = opts.lr > 0 and opts.lr or tc.lr or 1e-4
+if opts.lr ~= "config" and not ((tonumber(opts.lr) or 0) > 0) then
+  error("--lr must be a number > 0 or 'config', got '" .. tostring(opts.lr) .. "'", 0)
+end
+local base_lr = opts.lr ~= "config" and tonumber(opts.lr) or tc.lr or 1e-4
 local opt = ddpm.optim.adam(model, {lr = base_lr, clip_norm = tc.clip_norm, weight_decay = tc.weight_decay or 0})
 local ema = ddpm.ema(model, tc.ema or 0.999)
 local data = ddpm.data.mnist{split = "train", size = cfg.model.image_size or 32,

@@ -1,4 +1,5 @@
 -- Helpers shared by the bundled recipes: schedules from configs, weights lookup, files.
+local args = require("lib.args")
 local M = {}
 
 function M.file_exists(path)
@@ -139,17 +140,42 @@ function M.interval_text(interval)
   return interval and string.format("%d,%d", interval[1], interval[2]) or "all"
 end
 
+--- One-line descriptions of the sampling options of `sample`, `gif` and `eval` (for --help).
+M.sampling_help = {
+  weights = "weights file (none: weights/mnist-small.safetensors)",
+  sampler = "ddpm or ddim",
+  steps = "sampling steps, 1..T ('auto': 50 for DDIM, every timestep for DDPM)",
+  guidance = "classifier-free guidance w, 1 = none (negative: the weights' recommended)",
+  guidance_interval = "timesteps LOW,HIGH (0-based, inclusive) where guidance applies, or 'all' "
+                      .. "(none: the weights' recommended)",
+  eta = "DDIM eta: 0 deterministic, 1 as stochastic as DDPM",
+  seed = "random seed; image i uses seed + i",
+}
+
+--- The number of sampling steps: --steps N (1..T), or 'auto' (DDIM 50, DDPM every timestep).
+--- DDPM always visits every timestep, so any other --steps is an error with it.
+function M.sampling_steps(opts, schedule)
+  local steps = args.integer(opts, "steps", "auto", 1)
+  if steps and steps > schedule.steps then
+    error(string.format("--steps %d is more than the schedule's %d timesteps", steps, schedule.steps), 0)
+  end
+  if opts.sampler == "ddpm" and steps and steps ~= schedule.steps then
+    error(string.format("--sampler ddpm visits every one of the schedule's %d timesteps: leave --steps out", schedule.steps), 0)
+  end
+  return steps or (opts.sampler == "ddim" and math.min(50, schedule.steps) or schedule.steps)
+end
+
 --- From sampling options (weights, guidance, guidance_interval, sampler, steps): the weights path,
 --- the model, the schedule it was trained with, the guidance (the weights' recommended one unless
---- given), the number of steps (DDIM 50, DDPM every step, unless given) and the timestep interval
---- where guidance applies (the weights' recommended one unless given; nil = every step).
+--- given), the number of steps (M.sampling_steps) and the timestep interval where guidance
+--- applies (the weights' recommended one unless given; nil = every step).
 function M.sampling_setup(opts)
   local weights = opts.weights ~= "" and opts.weights or M.default_weights()
   local model = ddpm.load_model(weights)
   local meta = ddpm.safetensors.metadata(weights)
   local schedule = M.schedule_from_metadata(meta)
   local guidance = opts.guidance >= 0 and opts.guidance or tonumber(meta.default_guidance or "1")
-  local steps = opts.steps > 0 and opts.steps or (opts.sampler == "ddim" and 50 or schedule.steps)
+  local steps = M.sampling_steps(opts, schedule)
   local given = opts.guidance_interval
   local interval = M.parse_interval((given ~= nil and given ~= "") and given or meta.default_guidance_interval)
   return weights, model, schedule, guidance, steps, interval
