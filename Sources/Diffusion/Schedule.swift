@@ -20,7 +20,7 @@ public struct Schedule: Sendable {
     public init(betas: [Double], name: String = "custom") throws {
         guard !betas.isEmpty else { throw TensorError("schedule: needs at least one beta") }
         if let i = betas.firstIndex(where: { !($0 > 0 && $0 < 1) }) {
-            throw TensorError("schedule: beta[\(i)] = \(betas[i]) is not in (0, 1)")
+            throw TensorError("schedule: the beta of timestep \(i) is \(betas[i]), not in (0, 1)")
         }
         self.name = name
         self.betas = betas
@@ -73,6 +73,39 @@ public struct Schedule: Sendable {
         }
         return try Schedule(betas: betas, name: name)
     }
+
+    /// The metadata keys a weights file stores its schedule under: `schedule` (the name),
+    /// `schedule_steps` (T) and `betas` (every beta_t, t = 0..T-1, comma-separated, 17 digits).
+    public var metadata: [String: String] {
+        ["schedule": name, "schedule_steps": String(steps),
+         "betas": betas.map { String(format: "%.17g", $0) }.joined(separator: ",")]
+    }
+
+    /// The schedule a weights file's metadata records (see `metadata`); without `betas` (a
+    /// converted PyTorch checkpoint) the reference's linear schedule with `schedule_steps`
+    /// (default 1000) timesteps.
+    public init(metadata: [String: String]) throws {
+        guard let text = metadata["betas"] else {
+            let stepsText = metadata["schedule_steps"] ?? "1000"
+            guard let steps = Int(stepsText), steps >= 1, steps <= Schedule.maxSteps else {
+                throw TensorError("schedule_steps \"\(stepsText)\" is not a count in [1, \(Schedule.maxSteps)]")
+            }
+            self = try .linear(steps: steps)
+            return
+        }
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+        guard parts.count <= Schedule.maxSteps else { throw TensorError("betas: \(parts.count) values (max \(Schedule.maxSteps))") }
+        let betas = try parts.enumerated().map { k, part -> Double in
+            guard let b = Double(part.trimmingCharacters(in: .whitespaces)) else {
+                throw TensorError("betas: entry \(k + 1) \"\(part.prefix(40))\" is not a number")
+            }
+            return b
+        }
+        try self.init(betas: betas, name: metadata["schedule"] ?? "custom")
+    }
+
+    /// The most timesteps a schedule read from a file may have.
+    public static let maxSteps = 1_000_000
 
     public func check(_ op: String, _ t: Int) throws {
         guard t >= 0 && t < steps else { throw TensorError("\(op): timestep \(t) out of range [0, \(steps))") }

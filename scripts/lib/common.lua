@@ -58,9 +58,36 @@ local function check_fields(t, names, what, path)
   end
 end
 
---- Loads a training config file and checks its fields (see config_fields).
+--- The file a --config names: a path (as given, else under the bundled scripts folder), or a
+--- bare name such as "tiny" for configs/tiny.lua.
+function M.config_path(name)
+  if not name:find("/") then
+    local file = name:match("%.lua$") and name or name .. ".lua"
+    if not M.file_exists(name) then
+      local ok, found = pcall(M.resolve, "configs/" .. file)
+      if ok then return found end
+    end
+  end
+  return M.resolve(name)
+end
+
+--- A config's schedule file: relative to the config's folder, else under the bundled scripts
+--- folder (so "schedules/cosine_lua.lua" names the bundled one); an absolute path as is.
+local function schedule_file(file, config_path)
+  if file:sub(1, 1) == "/" then return file end
+  local dir = config_path:match("^(.*)/[^/]*$") or "."
+  if M.file_exists(dir .. "/" .. file) then return dir .. "/" .. file end
+  local ok, found = pcall(M.resolve, file)
+  if ok then return found end
+  error(string.format("%s: schedule file %s found neither in %s/ nor in the bundled scripts folder", config_path,
+                      file, dir), 0)
+end
+
+--- Loads a training config file (see config_path) and checks its fields (see config_fields);
+--- a schedule file= is resolved to its path (see schedule_file).
 function M.load_config(path)
-  local cfg = dofile(M.resolve(path))
+  local file = M.config_path(path)
+  local cfg = dofile(file)
   if type(cfg) ~= "table" then error(path .. ": a config file must return a table", 0) end
   check_fields(cfg, M.config_fields.top, "config", path)
   for _, section in ipairs({"train", "sample"}) do
@@ -69,41 +96,36 @@ function M.load_config(path)
       check_fields(cfg[section], M.config_fields[section], section, path)
     end
   end
+  if type(cfg.schedule) == "table" and type(cfg.schedule.file) == "string" then
+    cfg.schedule.file = schedule_file(cfg.schedule.file, file)
+  end
   return cfg
 end
 
 --- A schedule from a config entry: {kind="linear"|"cosine"|"sigmoid", steps=..., ...}, or
---- {file="schedules/x.lua"} (a Lua file returning a schedule), or a schedule object itself.
+--- {file="x.lua", ...} (a Lua file returning a schedule, or a function of this table that
+--- returns one; the schedule is named after the file), or a schedule object itself.
 function M.schedule(spec)
   spec = spec or {kind = "linear", steps = 1000}
   if type(spec) == "userdata" then return spec end
   if spec.file then
     local s = dofile(M.resolve(spec.file))
     if type(s) == "function" then s = s(spec) end
-    return s
+    if type(s) ~= "userdata" or not tostring(s):match("^ddpm%.Schedule") then
+      error(string.format("%s: a schedule file must return a schedule or a function returning one, got %s", spec.file,
+                          type(s)), 0)
+    end
+    return ddpm.schedule.from_betas(s:betas(), {name = spec.file:match("([^/]+)$")})
   end
   local make = ddpm.schedule[spec.kind or "linear"]
   if not make then error("unknown schedule kind '" .. tostring(spec.kind) .. "' (linear, cosine, sigmoid, or file=)", 0) end
   return make(spec)
 end
 
---- Schedule metadata for weights files: the name and every beta, so sampling uses exactly the
---- schedule the model was trained with.
+--- Schedule metadata for weights files: the name and every beta (s:metadata()), so sampling uses
+--- exactly the schedule the model was trained with (ddpm.schedule.from_weights reads it back).
 function M.schedule_metadata(s)
-  local betas = s:betas()
-  local parts = {}
-  for i, b in ipairs(betas) do parts[i] = string.format("%.17g", b) end
-  return {schedule = s.name, schedule_steps = tostring(s.steps), betas = table.concat(parts, ",")}
-end
-
---- The schedule stored in a weights file's metadata (linear 1000 when absent).
-function M.schedule_from_metadata(meta)
-  if meta.betas then
-    local betas = {}
-    for b in meta.betas:gmatch("[^,]+") do betas[#betas + 1] = tonumber(b) end
-    return ddpm.schedule.from_betas(betas)
-  end
-  return ddpm.schedule.linear{steps = tonumber(meta.schedule_steps) or 1000}
+  return s:metadata()
 end
 
 --- The default weights: weights/mnist-small.safetensors (the shipped model with the best
@@ -173,7 +195,7 @@ function M.sampling_setup(opts)
   local weights = opts.weights ~= "" and opts.weights or M.default_weights()
   local model = ddpm.load_model(weights)
   local meta = ddpm.safetensors.metadata(weights)
-  local schedule = M.schedule_from_metadata(meta)
+  local schedule = model.schedule  -- the weights' own (ddpm.schedule.from_weights)
   local guidance = opts.guidance >= 0 and opts.guidance or tonumber(meta.default_guidance or "1")
   local steps = M.sampling_steps(opts, schedule)
   local given = opts.guidance_interval
