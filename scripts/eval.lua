@@ -123,7 +123,7 @@ local div, div_real = mean(diversity), mean(real_diversity)
 local accuracy = right / (10 * n)
 
 local result = {
-  weights = weights, weights_sha256 = ddpm.sha256(weights), sampler = opts.sampler, steps = steps,
+  weights = common.provenance_path(weights), weights_sha256 = ddpm.sha256(weights), sampler = opts.sampler, steps = steps,
   guidance = guidance, guidance_interval = common.interval_text(interval), eta = opts.eta, seed = opts.seed, per_class = n,
   accuracy = math.floor(accuracy * 10000 + 0.5) / 100, accuracy_per_class = percent_by_class(accuracy_per_class),
   frechet = fd, frechet_real = fd_real, frechet_ratio = fd / fd_real,

@@ -31,9 +31,17 @@ local keep = {}
 local frames = math.max(2, math.min(opts.frames, steps))
 for k = 0, frames - 1 do keep[math.floor(k * (steps - 1) / (frames - 1) + 0.5) + 1] = true end
 
-local per_digit, strip = {}, ddpm.gif.open(opts.out .. "/digits.gif", {delay = opts.delay, scale = opts.scale})
+-- provenance in each GIF's comment extension, as `ddpm sample` records it in PNG text chunks
+local function provenance(seed, digits_text)
+  return {weights = common.provenance_path(weights), weights_sha256 = ddpm.sha256(weights), sampler = opts.sampler,
+          steps = tostring(steps), guidance = tostring(guidance), guidance_interval = common.interval_text(interval),
+          eta = tostring(opts.eta), seed = seed, digits = digits_text, ddpm_version = ddpm.version}
+end
+local per_digit, strip = {}, ddpm.gif.open(opts.out .. "/digits.gif", {delay = opts.delay, scale = opts.scale,
+  text = provenance(string.format("%d (digit i uses seed + i)", opts.seed), opts.digits)})
 for i, d in ipairs(digits) do
-  per_digit[i] = ddpm.gif.open(string.format("%s/digit-%d.gif", opts.out, d), {delay = opts.delay, scale = opts.scale})
+  per_digit[i] = ddpm.gif.open(string.format("%s/digit-%d.gif", opts.out, d), {delay = opts.delay, scale = opts.scale,
+                               text = provenance(tostring(opts.seed + i - 1), tostring(d))})
 end
 
 local function add_frames(x_t, x0, delay)

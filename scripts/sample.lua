@@ -41,7 +41,7 @@ end
 local n = #labels
 
 local function provenance(extra)
-  local t = {weights = weights, weights_sha256 = hash, sampler = opts.sampler, steps = tostring(steps),
+  local t = {weights = common.provenance_path(weights), weights_sha256 = hash, sampler = opts.sampler, steps = tostring(steps),
              guidance = tostring(guidance), guidance_interval = common.interval_text(interval), eta = tostring(opts.eta)}
   for k, v in pairs(extra) do t[k] = v end
   return t

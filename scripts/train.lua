@@ -127,7 +127,7 @@ local function loss_curve()
     for j = i, math.min(i + w - 1, #losses) do s = s + losses[j]; n = n + 1 end
     pts[#pts + 1] = s / n
   end
-  ddpm.image.save(plot.curve(pts), out .. "/loss.png")
+  ddpm.image.save(plot.curve(pts, {x_last = #losses}), out .. "/loss.png")
 end
 
 local progress = ddpm.progress(total, "train", step)  -- rate and ETA from the steps run now

@@ -10,8 +10,9 @@ public final class GIFWriter {
     private var gif: UnsafeMutablePointer<GifFileType>?
     private let tmp: String
 
-    /// `loop`: 0 = forever (NETSCAPE2.0 extension), n = play n extra times.
-    public init(path: String, width: Int, height: Int, loop: Int = 0) throws {
+    /// `loop`: 0 = forever (NETSCAPE2.0 extension), n = play n extra times. `comment`: text for a
+    /// comment extension (provenance), none when empty.
+    public init(path: String, width: Int, height: Int, loop: Int = 0, comment: String = "") throws {
         guard width > 0, height > 0, width < 65536, height < 65536 else {
             throw ImageError("\(path): GIF size \(width)x\(height) out of range")
         }
@@ -37,6 +38,16 @@ public final class GIFWriter {
         var loopBlock: [UInt8] = [1, UInt8(loop & 0xFF), UInt8(loop >> 8)]
         try check(EGifPutExtensionBlock(g, 3, &loopBlock), "EGifPutExtensionBlock")
         try check(EGifPutExtensionTrailer(g), "EGifPutExtensionTrailer")
+        if !comment.isEmpty {
+            // sub-blocks of at most 255 bytes
+            try check(EGifPutExtensionLeader(g, COMMENT_EXT_FUNC_CODE), "EGifPutExtensionLeader")
+            let bytes = Array(comment.utf8)
+            for start in stride(from: 0, to: bytes.count, by: 255) {
+                var block = Array(bytes[start..<min(start + 255, bytes.count)])
+                try check(EGifPutExtensionBlock(g, Int32(block.count), &block), "EGifPutExtensionBlock")
+            }
+            try check(EGifPutExtensionTrailer(g), "EGifPutExtensionTrailer")
+        }
     }
 
     deinit {

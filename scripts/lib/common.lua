@@ -147,6 +147,19 @@ function M.default_weights()
   error("no weights given and none found in weights/ (pass --weights FILE, or train one with `ddpm train`)", 0)
 end
 
+--- The folder holding the bundled scripts/ and weights/ (the repository, or an installation's
+--- share/ddpm), absolute.
+M.home = ddpm.absolute_path((debug.getinfo(1, "S").source:match("^@(.*)/lib/[^/]*$") or "scripts") .. "/..")
+
+--- A weights path as provenance records it: standardised (absolute, no ./, .. or //, symlinks
+--- resolved), and relative to M.home for the files shipped there (weights/mnist-small.safetensors),
+--- so a sheet of the shipped weights is the same file wherever the repository is.
+function M.provenance_path(path)
+  local abs = ddpm.absolute_path(path)
+  if abs:sub(1, #M.home + 1) == M.home .. "/" then return abs:sub(#M.home + 2) end
+  return abs
+end
+
 --- "100,700" -> {100, 700} (timesteps where guidance applies, inclusive); "all" or "" -> nil (every step).
 function M.parse_interval(s)
   if s == nil or s == "" or s == "all" then return nil end
