@@ -3,7 +3,9 @@ import Foundation
 
 /// Subcommands that run a bundled recipe from scripts/ (copy the recipe to change it).
 /// Every option takes the next argument as its value (`parsing: .unconditional`), so negative
-/// numbers such as `--seed -1` are values; the recipe checks their range.
+/// numbers such as `--seed -1` are values; the recipe checks their range. Their errors print
+/// without the Lua traceback (the message names the file and line): the user gave an input, not
+/// a script.
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model (runs scripts/train.lua).",
@@ -24,7 +26,7 @@ struct Train: ParsableCommand {
         if let batch { a += ["--batch", "\(batch)"] }
         if resume { a.append("--resume") }
         if let initWeights { a += ["--init", initWeights] }
-        try runRecipe(try bundled("train.lua"), a)
+        try runRecipe(try bundled("train.lua"), a, traceback: false)
     }
 }
 
@@ -64,7 +66,7 @@ struct Sample: ParsableCommand {
 
     func run() throws {
         try runRecipe(try bundled("sample.lua"), sampling.recipeArguments + [
-            "--digits", digits, "--per-digit", "\(perDigit)", "--out", out, "--format", format, "--batch", "\(batch)"])
+            "--digits", digits, "--per-digit", "\(perDigit)", "--out", out, "--format", format, "--batch", "\(batch)"], traceback: false)
     }
 }
 
@@ -87,7 +89,7 @@ struct Eval: ParsableCommand {
         if let data { a += ["--data", data] }
         if json { a.append("--json") }
         if classifierOnly { a.append("--classifier-only") }
-        try runRecipe(try bundled("eval.lua"), a)
+        try runRecipe(try bundled("eval.lua"), a, traceback: false)
     }
 }
 
@@ -101,6 +103,6 @@ struct Gif: ParsableCommand {
     @Option(parsing: .unconditional, help: "Output folder.") var out = "out/gifs"
 
     func run() throws {
-        try runRecipe(try bundled("gif.lua"), sampling.recipeArguments + ["--digits", digits, "--frames", "\(frames)", "--out", out])
+        try runRecipe(try bundled("gif.lua"), sampling.recipeArguments + ["--digits", digits, "--frames", "\(frames)", "--out", out], traceback: false)
     }
 }

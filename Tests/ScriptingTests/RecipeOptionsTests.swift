@@ -67,6 +67,11 @@ final class RecipeOptionsTests: XCTestCase {
         try "local function check() error('bad input: 3 is not a digit', 0) end\ncheck()\n"
             .write(toFile: plain, atomically: true, encoding: .utf8)
         try expectPlainError(["run", plain], "bad input: 3 is not a digit")
+        // the recipe commands print an input error from a binding without the traceback
+        let missing = try runDDPM(["sample", "--weights", "nope.safetensors"], in: dir)
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.hasSuffix(": ddpm.load_model: nope.safetensors: no such file\n"), missing.stderr)
+        XCTAssertEqual(missing.stderr.split(separator: "\n").count, 1, missing.stderr)
         let positioned = dir + "/positioned.lua"
         try "local x = nil\nprint(x.field)\n".write(toFile: positioned, atomically: true, encoding: .utf8)
         let r = try runDDPM(["run", positioned], in: dir)
