@@ -1,4 +1,5 @@
 import ArgumentParser
+import Autograd
 import Foundation
 import Scripting
 
@@ -21,7 +22,8 @@ func runRecipe(_ path: String, _ arguments: [String]) throws {
         try host.run(file: path, arguments: arguments)
     } catch let e as ScriptError {
         // Script errors already start with file:line; print them as Lua would.
-        FileHandle.standardError.write(Data("\(e.message)\n".utf8))
+        // control characters from a file (a tensor name, a metadata value) are shown as escapes
+        FileHandle.standardError.write(Data("\(escapingControlCharacters(e.message, keepingLines: true))\n".utf8))
         throw ExitCode(1)
     }
 }

@@ -63,7 +63,16 @@ enum ModelTable {
         ("unet", { a in
             push(a.lua, try UNet(try config(a, 1), generator: &Generator.global)); return 1
         }),
-        ("load_model", { a in push(a.lua, try UNet.load(try a.string(1))); return 1 }),
+        ("load_model", { a in
+            let path = try a.string(1)
+            let m = try UNet.load(path)
+            // a diverged run's weights load fine and sample noise: say so before sampling
+            if let warning = SafeTensors.nonFiniteWarning(m.namedParameters().map { ($0.0, $0.1) }) {
+                FileHandle.standardError.write(Data("warning: \(escapingControlCharacters(path)): \(warning)\n".utf8))
+            }
+            push(a.lua, m)
+            return 1
+        }),
     ]
 
     static let forward: Binding = { a in
