@@ -18,6 +18,27 @@ public enum IDX {
         }
     }
 
+    /// Writes a labelled image set as an IDX pair (images (count, rows, cols), labels (count)),
+    /// both atomically and as a set: a failed write (a full disk) leaves the old pair in place.
+    public static func write(imagesPath: String, labelsPath: String, pixels: [UInt8], rows: Int, cols: Int,
+                             labels: [Int]) throws {
+        let n = labels.count
+        guard rows >= 1, cols >= 1, rows < 1 << 31, cols < 1 << 31, n < 1 << 31 else {
+            throw TensorError("idx: \(n) images of \(rows)x\(cols) cannot be written")
+        }
+        guard pixels.count == n * rows * cols else {
+            throw TensorError("idx: \(pixels.count) pixel bytes for \(n) images of \(rows)x\(cols) (expected \(n * rows * cols))")
+        }
+        if let bad = labels.first(where: { !(0...255).contains($0) }) {
+            throw TensorError("idx: label \(bad) is not a byte (0...255)")
+        }
+        func be32(_ v: Int) -> [UInt8] { [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: v >> $0) } }
+        try AtomicFile.writeAll([
+            (imagesPath, { try $0.write([0, 0, 8, 3] + be32(n) + be32(rows) + be32(cols)); try $0.write(pixels) }),
+            (labelsPath, { try $0.write([0, 0, 8, 1] + be32(n) + labels.map { UInt8($0) }) }),
+        ])
+    }
+
     private static func readChecked(_ path: String, reserve: ([Int]) throws -> Void) throws -> (dims: [Int], bytes: [UInt8]) {
         let reader = try GzipReader(path)
         func bad(_ why: String) -> TensorError { TensorError("\(path): \(why) (corrupt or not an IDX file)") }
