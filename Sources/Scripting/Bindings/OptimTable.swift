@@ -89,7 +89,12 @@ enum OptimTable {
     static func plainValues(_ lua: Lua, _ t: Int32, skip: Set<String>) throws -> String {
         func value(_ i: Int32, depth: Int) throws -> Any? {
             switch lua.type(i) {
-            case LUA_TNUMBER: return lua.integer(i).map { $0 as Any } ?? lua.number(i)
+            case LUA_TNUMBER:
+                if let n = lua.integer(i) { return n }
+                guard let x = lua.number(i), x.isFinite else {
+                    throw ScriptError("the plain value \(lua.describe(i)) cannot be saved (numbers must be finite)")
+                }
+                return x
             case LUA_TSTRING: return lua.string(i)
             case LUA_TBOOLEAN: return lua.bool(i)
             case LUA_TTABLE:
