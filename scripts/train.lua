@@ -51,7 +51,8 @@ if run and run.config and not opts.override_config then
   cfg, config_name = run.config, run.config_path or checkpoint_path
   if opts.config ~= "" and not same_config(common.load_config(opts.config), cfg) then
     error(string.format("--resume: --config %s differs from the config the run was started with (%s, saved in %s); "
-                        .. "leave out --config to continue the run as it was, or add --override-config to continue under %s",
+                        .. "leave out --config to continue the run as it was, "
+                        .. "or add --override-config to continue under %s",
                         opts.config, config_name, checkpoint_path, opts.config), 0)
   end
 else

@@ -8,7 +8,8 @@ public enum Files {
     public static func checkRegular(_ path: String) throws {
         var st = stat()
         guard stat(path, &st) == 0 else {
-            let why = errno == ENOENT || errno == ENOTDIR ? "no such file" : "cannot read (\(String(cString: strerror(errno))))"
+            let why = errno == ENOENT || errno == ENOTDIR
+                ? "no such file" : "cannot read (\(String(cString: strerror(errno))))"
             throw TensorError("\(path): \(why)")
         }
         switch st.st_mode & S_IFMT {
@@ -79,7 +80,8 @@ public enum AtomicFile {
         let prefix = ".\(url.lastPathComponent).tmp-"
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
         for name in names where name.hasPrefix(prefix) {
-            guard let pid = Int32(name.dropFirst(prefix.count)), pid > 0, pid != getpid(), !processIsRunning(pid) else { continue }
+            guard let pid = Int32(name.dropFirst(prefix.count)), pid > 0, pid != getpid(),
+                  !processIsRunning(pid) else { continue }
             unlink("\(dir)/\(name)")
         }
     }
@@ -118,7 +120,9 @@ public enum AtomicFile {
             temporaries.append(tmp)
             do {
                 try body(Writer(fd: fd, path: path))
-                guard fsync(fd) == 0 else { throw TensorError("\(path): write failed (\(String(cString: strerror(errno))))") }
+                guard fsync(fd) == 0 else {
+                    throw TensorError("\(path): write failed (\(String(cString: strerror(errno))))")
+                }
             } catch {
                 close(fd)
                 removeTemporaries()

@@ -15,16 +15,24 @@ public enum Memory {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         if let info = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) {
             func kB(_ key: String) -> Int? {
-                guard let line = info.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return nil }
+                guard let line = info.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else {
+                    return nil
+                }
                 return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
             }
             if let a = kB("MemAvailable") { candidates.append(a + (kB("SwapFree") ?? 0)) }
         }
         if let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) {
-            let fields = statm.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            let fields = statm.split(separator: " ")
+                .compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
             if fields.count >= 6 {
-                if let limit = softLimit(__rlimit_resource_t(RLIMIT_AS.rawValue)) { candidates.append(limit - fields[0] * page) }
-                if let limit = softLimit(__rlimit_resource_t(RLIMIT_DATA.rawValue)) { candidates.append(limit - fields[5] * page) }
+                // statm: total size, ..., data + stack (pages)
+                if let limit = softLimit(__rlimit_resource_t(RLIMIT_AS.rawValue)) {
+                    candidates.append(limit - fields[0] * page)
+                }
+                if let limit = softLimit(__rlimit_resource_t(RLIMIT_DATA.rawValue)) {
+                    candidates.append(limit - fields[5] * page)
+                }
             }
         }
         if let headroom = cgroupHeadroom() { candidates.append(headroom) }
@@ -40,12 +48,15 @@ public enum Memory {
     /// memory.max - memory.current of the process's cgroup (v2), or the v1 equivalents.
     static func cgroupHeadroom() -> Int? {
         func number(_ path: String) -> Int? {
-            (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            (try? String(contentsOfFile: path, encoding: .utf8))
+                .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
         if let own = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
            let line = own.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) {
             let dir = "/sys/fs/cgroup" + line.dropFirst(3)
-            if let max = number(dir + "/memory.max"), let current = number(dir + "/memory.current") { return max - current }
+            if let max = number(dir + "/memory.max"), let current = number(dir + "/memory.current") {
+                return max - current
+            }
         }
         if let max = number("/sys/fs/cgroup/memory/memory.limit_in_bytes"), max < 1 << 60,
            let used = number("/sys/fs/cgroup/memory/memory.usage_in_bytes") {

@@ -10,7 +10,8 @@ public enum IDX {
     /// (dims, bytes) of a ubyte IDX file, checked against its declared size. The header is read
     /// first: `reserve` sees the dimensions before the data buffer is allocated (to refuse what
     /// will not fit in memory), and the data is read straight into a buffer of the declared size.
-    public static func read(_ path: String, reserve: ([Int]) throws -> Void = { _ in }) throws -> (dims: [Int], bytes: [UInt8]) {
+    public static func read(_ path: String, reserve: ([Int]) throws -> Void = { _ in }) throws
+        -> (dims: [Int], bytes: [UInt8]) {
         do {
             return try readChecked(path, reserve: reserve)
         } catch let e as ImageError {
@@ -27,7 +28,8 @@ public enum IDX {
             throw TensorError("idx: \(n) images of \(rows)x\(cols) cannot be written")
         }
         guard pixels.count == n * rows * cols else {
-            throw TensorError("idx: \(pixels.count) pixel bytes for \(n) images of \(rows)x\(cols) (expected \(n * rows * cols))")
+            throw TensorError("idx: \(pixels.count) pixel bytes for \(n) images of \(rows)x\(cols) "
+                              + "(expected \(n * rows * cols))")
         }
         if let bad = labels.first(where: { !(0...255).contains($0) }) {
             throw TensorError("idx: label \(bad) is not a byte (0...255)")
@@ -39,7 +41,8 @@ public enum IDX {
         ])
     }
 
-    private static func readChecked(_ path: String, reserve: ([Int]) throws -> Void) throws -> (dims: [Int], bytes: [UInt8]) {
+    private static func readChecked(_ path: String, reserve: ([Int]) throws -> Void) throws
+        -> (dims: [Int], bytes: [UInt8]) {
         let reader = try GzipReader(path)
         func bad(_ why: String) -> TensorError { TensorError("\(path): \(why) (corrupt or not an IDX file)") }
         func next(_ n: Int) throws -> [UInt8] {
@@ -66,7 +69,9 @@ public enum IDX {
         var bytes = [UInt8](repeating: 0, count: n)
         let got = try bytes.withUnsafeMutableBytes { try reader.read(into: $0) }
         let extra = got == n ? try reader.remainingCount() : 0
-        guard got == n, extra == 0 else { throw bad("\(got + extra) data bytes for dimensions \(dims) (expected \(n))") }
+        guard got == n, extra == 0 else {
+            throw bad("\(got + extra) data bytes for dimensions \(dims) (expected \(n))")
+        }
         return (dims, bytes)
     }
 }
@@ -92,12 +97,17 @@ public final class ImageDataset {
         // Every check on the dimensions, and the memory for the pixels and the resized floats,
         // before the data is read.
         let (idims, pixels) = try IDX.read(imagesPath) { dims in
-            guard dims.count == 3 else { throw TensorError("\(imagesPath): expected images (count, rows, cols), got dimensions \(dims)") }
+            guard dims.count == 3 else {
+                throw TensorError("\(imagesPath): expected images (count, rows, cols), got dimensions \(dims)")
+            }
             let (n, h, w) = (dims[0], dims[1], dims[2])
-            guard h >= 1, w >= 1 else { throw TensorError("\(imagesPath): images of \(h)x\(w) pixels (rows and columns must be >= 1)") }
+            guard h >= 1, w >= 1 else {
+                throw TensorError("\(imagesPath): images of \(h)x\(w) pixels (rows and columns must be >= 1)")
+            }
             let target = try ImageDataset.targetSize(h: h, w: w, size: size, resize: resize)
             let floats = try Shape.checkedCount([n, 1, target, target], op: "dataset")
-            try Memory.check(bytes: n * h * w + 4 * floats, for: "dataset \(imagesPath) (\(n) images at \(target)x\(target))")
+            try Memory.check(bytes: n * h * w + 4 * floats,
+                             for: "dataset \(imagesPath) (\(n) images at \(target)x\(target))")
         }
         let (ldims, lbytes) = try IDX.read(labelsPath)
         guard ldims.count == 1, ldims[0] == idims[0] else {
@@ -186,7 +196,8 @@ public final class ImageDataset {
     public var state: [UInt64] { [UInt64(epoch), UInt64(cursor)] + epochStart.stateWords }
 
     public func restore(_ s: [UInt64]) throws {
-        guard s.count == 6, let g = Generator(stateWords: Array(s[2...])), s[1] <= UInt64(count), s[0] <= UInt64(Int32.max) else {
+        guard s.count == 6, let g = Generator(stateWords: Array(s[2...])), s[1] <= UInt64(count),
+              s[0] <= UInt64(Int32.max) else {
             throw TensorError("dataset: saved state does not match this dataset")
         }
         generator = g

@@ -21,13 +21,17 @@ public struct Schedule: Sendable {
     public static let maxSteps = 1_000_000
 
     static func checkSteps(_ steps: Int, _ op: String) throws {
-        guard steps >= 1 && steps <= maxSteps else { throw TensorError("\(op): steps \(steps) must be in 1...\(maxSteps)") }
+        guard steps >= 1 && steps <= maxSteps else {
+            throw TensorError("\(op): steps \(steps) must be in 1...\(maxSteps)")
+        }
     }
 
     /// Any betas in (0, 1).
     public init(betas: [Double], name: String = "custom") throws {
         guard !betas.isEmpty else { throw TensorError("schedule: needs at least one beta") }
-        guard betas.count <= Schedule.maxSteps else { throw TensorError("schedule: \(betas.count) betas (at most \(Schedule.maxSteps))") }
+        guard betas.count <= Schedule.maxSteps else {
+            throw TensorError("schedule: \(betas.count) betas (at most \(Schedule.maxSteps))")
+        }
         if let i = betas.firstIndex(where: { !($0 > 0 && $0 < 1) }) {
             throw TensorError("schedule: beta[\(i)] = \(betas[i]) is not in (0, 1)")
         }

@@ -29,7 +29,9 @@ public final class GzipReader {
 
     public init(_ path: String) throws {
         do { try Files.checkRegular(path) } catch let e as TensorError { throw ImageError(e.message) }
-        guard let gz = gzopen(path, "rb") else { throw ImageError("\(path): cannot open (\(String(cString: strerror(errno))))") }
+        guard let gz = gzopen(path, "rb") else {
+            throw ImageError("\(path): cannot open (\(String(cString: strerror(errno))))")
+        }
         self.path = path
         self.gz = gz
     }

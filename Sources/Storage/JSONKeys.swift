@@ -37,7 +37,9 @@ enum JSONKeys {
 
     /// A JSON string literal (quotes included) -> its text, escapes resolved.
     static func decode(_ literal: [UInt8]) -> String {
-        if !literal.contains(UInt8(ascii: "\\")) { return String(decoding: literal.dropFirst().dropLast(), as: UTF8.self) }
+        if !literal.contains(UInt8(ascii: "\\")) {
+            return String(decoding: literal.dropFirst().dropLast(), as: UTF8.self)
+        }
         let s = try? JSONSerialization.jsonObject(with: Data(literal), options: .fragmentsAllowed) as? String
         return s ?? String(decoding: literal, as: UTF8.self)
     }

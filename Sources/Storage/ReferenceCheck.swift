@@ -60,7 +60,9 @@ public enum ReferenceCheck {
         x.requiresGrad = true
         func integers(_ key: String) throws -> [Int] {
             try need(key).values.map {
-                guard let k = Int(exactly: $0) else { throw TensorError("\(directory)/model.safetensors: \(key) holds \($0), not an integer") }
+                guard let k = Int(exactly: $0) else {
+                    throw TensorError("\(directory)/model.safetensors: \(key) holds \($0), not an integer")
+                }
                 return k
             }
         }

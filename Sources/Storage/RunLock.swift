@@ -14,7 +14,9 @@ public final class RunLock {
         self.path = path
         while true {
             let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw TensorError("\(path): cannot create the lock file (\(String(cString: strerror(errno))))") }
+            guard fd >= 0 else {
+                throw TensorError("\(path): cannot create the lock file (\(String(cString: strerror(errno))))")
+            }
             if flock(fd, LOCK_EX | LOCK_NB) != 0 {
                 let busy = errno == EWOULDBLOCK
                 let why = String(cString: strerror(errno))
@@ -22,13 +24,15 @@ public final class RunLock {
                 close(fd)
                 guard busy else { throw TensorError("\(path): cannot lock (\(why))") }
                 let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
-                throw TensorError("\(folder) is in use by process \(owner.map(String.init) ?? "(unknown pid)") (it holds \(path)); "
+                let pid = owner.map(String.init) ?? "(unknown pid)"
+                throw TensorError("\(folder) is in use by process \(pid) (it holds \(path)); "
                                   + "wait for it to finish or choose another folder")
             }
             // The file may have been removed (its owner finished) between open and flock: then
             // this lock guards nothing; start again on the file now at `path`.
             var mine = stat(), current = stat()
-            guard fstat(fd, &mine) == 0, stat(path, &current) == 0, mine.st_ino == current.st_ino, mine.st_dev == current.st_dev else {
+            guard fstat(fd, &mine) == 0, stat(path, &current) == 0, mine.st_ino == current.st_ino,
+                  mine.st_dev == current.st_dev else {
                 close(fd)
                 continue
             }

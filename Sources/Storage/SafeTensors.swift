@@ -114,11 +114,13 @@ public struct SafeTensors {
                 throw bad("entry \(shown) lacks dtype, shape or data_offsets")
             }
             guard let size = dtypeSizes[dtype] else {
-                throw TensorError("\(path): tensor \(shown) has unsupported dtype \(escapingControlCharacters(dtype)) (supported: \(dtypeSizes.keys.sorted().joined(separator: ", ")))")
+                throw TensorError("\(path): tensor \(shown) has unsupported dtype \(escapingControlCharacters(dtype)) "
+                                  + "(supported: \(dtypeSizes.keys.sorted().joined(separator: ", ")))")
             }
             // Whole JSON integers only: 2.5, 2.0, 1e3 or true are not sizes.
             let shape = shapeAny.compactMap(jsonInteger), offs = offsAny.compactMap(jsonInteger)
-            guard shape.count == shapeAny.count, shape.allSatisfy({ $0 >= 0 }), offs.count == 2, offsAny.count == 2 else {
+            guard shape.count == shapeAny.count, shape.allSatisfy({ $0 >= 0 }), offs.count == 2,
+                  offsAny.count == 2 else {
                 throw bad("entry \(shown) has a malformed shape or data_offsets (non-negative whole numbers expected)")
             }
             // Overflow-safe element count: a hostile shape must not become a huge allocation.
@@ -132,7 +134,8 @@ public struct SafeTensors {
                 throw bad("tensor \(shown) data_offsets \(offs) lie outside the \(dataSize)-byte data section")
             }
             guard offs[1] - offs[0] == elements * size else {
-                throw bad("tensor \(shown): \(offs[1] - offs[0]) bytes for shape \(shape) of \(dtype) (expected \(elements * size))")
+                throw bad("tensor \(shown): \(offs[1] - offs[0]) bytes for shape \(shape) of \(dtype) "
+                          + "(expected \(elements * size))")
             }
             entries.append(Entry(name: name, dtype: dtype, shape: shape, begin: offs[0], end: offs[1]))
         }
@@ -141,7 +144,8 @@ public struct SafeTensors {
         var previous: Entry?
         for e in entries where e.end > e.begin {
             if let p = previous, e.begin < p.end {
-                throw bad("tensors \(escapingControlCharacters(p.name)) and \(escapingControlCharacters(e.name)) overlap "
+                let (a, b) = (escapingControlCharacters(p.name), escapingControlCharacters(e.name))
+                throw bad("tensors \(a) and \(b) overlap "
                           + "(data_offsets [\(p.begin), \(p.end)] and [\(e.begin), \(e.end)])")
             }
             previous = e

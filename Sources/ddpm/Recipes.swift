@@ -5,9 +5,13 @@ import Foundation
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model (runs scripts/train.lua).",
-        discussion: "Writes checkpoint.safetensors, model.safetensors (EMA), loss.csv, loss.png and samples/ into --out. Ctrl-C saves a checkpoint; --resume continues from it under the config the checkpoint saved. One run per --out at a time (train.lock).")
+        discussion: """
+            Writes checkpoint.safetensors, model.safetensors (EMA), loss.csv, loss.png and samples/ into --out. \
+            Ctrl-C saves a checkpoint; --resume continues from it under the config the checkpoint saved. \
+            One run per --out at a time (train.lock).
+            """)
 
-    @Option(help: "Config file (a Lua table; see scripts/configs/; default: configs/tiny.lua, or on --resume the run's own).")
+    @Option(help: "Config file (a Lua table; see scripts/configs/; default: configs/tiny.lua, on --resume the run's own).")
     var config: String?
     @Option(help: "Total training steps (default: the config's).") var steps: Int?
     @Option(help: "Output folder.") var out = "runs/default"

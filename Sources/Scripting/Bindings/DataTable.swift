@@ -72,14 +72,18 @@ enum DataTable {
                   let rows = try o.int("rows"), let cols = try o.int("cols") else {
                 throw ScriptError("options images_path=, labels_path=, pixels=, rows=, cols= and labels= are required")
             }
-            guard let index = o.index, a.lua.getField(index, "pixels") == LUA_TSTRING, let pixels = a.lua.bytes(-1) else {
+            guard let index = o.index, a.lua.getField(index, "pixels") == LUA_TSTRING,
+                  let pixels = a.lua.bytes(-1) else {
                 if o.index != nil { a.lua.pop() }
                 throw ScriptError("option pixels: a string of pixel bytes expected (ddpm.image.bytes)")
             }
             a.lua.pop()
             let count = try SampleTable.labelCount(o)
-            guard let values = try o.integers("labels", count: count) else { throw ScriptError("option labels= is required") }
-            try IDX.write(imagesPath: images, labelsPath: labels, pixels: pixels, rows: rows, cols: cols, labels: values)
+            guard let values = try o.integers("labels", count: count) else {
+                throw ScriptError("option labels= is required")
+            }
+            try IDX.write(imagesPath: images, labelsPath: labels, pixels: pixels, rows: rows, cols: cols,
+                          labels: values)
             return 0
         }),
     ]
