@@ -3,7 +3,7 @@ import PackageDescription
 
 // Dependencies point one way: C libraries -> Autograd -> Layers -> Storage -> Evaluation /
 // Diffusion; Autograd -> Imaging -> Datasets; all of them -> Scripting (the Lua host, the only
-// importer of CLua) -> ddpm. docs/architecture.md has a paragraph per target.
+// importer of CLua) -> ddpm and LuaModule. docs/architecture.md has a paragraph per target.
 // The kernels are built for the machine that builds them (users build from source): Swift's
 // SIMD types then lower to AVX2/AVX-512 instead of baseline SSE2. Release drops bounds checks in
 // the kernel modules only; every check on user input is explicit code, not a trap.
@@ -22,6 +22,8 @@ let package = Package(
     name: "ddpm-swift",
     products: [
         .executable(name: "ddpm", targets: ["ddpm"]),
+        // the Lua C module: `require "ddpm"` from a stock lua5.4 (scripts/install.sh installs it as ddpm.so)
+        .library(name: "DDPMLua", type: .dynamic, targets: ["LuaModule"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -44,6 +46,7 @@ let package = Package(
             dependencies: ["CLua", "Autograd", "Layers", "Storage", "Evaluation", "Diffusion", "Imaging", "Datasets"],
             swiftSettings: swift6
         ),
+        .target(name: "LuaModule", dependencies: ["Scripting"], swiftSettings: swift6),
         .executableTarget(
             name: "ddpm",
             dependencies: [

@@ -10,8 +10,26 @@ local args = require("lib.args")
 local common = require("lib.common")
 local evaluation = require("lib.evaluation")
 
+local help = {
+  usage = "ddpm eval [options]  (or: ddpm run scripts/eval.lua [options])",
+  summary = "Accuracy, Frechet distance and diversity of generated digits, judged by the project's classifier.",
+  classifier = "classifier weights (none: weights/mnist-classifier.safetensors)",
+  per_class = "generated digits per class (verdicts need >= " .. evaluation.meaningful_per_class .. ")",
+  batch = "images per sampling batch",
+  json = "print JSON instead of the table",
+  classifier_only = "only the classifier's accuracy on the MNIST test set",
+  data = "MNIST folder (none: $DDPM_DATA, then data/mnist)",
+}
 local opts = common.parse_sampling_args(arg, {classifier = args.optional("string"), per_class = 100, batch = 100,
-                                              json = false, classifier_only = false, data = args.optional("string")})
+                                              json = false, classifier_only = false, data = args.optional("string")}, help)
+-- the sampling options are checked (and the weights loaded) before the slow classifier pass
+local setup, steps
+if not opts.classifier_only then
+  args.at_least(opts, "batch", 1)
+  if opts.per_class < 2 then error("--per-class must be >= 2 (diversity and Fréchet need two images)", 0) end
+  setup = common.sampling_setup(opts)
+  steps = setup.steps
+end
 local classifier_path = evaluation.find_classifier(opts.classifier)
 local clf = ddpm.load_classifier(classifier_path)
 local path = opts.data
@@ -39,9 +57,7 @@ if opts.classifier_only then
   return
 end
 
-if opts.per_class < 2 then error("--per-class must be >= 2 (diversity and Fréchet need two images)", 0) end
-local setup = common.sampling_setup(opts)
-local steps, n = setup.steps, opts.per_class
+local n = opts.per_class
 
 -- Real reference: features of the whole test set, and of the first n training images of each class.
 local test_features = evaluation.dataset_features(clf, test, 1, #test)
@@ -70,9 +86,9 @@ end
 local real_all = ddpm.tensor.cat(real_features, 1)
 
 -- Generated digits: n of each class, class by class in order, sampled in batches of --batch
--- (classes mixed within a batch); image i uses seed + i.
--- Network evaluations per image: one per step, two where guidance applies (the batched
--- conditional and unconditional halves), counted from the timesteps the sampler visits.
+-- (classes mixed within a batch); image i uses seed + i. Network evaluations per image: one per
+-- step, two where guidance applies (the batched conditional and unconditional halves), counted
+-- from the timesteps the sampler visits.
 local total = 10 * n
 local batches = math.ceil(total / opts.batch)
 local progress = ddpm.progress(batches * steps, "eval")
@@ -112,7 +128,7 @@ local div, div_real = mean(diversity), mean(real_diversity)
 local accuracy = right / (10 * n)
 
 local result = {
-  weights = setup.weights, weights_sha256 = ddpm.sha256(setup.weights), sampler = setup.sampler_name,
+  weights = common.provenance_path(setup.weights), weights_sha256 = ddpm.sha256(setup.weights), sampler = setup.sampler_name,
   sampler_options = setup:options_text(), steps = steps, network_evaluations = evaluations,
   guidance = setup.guidance, guidance_interval = common.interval_text(setup.interval), eta = setup.eta, seed = opts.seed,
   per_class = n,
@@ -124,18 +140,30 @@ local result = {
   targets = {accuracy_at_least_99 = accuracy >= 0.99, frechet_at_most_2x_real = fd <= 2 * fd_real,
              diversity_at_least_90_percent = div >= 0.9 * div_real},
 }
+-- Below evaluation.meaningful_per_class digits per class one digit moves accuracy by whole
+-- percents and the Fréchet and diversity estimates are noise: no verdict.
+local meaningful = n >= evaluation.meaningful_per_class
+result.targets_meaningful = meaningful
+if not meaningful then result.targets = nil end
 if opts.json then print(evaluation.json(result)) return end
+local function verdict(ok, target)
+  if not meaningful then return target .. ": not meaningful" end
+  return target .. (ok and ": met" or ": NOT met")
+end
 say("ddpm eval: %s (sha256 %s...)", setup.weights, result.weights_sha256:sub(1, 12))
 say("  %s (%d network evaluations per image), %d digits per class, seed %d; sampling %.0f s", setup:describe(),
     evaluations, n, opts.seed, sample_seconds)
 say("")
 say("  %-26s %10s %12s %8s %s", "", "generated", "real", "ratio", "target")
 say("  %-26s %9.2f%% %11.2f%% %8s %s", "accuracy (requested digit)", 100 * accuracy, 100 * test_accuracy, "",
-    result.targets.accuracy_at_least_99 and ">= 99 %: met" or ">= 99 %: NOT met")
-say("  %-26s %10.3f %12.3f %8.2f %s", "Frechet distance", fd, fd_real, fd / fd_real,
-    result.targets.frechet_at_most_2x_real and "<= 2x real: met" or "<= 2x real: NOT met")
+    verdict(accuracy >= 0.99, ">= 99 %"))
+say("  %-26s %10.3f %12.3f %8.2f %s", "Frechet distance", fd, fd_real, fd / fd_real, verdict(fd <= 2 * fd_real, "<= 2x real"))
 say("  %-26s %10.3f %12.3f %8.2f %s", "diversity (within class)", div, div_real, div / div_real,
-    result.targets.diversity_at_least_90_percent and ">= 0.9x real: met" or ">= 0.9x real: NOT met")
+    verdict(div >= 0.9 * div_real, ">= 0.9x real"))
 say("")
+if not meaningful then
+  say("  verdicts need at least %d digits per class (--per-class %d); %d per class are too few to judge",
+      evaluation.meaningful_per_class, evaluation.meaningful_per_class, n)
+end
 say("  accuracy per class  %s", class_line(accuracy_per_class))
 say("  (real: the classifier on the 10k test set; Frechet floor: %d real training images vs the test set)", 10 * n)

@@ -2,26 +2,44 @@
 -- reverse process runs, frames spaced over the steps, the last frame held; plus one strip
 -- with all requested digits (x_t row over x0-hat row).
 --   ddpm gif --weights weights/mnist-small.safetensors --digits 0123456789 --frames 40 --out out/gifs
+local args = require("lib.args")
 local common = require("lib.common")
 local T = ddpm.tensor
 
+local help = {
+  usage = "ddpm gif [options]  (or: ddpm run scripts/gif.lua [options])",
+  summary = "Denoising GIFs: digit-D.gif per digit (x_t beside the x0 estimate) and digits.gif with all of them.",
+  digits = "digits, one GIF each (and all of them in digits.gif)",
+  frames = "frames spaced over the reverse process, first and last step included (>= 2; at most one per step)",
+  out = "output folder",
+  scale = "pixel scale",
+  delay = "hundredths of a second per frame",
+  hold = "hundredths of a second the final images are held",
+}
 local opts = common.parse_sampling_args(arg, {digits = "0123456789", frames = 40, out = "out/gifs", scale = 4, delay = 8,
-                                              hold = 150})
+                                              hold = 150}, help)
+args.at_least(opts, "frames", 2)
 local setup = common.sampling_setup(opts)
 local steps = setup.steps
 local digits = common.digits(opts.digits)
 local n = #digits
+-- Each GIF is a temp file until closed, after sampling: a sampler error leaves none.
+common.mkdir(opts.out)
 
 -- Which steps become frames: evenly spaced, always including the first and the last.
 local keep = {}
 local frames = math.max(2, math.min(opts.frames, steps))
 for k = 0, frames - 1 do keep[math.floor(k * (steps - 1) / (frames - 1) + 0.5) + 1] = true end
 
--- Each GIF is a temp file until closed, after sampling: a sampler error leaves none.
-common.mkdir(opts.out)
-local per_digit, strip = {}, ddpm.gif.open(opts.out .. "/digits.gif", {delay = opts.delay, scale = opts.scale})
+-- provenance in each GIF's comment extension, as `ddpm sample` records it in PNG text chunks
+local function provenance(seed, digits_text)
+  return setup:provenance{seed = seed, digits = digits_text, ddpm_version = ddpm.version}
+end
+local per_digit, strip = {}, ddpm.gif.open(opts.out .. "/digits.gif", {delay = opts.delay, scale = opts.scale,
+  text = provenance(string.format("%d (digit i uses seed + i)", opts.seed), opts.digits)})
 for i, d in ipairs(digits) do
-  per_digit[i] = ddpm.gif.open(string.format("%s/digit-%d.gif", opts.out, d), {delay = opts.delay, scale = opts.scale})
+  per_digit[i] = ddpm.gif.open(string.format("%s/digit-%d.gif", opts.out, d), {delay = opts.delay, scale = opts.scale,
+                               text = provenance(tostring(opts.seed + i - 1), tostring(d))})
 end
 
 local function add_frames(x_t, x0, delay)

@@ -3,17 +3,36 @@
 --   ddpm sample --digits 0123456789 --per-digit 10 --out out/sheet.png    a sheet, row r = r-th digit
 --   ddpm sample --per-digit 100 --out out/digits/                         one PNG per digit: <digit>_<index>.png
 --   ddpm sample --per-digit 6000 --format idx --out out/synthetic/        IDX pair (train-images-idx3-ubyte, train-labels-idx1-ubyte: MNIST's names)
--- Every PNG records its provenance (weights and their SHA-256, seed, sampler, steps, guidance and its interval) in text chunks.
+-- Every PNG records its provenance (weights and their SHA-256, seed, sampler and its options, steps, guidance and
+-- its interval) in text chunks. A sampler error writes nothing.
+local args = require("lib.args")
 local common = require("lib.common")
 
+local help = {
+  usage = "ddpm sample [options]  (or: ddpm run scripts/sample.lua [options])",
+  summary = "A sheet of generated digits (row r = the r-th digit), a folder of PNGs or an IDX pair.",
+  digits = "digits to sample, one row each",
+  per_digit = "samples per digit (columns of a sheet)",
+  out = "a sheet FILE.png, or a folder DIR/ (a trailing /) of <digit>_<index>.png; with --format idx a folder",
+  scale = "pixel scale of a sheet",
+  format = "png, or idx (an IDX image/label pair named like MNIST's training split)",
+  batch = "images per sampling batch",
+}
 local opts = common.parse_sampling_args(arg, {digits = "0123456789", per_digit = 10, out = "out/sheet.png", scale = 2,
-                                              format = "png", batch = 100})
-local setup = common.sampling_setup(opts)
-local digits = common.digits(opts.digits)
+                                              format = "png", batch = 100}, help)
 if opts.per_digit < 1 then error("--per-digit must be >= 1", 0) end
 if opts.batch < 1 then error("--batch must be >= 1", 0) end
 if opts.format ~= "png" and opts.format ~= "idx" then error("--format must be png or idx, got '" .. opts.format .. "'", 0) end
+-- --out: a PNG sheet (FILE.png), a folder of PNGs (a trailing /), or the folder of an IDX pair.
 local folder = opts.format == "idx" or opts.out:sub(-1) == "/"
+if opts.format == "idx" and opts.out:match("[^/]%.%a+$") then
+  error("--format idx writes two files into a folder: --out " .. opts.out .. " names a file (e.g. --out out/synthetic/)", 0)
+elseif not folder and not opts.out:lower():match("%.png$") then
+  error("--out " .. opts.out .. ": a sheet is a .png file and a folder of PNGs ends in / (--out " .. opts.out .. "/)", 0)
+end
+local setup = common.sampling_setup(opts)
+local steps = setup.steps
+local digits = common.digits(opts.digits)
 local labels, index_in_digit = {}, {}
 for _, d in ipairs(digits) do
   for k = 0, opts.per_digit - 1 do labels[#labels + 1] = d; index_in_digit[#labels] = k end
@@ -21,7 +40,6 @@ end
 local n = #labels
 
 -- Batches of --batch images; each image's noise comes from its own seed.
-local steps = setup.steps
 local batches = math.ceil(n / opts.batch)
 local progress = ddpm.progress(batches * steps, "sample")
 local t0 = ddpm.clock()
@@ -79,22 +97,12 @@ else
   local dir = opts.out:gsub("/$", "")
   local size = setup.model:config().image_size
   local images_path, labels_path = dir .. "/train-images-idx3-ubyte", dir .. "/train-labels-idx1-ubyte"
-  -- written to temporary names and renamed at the end: a failed or interrupted run leaves no file
-  local fi = assert(io.open(images_path .. ".tmp", "wb"))
-  local fl = assert(io.open(labels_path .. ".tmp", "wb"))
-  fi:write(string.pack(">I4I4I4I4", 0x0803, n, size, size))
-  fl:write(string.pack(">I4I4", 0x0801, n))
-  local ok, err = pcall(each_batch, function(x, first, last)
-    fi:write(ddpm.image.bytes(x))
-    for i = first, last do fl:write(string.char(labels[i])) end
-  end)
-  fi:close(); fl:close()
-  if not ok then
-    os.remove(images_path .. ".tmp"); os.remove(labels_path .. ".tmp")
-    error(err, 0)
-  end
-  assert(os.rename(images_path .. ".tmp", images_path))
-  assert(os.rename(labels_path .. ".tmp", labels_path))
+  -- both files are written at the end, atomically and as a pair: an interrupted run or a
+  -- failed write (a full disk) leaves the old pair as it was
+  local parts = {}
+  each_batch(function(x) parts[#parts + 1] = ddpm.image.bytes(x) end)
+  ddpm.data.write_idx{images_path = images_path, labels_path = labels_path, pixels = table.concat(parts),
+                      rows = size, cols = size, labels = labels}
   print(string.format("wrote %s and %s (%d labelled %dx%d digits, seeds %d..%d) in %.1f s",
                       images_path, labels_path, n, size, size, opts.seed, opts.seed + n - 1, ddpm.clock() - t0))
 end

@@ -60,14 +60,30 @@ static inline void ddpm_push_bound_binding(lua_State *L, lua_Integer id, ddpm_sw
     lua_pushcclosure(L, ddpm_trampoline, 3);
 }
 
-// Message handler for lua_pcall: the error message plus a traceback. A message that already
-// has one (an error re-raised through a binding that called Lua) is kept as it is: that
-// traceback was taken where the error happened and covers the whole stack.
+// Whether `msg` starts with the "source:line:" of a function on the stack: errors raised by
+// code (runtime errors, error(msg), a binding's error) do; a plain message raised with
+// error(msg, 0) (an input or usage error a recipe reports) does not.
+static inline int ddpm_has_position(lua_State *L, const char *msg) {
+    lua_Debug ar;
+    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0) continue;
+        size_t n = strlen(ar.short_src);
+        if (strncmp(msg, ar.short_src, n) == 0 && msg[n] == ':') return 1;
+    }
+    return 0;
+}
+
+// Message handler for lua_pcall: the error message plus a traceback, or the message alone when
+// it carries no position (error(msg, 0): the message is all the user needs) or already has a
+// traceback (an error re-raised through a binding that called Lua: that one was taken where the
+// error happened and covers the whole stack).
 static inline int ddpm_traceback(lua_State *L) {
     const char *msg = lua_tostring(L, 1);
     if (msg == NULL) {
         if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
         msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    } else if (!ddpm_has_position(L, msg)) {
+        return 1;
     }
     if (strstr(msg, "\nstack traceback:\n") != NULL) return 1;
     luaL_traceback(L, L, msg, 1);

@@ -17,6 +17,7 @@ enum Metatable {
     static let gif = "ddpm.Gif"
     static let progress = "ddpm.Progress"
     static let samplerContext = "ddpm.SamplerContext"
+    static let runLock = "ddpm.RunLock"
 }
 
 /// What one file of Bindings/ adds to the `ddpm` module: the functions of its table

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Autograd
 import Foundation
 import Scripting
 
@@ -13,15 +14,18 @@ struct Run: ParsableCommand {
     func run() throws { try runRecipe(script, arguments) }
 }
 
-/// Runs a recipe; a Lua error prints its message and traceback and exits 1.
-func runRecipe(_ path: String, _ arguments: [String]) throws {
+/// Runs a recipe; a Lua error prints its message (and, with `traceback`, the Lua traceback the
+/// message handler added to an error with a position) and exits 1.
+func runRecipe(_ path: String, _ arguments: [String], traceback: Bool = true) throws {
     Interrupts.install()
     do {
         let host = try LuaHost()
         try host.run(file: path, arguments: arguments)
     } catch let e as ScriptError {
         // Script errors already start with file:line; print them as Lua would.
-        FileHandle.standardError.write(Data("\(e.message)\n".utf8))
+        let message = traceback ? e.message : (e.message.components(separatedBy: "\nstack traceback:\n").first ?? e.message)
+        // control characters from a file (a tensor name, a metadata value) are shown as escapes
+        FileHandle.standardError.write(Data("\(escapingControlCharacters(message, keepingLines: true))\n".utf8))
         throw ExitCode(1)
     }
 }

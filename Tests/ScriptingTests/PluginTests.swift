@@ -304,6 +304,6 @@ final class PluginTests: XCTestCase {
         r = try runDDPM(["train", "--config", cfg, "--steps", "3", "--out", "\(dir)/run", "--data", mnistDir, "--resume",
                          "--schedule", "cosine"], in: dir, environment: env)
         XCTAssertEqual(r.status, 1)
-        XCTAssertTrue(r.stderr.contains("--schedule cosine: the checkpoint was trained with flat"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("--schedule cosine: the run in \(dir)/run was trained with flat"), r.stderr)
     }
 }

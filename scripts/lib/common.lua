@@ -58,9 +58,36 @@ local function check_fields(t, names, what, path)
   end
 end
 
---- Loads a training config file and checks its fields (see config_fields).
+--- The file a --config names: a path (as given, else under the bundled scripts folder), or a
+--- bare name such as "tiny" for configs/tiny.lua.
+function M.config_path(name)
+  if not name:find("/") then
+    local file = name:match("%.lua$") and name or name .. ".lua"
+    if not M.file_exists(name) then
+      local ok, found = pcall(M.resolve, "configs/" .. file)
+      if ok then return found end
+    end
+  end
+  return M.resolve(name)
+end
+
+--- A config's schedule file: relative to the config's folder, else under the bundled scripts
+--- folder (so "schedules/cosine_lua.lua" names the bundled one); an absolute path as is.
+local function schedule_file(file, config_path)
+  if file:sub(1, 1) == "/" then return file end
+  local dir = config_path:match("^(.*)/[^/]*$") or "."
+  if M.file_exists(dir .. "/" .. file) then return dir .. "/" .. file end
+  local ok, found = pcall(M.resolve, file)
+  if ok then return found end
+  error(string.format("%s: schedule file %s found neither in %s/ nor in the bundled scripts folder", config_path,
+                      file, dir), 0)
+end
+
+--- Loads a training config file (see config_path) and checks its fields (see config_fields);
+--- a schedule file= is resolved to its path (see schedule_file).
 function M.load_config(path)
-  local cfg = dofile(M.resolve(path))
+  local file = M.config_path(path)
+  local cfg = dofile(file)
   if type(cfg) ~= "table" then error(path .. ": a config file must return a table", 0) end
   check_fields(cfg, M.config_fields.top, "config", path)
   for _, section in ipairs({"train", "sample"}) do
@@ -69,48 +96,65 @@ function M.load_config(path)
       check_fields(cfg[section], M.config_fields[section], section, path)
     end
   end
+  if type(cfg.schedule) == "table" and type(cfg.schedule.file) == "string" then
+    cfg.schedule.file = schedule_file(cfg.schedule.file, file)
+  end
   return cfg
 end
 
---- A schedule from a config entry {kind = NAME|FILE.lua, steps = ..., ...}: a native kind
---- (linear, cosine, sigmoid: the entry's other fields are its options) or a schedule plugin found
---- as `ddpm train --schedule` finds it; {file = "schedules/x.lua"} names a plugin file relative
---- to the working folder or the bundled scripts. A schedule object is returned as it is.
+--- A schedule from a config entry: {kind = NAME|FILE.lua, steps = ..., ...} (a native kind,
+--- linear, cosine or sigmoid, with the entry's other fields as its options, or a schedule plugin
+--- found as `ddpm train --schedule` finds it), or {file = "x.lua", ...} (a schedule plugin, or a
+--- Lua file returning a schedule or a function of this table that returns one, named after the
+--- file), or a schedule object itself.
 function M.schedule(spec)
   spec = spec or {kind = "linear", steps = 1000}
   if type(spec) == "userdata" then return spec end
-  local name = spec.file and M.resolve(spec.file) or spec.kind or "linear"
+  local name = spec.kind or "linear"
+  if spec.file then
+    local path = M.resolve(spec.file)
+    local s = dofile(path)
+    if type(s) ~= "table" then
+      if type(s) == "function" then s = s(spec) end
+      if type(s) ~= "userdata" or not tostring(s):match("^ddpm%.Schedule") then
+        error(string.format("%s: a schedule file must be a schedule plugin (a table) or return a schedule or a function "
+                            .. "returning one, got %s", spec.file, type(s)), 0)
+      end
+      return ddpm.schedule.from_betas(s:betas(), {name = spec.file:match("([^/]+)$")})
+    end
+    name = path
+  end
   local _, why = ddpm.plugins.find("schedule", name)
   if why then error(why, 0) end
   local p = ddpm.plugins.load("schedule", name)
   if p.native then return ddpm.schedule[p.native](spec) end
   local steps = spec.steps or 1000
+  local betas
   if p.betas then
-    local betas = p.betas(steps)
+    betas = p.betas(steps)
     if type(betas) ~= "table" or #betas ~= steps then
       error(string.format("schedule plugin %s: betas(%d) must return a table of %d betas, got %s", p.path, steps, steps,
                           type(betas) == "table" and (#betas .. " entries") or type(betas)), 0)
     end
-    return ddpm.schedule.from_betas(betas, p.name)
+  else
+    betas = ddpm.schedule.from_alpha_bar(p.alpha_bar, steps, spec.max_beta or p.max_beta or 0.999):betas()
   end
-  return ddpm.schedule.from_alpha_bar(p.alpha_bar, steps, spec.max_beta or p.max_beta or 0.999, p.name)
+  return ddpm.schedule.from_betas(betas, {name = p.name})
 end
 
---- Schedule metadata for weights files: the name and every beta, so sampling uses exactly the
---- schedule the model was trained with.
+--- Schedule metadata for weights files: the name and every beta (s:metadata()), so sampling uses
+--- exactly the schedule the model was trained with (ddpm.schedule.from_weights reads it back).
 function M.schedule_metadata(s)
-  local betas = s:betas()
-  local parts = {}
-  for i, b in ipairs(betas) do parts[i] = string.format("%.17g", b) end
-  return {schedule = s.name, schedule_steps = tostring(s.steps), betas = table.concat(parts, ",")}
+  return s:metadata()
 end
 
---- The schedule stored in a weights file's metadata (linear 1000 when absent).
+--- The schedule a metadata table describes (s:metadata()'s form, as saved in a checkpoint's run
+--- record): its betas and name, or the linear schedule of `schedule_steps` when it has no betas.
 function M.schedule_from_metadata(meta)
   if meta.betas then
     local betas = {}
     for b in meta.betas:gmatch("[^,]+") do betas[#betas + 1] = tonumber(b) end
-    return ddpm.schedule.from_betas(betas)
+    return ddpm.schedule.from_betas(betas, {name = meta.schedule})
   end
   return ddpm.schedule.linear{steps = tonumber(meta.schedule_steps) or 1000}
 end
@@ -134,6 +178,19 @@ function M.default_weights()
   error("no weights given and none found in weights/ (pass --weights FILE, or train one with `ddpm train`)", 0)
 end
 
+--- The folder holding the bundled scripts/ and weights/ (the repository, or an installation's
+--- share/ddpm), absolute.
+M.home = ddpm.absolute_path((debug.getinfo(1, "S").source:match("^@(.*)/lib/[^/]*$") or "scripts") .. "/..")
+
+--- A weights path as provenance records it: standardised (absolute, no ./, .. or //, symlinks
+--- resolved), and relative to M.home for the files shipped there (weights/mnist-small.safetensors),
+--- so a sheet of the shipped weights is the same file wherever the repository is.
+function M.provenance_path(path)
+  local abs = ddpm.absolute_path(path)
+  if abs:sub(1, #M.home + 1) == M.home .. "/" then return abs:sub(#M.home + 2) end
+  return abs
+end
+
 --- "100,700" -> {100, 700} (timesteps where guidance applies, inclusive); "all" or "" -> nil (every step).
 function M.parse_interval(s)
   if s == nil or s == "" or s == "all" then return nil end
@@ -149,21 +206,39 @@ function M.interval_text(interval)
   return interval and string.format("%d,%d", interval[1], interval[2]) or "all"
 end
 
---- The options of every command that samples (`ddpm sample`, `gif`, `eval`), declared once.
---- Unset ones (nil) take the weights' recommended setting (their metadata's default_sampler,
+--- The options of every command that samples (`ddpm sample`, `gif`, `eval`), declared once. Unset
+--- ones (nil) take the weights' recommended setting (their metadata's default_sampler,
 --- default_steps, default_guidance, default_guidance_interval), else the sampler's own default.
 M.sampling_options = {
-  weights = args.optional("string"), sampler = args.optional("string"), steps = args.optional("number"),
+  weights = args.optional("string"), sampler = args.optional("string"), steps = args.optional("string"),
   guidance = args.optional("number"), guidance_interval = args.optional("string"), eta = 0, seed = 0,
   sampler_opt = args.list(),
 }
 
---- Parses a sampling recipe's arguments: the sampling options plus the recipe's own `defaults`.
-function M.parse_sampling_args(argv, defaults)
-  local all = {}
+--- One-line descriptions of the sampling options (for --help).
+M.sampling_help = {
+  weights = "weights file (none: weights/mnist-small.safetensors)",
+  sampler = "NAME or FILE.lua: a sampler plugin or the native ddpm, ddim (none: the weights' recommended, "
+            .. "else ddim); `ddpm samplers` lists them",
+  sampler_opt = "a sampler option key=value, e.g. spacing=trailing",
+  steps = "sampling steps (model calls), 1..T or 'auto' (none or 'auto': the weights' recommended for their "
+          .. "sampler, else the sampler's default; DDPM visits every timestep)",
+  guidance = "classifier-free guidance w, 1 = none (none: the weights' recommended)",
+  guidance_interval = "timesteps LOW,HIGH (0-based, inclusive) where guidance applies, or 'all' "
+                      .. "(none: the weights' recommended)",
+  eta = "sampler noise (ctx.eta): DDIM 0 deterministic, 1 as stochastic as DDPM",
+  seed = "random seed; image i uses seed + i",
+}
+
+--- Parses a sampling recipe's arguments: the sampling options plus the recipe's own `defaults`;
+--- `help` describes the recipe's options (the sampling ones are added).
+function M.parse_sampling_args(argv, defaults, help)
+  local all, text = {}, {}
   for k, v in pairs(M.sampling_options) do all[k] = v end
   for k, v in pairs(defaults) do all[k] = v end
-  return args.parse(argv, all)
+  for k, v in pairs(M.sampling_help) do text[k] = v end
+  for k, v in pairs(help or {}) do text[k] = v end
+  return args.parse(argv, all, text)
 end
 
 --- {"key=value", ...} (repeated --sampler-opt) -> {key = "value", ...}
@@ -195,20 +270,28 @@ function M.sampling_setup(opts)
   local weights = opts.weights or M.default_weights()
   local model = ddpm.load_model(weights)
   local meta = ddpm.safetensors.metadata(weights)
-  local schedule = M.schedule_from_metadata(meta)
+  local schedule = model.schedule  -- the weights' own (ddpm.schedule.from_weights)
   local name = opts.sampler or meta.default_sampler or "ddim"
   local sampler = M.sampler(name)
+  local steps = opts.steps and args.integer(opts, "steps", "auto", 1)
+  if steps and steps > schedule.steps then
+    error(string.format("--steps %d is more than the schedule's %d timesteps", steps, schedule.steps), 0)
+  end
+  if sampler.native == "ddpm" then  -- DDPM visits every timestep
+    if steps and steps ~= schedule.steps then
+      error(string.format("--sampler ddpm visits every one of the schedule's %d timesteps: leave --steps out",
+                          schedule.steps), 0)
+    end
+    steps = schedule.steps
+  end
   local default_steps = (opts.sampler == nil and tonumber(meta.default_steps or "")) or sampler.default_steps
   local setup = {
     weights = weights, model = model, meta = meta, schedule = schedule, sampler = sampler, sampler_name = name,
-    steps = opts.steps or default_steps or schedule.steps,
+    steps = steps or math.min(default_steps or schedule.steps, schedule.steps),
     guidance = opts.guidance or tonumber(meta.default_guidance or "1"),
     interval = M.parse_interval(opts.guidance_interval or meta.default_guidance_interval),
     eta = opts.eta or 0, options = M.sampler_options(opts.sampler_opt),
   }
-  if setup.steps < 1 or setup.steps ~= math.floor(setup.steps) then
-    error("--steps must be a whole number >= 1, got " .. tostring(setup.steps), 0)
-  end
   function setup:sample(o)
     return ddpm.sample{model = self.model, schedule = self.schedule, sampler = self.sampler, steps = self.steps,
                        eta = self.eta, guidance = self.guidance, guidance_interval = self.interval,
@@ -223,12 +306,12 @@ function M.sampling_setup(opts)
   end
   function setup:describe()
     local o = self:options_text()
-    return string.format("%s%s %d steps, guidance %g at timesteps %s", self.sampler_name, o ~= "" and (" (" .. o .. ")") or "",
-                         self.steps, self.guidance, M.interval_text(self.interval))
+    return string.format("%s%s %d steps, guidance %g at timesteps %s", self.sampler_name,
+                         o ~= "" and (" (" .. o .. ")") or "", self.steps, self.guidance, M.interval_text(self.interval))
   end
   function setup:provenance(extra)
     self.sha256 = self.sha256 or ddpm.sha256(self.weights)
-    local t = {weights = self.weights, weights_sha256 = self.sha256, sampler = self.sampler_name,
+    local t = {weights = M.provenance_path(self.weights), weights_sha256 = self.sha256, sampler = self.sampler_name,
                steps = tostring(self.steps), guidance = tostring(self.guidance),
                guidance_interval = M.interval_text(self.interval), eta = tostring(self.eta)}
     if next(self.options) then t.sampler_options = self:options_text() end
@@ -246,8 +329,8 @@ function M.digits(s)
   return out
 end
 
---- The data lines of a CSV log whose first field (a step) is at most `step`: a resumed run
---- rewrites its logs without what was logged after its checkpoint. No file: no lines.
+--- The data lines of a CSV log whose first field (a step) is at most `step` (a resumed run reads
+--- its log up to its checkpoint's step). No file: no lines.
 function M.log_lines_upto(path, step)
   local kept = {}
   local f = io.open(path)
@@ -260,12 +343,21 @@ function M.log_lines_upto(path, step)
   return kept
 end
 
---- Opens a CSV log for writing: the header, then `kept` lines (see log_lines_upto).
-function M.open_log(path, header, kept)
-  local f, err = io.open(path, "w")
+--- Opens a CSV log: a new file with `header`, or with `append` the existing file to continue
+--- (nothing in it is rewritten). Lines are flushed as they are written.
+function M.open_log(path, header, append)
+  local size, last = 0, nil
+  local old = append and io.open(path, "rb")
+  if old then
+    size = old:seek("end")
+    if size > 0 then old:seek("set", size - 1); last = old:read(1) end
+    old:close()
+  end
+  local f, err = io.open(path, size > 0 and "a" or "w")
   if not f then error("cannot write " .. path .. ": " .. tostring(err), 0) end
-  f:write(header, "\n")
-  for _, line in ipairs(kept or {}) do f:write(line, "\n") end
+  f:setvbuf("line")
+  if size == 0 then f:write(header, "\n")
+  elseif last ~= "\n" then f:write("\n") end  -- a line cut short stays on its own
   return f
 end
 
