@@ -21,7 +21,8 @@ local help = {
   data = "MNIST folder (none: $DDPM_DATA, then data/mnist)",
 }
 local opts = common.parse_sampling_args(arg, {classifier = args.optional("string"), per_class = 100, batch = 100,
-                                              json = false, classifier_only = false, data = args.optional("string")}, help)
+                                              json = false, classifier_only = false, data = args.optional("string")},
+                                        help)
 -- the sampling options are checked (and the weights loaded) before the slow classifier pass
 local setup, steps
 if not opts.classifier_only then
@@ -128,10 +129,11 @@ local div, div_real = mean(diversity), mean(real_diversity)
 local accuracy = right / (10 * n)
 
 local result = {
-  weights = common.provenance_path(setup.weights), weights_sha256 = ddpm.sha256(setup.weights), sampler = setup.sampler_name,
-  sampler_options = setup:options_text(), steps = steps, network_evaluations = evaluations,
-  guidance = setup.guidance, guidance_interval = common.interval_text(setup.interval), eta = setup.eta, seed = opts.seed,
-  per_class = n,
+  weights = common.provenance_path(setup.weights), weights_sha256 = ddpm.sha256(setup.weights),
+  sampler = setup.sampler_name, sampler_options = setup:options_text(), steps = steps,
+  network_evaluations = evaluations,
+  guidance = setup.guidance, guidance_interval = common.interval_text(setup.interval), eta = setup.eta,
+  seed = opts.seed, per_class = n,
   accuracy = math.floor(accuracy * 10000 + 0.5) / 100, accuracy_per_class = percent_by_class(accuracy_per_class),
   frechet = fd, frechet_real = fd_real, frechet_ratio = fd / fd_real,
   diversity = div, diversity_real = div_real, diversity_ratio = div / div_real,

@@ -16,8 +16,8 @@ local help = {
   delay = "hundredths of a second per frame",
   hold = "hundredths of a second the final images are held",
 }
-local opts = common.parse_sampling_args(arg, {digits = "0123456789", frames = 40, out = "out/gifs", scale = 4, delay = 8,
-                                              hold = 150}, help)
+local opts = common.parse_sampling_args(arg, {digits = "0123456789", frames = 40, out = "out/gifs", scale = 4,
+                                              delay = 8, hold = 150}, help)
 args.at_least(opts, "frames", 2)
 local setup = common.sampling_setup(opts)
 local steps = setup.steps

@@ -49,7 +49,8 @@ local function each_batch(fn)
     local last = math.min(n, first + opts.batch - 1)
     local bl, seeds = {}, {}
     for i = first, last do bl[#bl + 1] = labels[i]; seeds[#seeds + 1] = opts.seed + i - 1 end
-    local x = setup:sample{labels = bl, seeds = seeds, on_step = function(i) progress:update(b * steps + math.min(i, steps)) end}
+    local x = setup:sample{labels = bl, seeds = seeds,
+                           on_step = function(i) progress:update(b * steps + math.min(i, steps)) end}
     fn(x, first, last)
     if ddpm.interrupted() then error(string.format("interrupted after %d of %d images", last, n), 0) end
   end

@@ -36,7 +36,8 @@ local opts = args.parse(arg, {config = "", steps = "config", out = "runs/default
   init = "start from these weights (fine-tuning: fresh optimizer, EMA starts there)",
   schedule = "noise schedule NAME or FILE.lua, a plugin or linear, cosine, sigmoid (none: the config's); "
              .. "`ddpm schedules` lists them",
-  sampler = "sampler NAME or FILE.lua of the sample sheets and the quality probe (none: ddim); `ddpm samplers` lists them",
+  sampler = "sampler NAME or FILE.lua of the sample sheets and the quality probe (none: ddim); "
+            .. "`ddpm samplers` lists them",
   sampler_opt = "a sampler option key=value",
 })
 local out = opts.out
@@ -98,8 +99,8 @@ if run and run.schedule and not opts.override_config then
   schedule, schedule_name = common.schedule_from_metadata(run.schedule), run.schedule.schedule
   local asked = opts.schedule and common.schedule{kind = opts.schedule, steps = schedule.steps}.name
   if asked and asked ~= schedule_name then
-    error(string.format("--schedule %s: the run in %s was trained with %s (leave out --schedule, or add --override-config)",
-                        opts.schedule, out, schedule_name), 0)
+    error(string.format("--schedule %s: the run in %s was trained with %s (leave out --schedule, "
+                        .. "or add --override-config)", opts.schedule, out, schedule_name), 0)
   end
 else
   schedule = common.schedule(opts.schedule and {kind = opts.schedule, steps = (cfg.schedule or {}).steps or 1000}

@@ -162,7 +162,8 @@ public struct Schedule: Sendable {
     }
 
     /// `ddpmStep` with a timestep per sample (`t.count` = the batch), or one for all (`t.count` = 1).
-    public func ddpmStep(_ xt: Tensor, eps: Tensor, t: [Int], noise: Tensor?, clip: Bool = true) throws -> (prev: Tensor, x0: Tensor) {
+    public func ddpmStep(_ xt: Tensor, eps: Tensor, t: [Int], noise: Tensor?,
+                         clip: Bool = true) throws -> (prev: Tensor, x0: Tensor) {
         guard xt.shape == eps.shape, noise.map({ $0.shape == xt.shape }) ?? true else {
             throw TensorError("ddpm_step: x_t \(Shape.describe(xt.shape)), eps \(Shape.describe(eps.shape)) and noise \(noise.map { Shape.describe($0.shape) } ?? "nil") must have one shape")
         }
@@ -178,7 +179,8 @@ public struct Schedule: Sendable {
         for (k, t) in t.enumerated() {
             let ab = alphaBar[t], abPrev = alphaBarPrev[t]
             let ca = Float(1 / ab.squareRoot()), cb = Float((1 - ab).squareRoot() / ab.squareRoot())
-            let c1 = Float(abPrev.squareRoot() * betas[t] / (1 - ab)), c2 = Float(alphas[t].squareRoot() * (1 - abPrev) / (1 - ab))
+            let c1 = Float(abPrev.squareRoot() * betas[t] / (1 - ab))
+            let c2 = Float(alphas[t].squareRoot() * (1 - abPrev) / (1 - ab))
             let sigma = Float(posteriorVariance[t].squareRoot())
             for i in k * plane..<(k + 1) * plane {
                 var h = ca * x[i] - cb * e[i]
@@ -203,24 +205,31 @@ public struct Schedule: Sendable {
     /// for all (count 1).
     public func ddimStep(_ xt: Tensor, eps: Tensor, t: [Int], tPrev: [Int], eta: Double = 0, noise: Tensor? = nil,
                          clip: Bool = true) throws -> (prev: Tensor, x0: Tensor) {
-        guard t.count == tPrev.count else { throw TensorError("ddim_step: \(t.count) timesteps t but \(tPrev.count) t_prev") }
+        guard t.count == tPrev.count else {
+            throw TensorError("ddim_step: \(t.count) timesteps t but \(tPrev.count) t_prev")
+        }
         for (v, p) in zip(t, tPrev) {
             try check("ddim_step", v)
-            guard p >= -1 && p < v else { throw TensorError("ddim_step: t_prev \(p) must be in [-1, \(v)) for t = \(v)") }
+            guard p >= -1 && p < v else {
+                throw TensorError("ddim_step: t_prev \(p) must be in [-1, \(v)) for t = \(v)")
+            }
         }
         guard xt.shape == eps.shape, noise.map({ $0.shape == xt.shape }) ?? true else {
             throw TensorError("ddim_step: x_t \(Shape.describe(xt.shape)), eps \(Shape.describe(eps.shape)) and noise must have one shape")
         }
         let plane = try segmentLength("ddim_step", t.count, xt)
         guard eta >= 0 else { throw TensorError("ddim_step: eta \(eta) must be >= 0") }
-        if eta > 0 && tPrev.contains(where: { $0 >= 0 }) && noise == nil { throw TensorError("ddim_step: noise is needed when eta > 0") }
+        if eta > 0 && tPrev.contains(where: { $0 >= 0 }) && noise == nil {
+            throw TensorError("ddim_step: noise is needed when eta > 0")
+        }
         let prev = Tensor(uninitialized: xt.shape), x0 = Tensor(uninitialized: xt.shape)
         let x = xt.data, e = eps.data, n = noise?.data
         for (k, (t, tPrev)) in zip(t, tPrev).enumerated() {
             let ab = alphaBar[t], abPrev = tPrev >= 0 ? alphaBar[tPrev] : 1
             let sigma = tPrev >= 0 ? eta * ((1 - abPrev) / (1 - ab) * (1 - ab / abPrev)).squareRoot() : 0
             let sa = Float(ab.squareRoot()), s1a = Float((1 - ab).squareRoot())
-            let cx = Float(abPrev.squareRoot()), ce = Float(Swift.max(1 - abPrev - sigma * sigma, 0).squareRoot()), cs = Float(sigma)
+            let cx = Float(abPrev.squareRoot()), cs = Float(sigma)
+            let ce = Float(Swift.max(1 - abPrev - sigma * sigma, 0).squareRoot())
             for i in k * plane..<(k + 1) * plane {
                 var h = (x[i] - s1a * e[i]) / sa
                 var ei = e[i]
@@ -243,7 +252,8 @@ public struct Schedule: Sendable {
     public func denoise(_ xt: Tensor, eps: Tensor, t: Int, clip: Bool = true) throws -> (x0: Tensor, eps: Tensor) {
         try check("denoise", t)
         guard xt.shape == eps.shape else {
-            throw TensorError("denoise: x_t \(Shape.describe(xt.shape)) and eps \(Shape.describe(eps.shape)) differ in shape")
+            throw TensorError("denoise: x_t \(Shape.describe(xt.shape)) and eps \(Shape.describe(eps.shape)) "
+                              + "differ in shape")
         }
         let ab = alphaBar[t]
         let sa = Float(ab.squareRoot()), s1a = Float((1 - ab).squareRoot())
@@ -266,7 +276,8 @@ public struct Schedule: Sendable {
     func segmentLength(_ op: String, _ entries: Int, _ x: Tensor) throws -> Int {
         if entries == 1 { return x.count }
         guard x.rank >= 1, entries == x.shape[0] else {
-            throw TensorError("\(op): \(entries) timesteps for a batch of \(x.rank >= 1 ? x.shape[0] : 0) (input \(Shape.describe(x.shape)))")
+            throw TensorError("\(op): \(entries) timesteps for a batch of \(x.rank >= 1 ? x.shape[0] : 0) "
+                              + "(input \(Shape.describe(x.shape)))")
         }
         return x.count / Swift.max(entries, 1)
     }

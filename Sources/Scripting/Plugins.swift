@@ -120,7 +120,8 @@ public enum Plugins {
             let type = lua.getField(-1, key)
             defer { lua.pop() }
             guard types.contains(type) else {
-                throw ScriptError("\(kind.rawValue) plugin \(path): field \(key) must be \(expected), got \(lua.describe(-1))")
+                throw ScriptError("\(kind.rawValue) plugin \(path): field \(key) must be \(expected), "
+                                  + "got \(lua.describe(-1))")
             }
         }
         try field("description", [LUA_TNIL, LUA_TSTRING], "a string")

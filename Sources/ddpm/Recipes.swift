@@ -25,12 +25,15 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "MNIST folder (default: $DDPM_DATA, then data/mnist).") var data: String?
     @Option(parsing: .unconditional, help: "Batch size (default: the config's).") var batch: Int?
     @Option(parsing: .unconditional,
-            help: "Noise schedule: NAME or FILE.lua, a plugin or linear, cosine, sigmoid (default: the config's). `ddpm schedules` lists them.")
+            help: ArgumentHelp("Noise schedule: NAME or FILE.lua, a plugin or linear, cosine, sigmoid "
+                    + "(default: the config's). `ddpm schedules` lists them."))
     var schedule: String?
     @Option(parsing: .unconditional,
-            help: "Sampler of the sample sheets and the quality probe: NAME or FILE.lua (default: ddim). `ddpm samplers` lists them.")
+            help: ArgumentHelp("Sampler of the sample sheets and the quality probe: NAME or FILE.lua (default: ddim). "
+                    + "`ddpm samplers` lists them."))
     var sampler: String?
-    @Option(parsing: .unconditionalSingleValue, help: "A sampler option key=value (repeatable).") var samplerOpt: [String] = []
+    @Option(parsing: .unconditionalSingleValue, help: "A sampler option key=value (repeatable).")
+    var samplerOpt: [String] = []
 
     func validate() throws { try validateSamplerOptions(samplerOpt) }
 
@@ -62,16 +65,19 @@ func validateSamplerOptions(_ values: [String]) throws {
 struct SamplingOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Weights file (default: weights/mnist-small.safetensors; weights/mnist-fast.safetensors samples ~2.5x faster).") var weights: String?
     @Option(parsing: .unconditional,
-            help: "Sampler: NAME or FILE.lua, a plugin or the native ddpm, ddim (default: the weights' recommended). `ddpm samplers` lists them.")
+            help: ArgumentHelp("Sampler: NAME or FILE.lua, a plugin or the native ddpm, ddim "
+                    + "(default: the weights' recommended). `ddpm samplers` lists them."))
     var sampler: String?
     @Option(parsing: .unconditionalSingleValue, help: "A sampler option key=value, e.g. spacing=trailing (repeatable).")
     var samplerOpt: [String] = []
-    @Option(parsing: .unconditional, help: "Sampling steps (default: the weights' recommended for their sampler, else the sampler's).")
+    @Option(parsing: .unconditional,
+            help: "Sampling steps (default: the weights' recommended for their sampler, else the sampler's).")
     var steps: Int?
     @Option(parsing: .unconditional, help: "Classifier-free guidance w (1 = none; default: the weights' recommended).") var guidance: Double?
     @Option(parsing: .unconditional, help: "Timesteps LOW,HIGH (0-based, inclusive) where guidance applies, or 'all' (default: the weights' recommended).")
     var guidanceInterval: String?
-    @Option(parsing: .unconditional, help: "Sampler noise (ctx.eta): DDIM 0 deterministic (default), 1 as stochastic as DDPM.")
+    @Option(parsing: .unconditional,
+            help: "Sampler noise (ctx.eta): DDIM 0 deterministic (default), 1 as stochastic as DDPM.")
     var eta: Double?
     @Option(parsing: .unconditional, help: "Random seed; image i uses seed + i (same seed, same images).") var seed = 0
 
@@ -149,14 +155,16 @@ struct Gif: ParsableCommand {
 /// scripts/plugins.lua).
 struct Samplers: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List the samplers --sampler can name: plugins ($DDPM_PLUGINS/samplers/, scripts/samplers/) and native ones.")
+        abstract: "List the samplers --sampler can name: plugins ($DDPM_PLUGINS/samplers/, scripts/samplers/) "
+            + "and native ones.")
 
     func run() throws { try runRecipe(try bundled("plugins.lua"), ["sampler"], traceback: false) }
 }
 
 struct Schedules: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List the noise schedules --schedule can name: plugins ($DDPM_PLUGINS/schedules/, scripts/schedules/) and native ones.")
+        abstract: "List the noise schedules --schedule can name: plugins ($DDPM_PLUGINS/schedules/, "
+            + "scripts/schedules/) and native ones.")
 
     func run() throws { try runRecipe(try bundled("plugins.lua"), ["schedule"], traceback: false) }
 }

@@ -25,7 +25,8 @@ final class PluginTests: XCTestCase {
         let path = dir + "/tiny.safetensors"
         try runLua("""
             ddpm.seed(3)
-            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, image_size = \(size)}
+            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false,
+                                image_size = \(size)}
             m:save('\(path)', {})
             """)
         return path
@@ -61,14 +62,16 @@ final class PluginTests: XCTestCase {
             "ddpm -> native ancestral DDPM over every timestep of the schedule (stochastic)",
             "dpmpp_2m -> bundled DPM-Solver++(2M), multistep, deterministic; spacing=trailing|uniform|logsnr|karras",
             "rel/mine.lua -> file mine by path", "\(rel) -> file mine by path"])
-        XCTAssertEqual(lines[6], "unknown sampler 'nope' (found: mine, ddim, dpmpp_2m, unipc, ddpm; or give a path ending in .lua)")
+        XCTAssertEqual(lines[6], "unknown sampler 'nope' (found: mine, ddim, dpmpp_2m, unipc, ddpm; "
+                       + "or give a path ending in .lua)")
         XCTAssertEqual(lines[7], "$DDPM_PLUGINS\tcosine")
 
         r = try runDDPM(["samplers"], in: dir, environment: env)
         XCTAssertEqual(r.status, 0, r.stderr)
         let listed = r.stdout.split(separator: "\n").map { $0.split(separator: " ").first.map(String.init) ?? "" }
         XCTAssertEqual(listed, ["mine", "ddim", "mine", "ddim", "dpmpp_2m", "unipc", "ddpm", "ddim"])
-        XCTAssertTrue(r.stdout.contains("$DDPM_PLUGINS \(dir)/b/samplers/mine.lua  mine from b (hidden by the mine above)"),
+        XCTAssertTrue(r.stdout.contains("$DDPM_PLUGINS \(dir)/b/samplers/mine.lua  mine from b "
+                                        + "(hidden by the mine above)"),
                       r.stdout)
         XCTAssertTrue(r.stdout.contains("bundled \(scriptsDir)/samplers/unipc.lua  UniPC"), r.stdout)
         r = try runDDPM(["schedules"], in: dir, environment: env)
@@ -109,10 +112,11 @@ final class PluginTests: XCTestCase {
         let weights = try tinyWeights()
         let env = ["DDPM_PLUGINS": "\(dir)/plugins"]
         let common = ["sample", "--weights", weights, "--eta", "1", "--guidance", "2", "--seed", "5"]
-        var r = try runDDPM(common + ["--sampler", "spec_euler", "--digits", "37", "--per-digit", "3", "--out", "\(dir)/sheet/"],
-                            in: dir, environment: env)
+        var r = try runDDPM(common + ["--sampler", "spec_euler", "--digits", "37", "--per-digit", "3",
+                                      "--out", "\(dir)/sheet/"], in: dir, environment: env)
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(try String(contentsOfFile: "\(dir)/sheet/7_1.png", encoding: .isoLatin1).contains("sampler\u{0}spec_euler"))
+        let text = try String(contentsOfFile: "\(dir)/sheet/7_1.png", encoding: .isoLatin1)
+        XCTAssertTrue(text.contains("sampler\u{0}spec_euler"))
         r = try runDDPM(common.dropLast(2) + ["--seed", "9", "--sampler", plugin, "--digits", "7", "--per-digit", "1",
                                               "--out", "\(dir)/one/"], in: dir)
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -134,8 +138,8 @@ final class PluginTests: XCTestCase {
         let big = try tinyWeights(size: 32)
         let classifier = dir + "/clf.safetensors"
         try runLua("ddpm.seed(5)\nddpm.classifier{width = 4, features = 16}:save('\(classifier)')")
-        r = try runDDPM(["eval", "--weights", big, "--classifier", classifier, "--per-class", "2", "--sampler", "spec_euler",
-                         "--guidance", "2", "--guidance-interval", "500,999", "--json"],
+        r = try runDDPM(["eval", "--weights", big, "--classifier", classifier, "--per-class", "2",
+                         "--sampler", "spec_euler", "--guidance", "2", "--guidance-interval", "500,999", "--json"],
                         in: dir, environment: env.merging(["DDPM_DATA": mnistDir]) { $1 })
         XCTAssertEqual(r.status, 0, r.stderr)
         let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
@@ -165,10 +169,11 @@ final class PluginTests: XCTestCase {
         _ = try write("p/samplers/notable.lua", "return 'sampler'\n")
         let env = ["DDPM_PLUGINS": "\(dir)/p"]
         func run(_ args: [String]) throws -> ProcessResult {
-            try runDDPM(["sample", "--weights", weights, "--steps", "2", "--digits", "37", "--per-digit", "2", "--batch", "2"] + args,
-                        in: dir, environment: env)
+            try runDDPM(["sample", "--weights", weights, "--steps", "2", "--digits", "37", "--per-digit", "2",
+                         "--batch", "2"] + args, in: dir, environment: env)
         }
-        func expect(_ r: ProcessResult, _ status: Int32, _ text: String, file: StaticString = #filePath, line: UInt = #line) {
+        func expect(_ r: ProcessResult, _ status: Int32, _ text: String, file: StaticString = #filePath,
+                    line: UInt = #line) {
             XCTAssertEqual(r.status, status, r.stderr, file: file, line: line)
             XCTAssertTrue(r.stderr.contains(text), "stderr lacks \"\(text)\":\n\(r.stderr)", file: file, line: line)
         }
@@ -181,15 +186,16 @@ final class PluginTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/idx"), [])
         expect(try run(["--sampler", "broken", "--out", "\(dir)/sheet/x.png"]), 1, "broken.lua:5:")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/sheet"))
-        expect(try runDDPM(["gif", "--weights", weights, "--sampler", "broken", "--digits", "7", "--out", "\(dir)/gifs"],
-                           in: dir, environment: env), 1, "broken.lua:5:")
+        expect(try runDDPM(["gif", "--weights", weights, "--sampler", "broken", "--digits", "7",
+                            "--out", "\(dir)/gifs"], in: dir, environment: env), 1, "broken.lua:5:")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/gifs"), [])
 
         expect(try run(["--sampler", "narrow"]), 1, "ddpm.sample: sampler \(dir)/p/samplers/narrow.lua: sample(ctx) "
                + "returned a tensor [1, 1, 8, 8]; expected the images, a tensor [2, 1, 8, 8] (the shape of ctx.x)")
         expect(try run(["--sampler", "number"]), 1, "sampler \(dir)/p/samplers/number.lua: sample(ctx) returned 42;")
         expect(try run(["--sampler", "syntax"]), 1, "p/samplers/syntax.lua:2: unexpected symbol near '='")
-        expect(try run(["--sampler", "notable"]), 1, "sampler plugin \(dir)/p/samplers/notable.lua must return a table, got \"sampler\"")
+        expect(try run(["--sampler", "notable"]), 1,
+               "sampler plugin \(dir)/p/samplers/notable.lua must return a table, got \"sampler\"")
         expect(try run(["--sampler", "nope"]), 1,
                "unknown sampler 'nope' (found: broken, narrow, notable, number, syntax, ddim, dpmpp_2m, unipc, ddpm; "
                + "or give a path ending in .lua)")
@@ -214,15 +220,19 @@ final class PluginTests: XCTestCase {
             local snr = s:snr({5, 50})
             snr_table = snr[2] == s:snr(50) and #snr == 2
             local ab = s:alpha_bar(T.from({-1, 7}))
-            ab_tensor = ab:shape()[1] == 2 and ab:totable()[1] == 1 and math.abs(ab:totable()[2] - s:alpha_bar(7)) < 1e-7
+            ab_tensor = ab:shape()[1] == 2 and ab:totable()[1] == 1
+                        and math.abs(ab:totable()[2] - s:alpha_bar(7)) < 1e-7
             local t, t_prev = {90, 40, 3}, {60, -1, 0}
             local one = {}
             for i = 1, 3 do
-              one[i] = s:ddim_step(x:narrow(1, i, 1), eps:narrow(1, i, 1), t[i], t_prev[i], {eta = 0.5, noise = noise:narrow(1, i, 1)})
+              one[i] = s:ddim_step(x:narrow(1, i, 1), eps:narrow(1, i, 1), t[i], t_prev[i],
+                                   {eta = 0.5, noise = noise:narrow(1, i, 1)})
             end
             local batch = s:ddim_step(x, eps, T.from(t), t_prev, {eta = 0.5, noise = noise})
             ddim_diff = (batch - T.cat(one, 1)):abs():max():item()
-            for i = 1, 3 do one[i] = s:ddpm_step(x:narrow(1, i, 1), eps:narrow(1, i, 1), t[i], {noise = noise:narrow(1, i, 1)}) end
+            for i = 1, 3 do
+              one[i] = s:ddpm_step(x:narrow(1, i, 1), eps:narrow(1, i, 1), t[i], {noise = noise:narrow(1, i, 1)})
+            end
             ddpm_diff = (s:ddpm_step(x, eps, t, {noise = noise}) - T.cat(one, 1)):abs():max():item()
             same_diff = (s:ddim_step(x, eps, {9, 9, 9}, 4) - s:ddim_step(x, eps, 9, 4)):abs():max():item()
             local ok, err = pcall(s.ddim_step, s, x, eps, {9, 9}, 4)
@@ -255,7 +265,8 @@ final class PluginTests: XCTestCase {
                 return h, (x - h * math.sqrt(ab)) / math.sqrt(1 - ab)
               end
               local last_t, ab_T = nil, s:alpha_bar(999)
-              local ctx = {x = z * math.sqrt(ab_T * sd ^ 2 + 1 - ab_T) + math.sqrt(ab_T) * mu, schedule = s, steps = steps,
+              local ctx = {x = z * math.sqrt(ab_T * sd ^ 2 + 1 - ab_T) + math.sqrt(ab_T) * mu, schedule = s,
+                           steps = steps,
                            labels = {0, 0}, eps = function(x, t) return select(2, x0(x, t)) end, x0 = x0,
                            randn = function() return T.randn({2, 1, 4, 4}) end, eta = 0, clip = false,
                            options = {spacing = "logsnr"}, on_step = function(i, t) last_t = t end}
@@ -265,7 +276,9 @@ final class PluginTests: XCTestCase {
               return (out - exact):abs():max():item()
             end
             ratios = {}
-            for _, name in ipairs({"ddim", "dpmpp_2m", "unipc"}) do ratios[name] = error_of(name, 40) / error_of(name, 80) end
+            for _, name in ipairs({"ddim", "dpmpp_2m", "unipc"}) do
+              ratios[name] = error_of(name, 40) / error_of(name, 80)
+            end
             ddim_ratio, dpmpp_ratio, unipc_ratio = ratios.ddim, ratios.dpmpp_2m, ratios.unipc
             dpmpp_vs_ddim = error_of("ddim", 80) / error_of("dpmpp_2m", 80)
             """)
@@ -301,8 +314,8 @@ final class PluginTests: XCTestCase {
         XCTAssertEqual(host.global("schedule") as? String, "flat")
         XCTAssertEqual(try XCTUnwrap(host.global("first_beta") as? Double), 0.01, accuracy: 1e-12)
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/run/samples/step-000002.png"))
-        r = try runDDPM(["train", "--config", cfg, "--steps", "3", "--out", "\(dir)/run", "--data", mnistDir, "--resume",
-                         "--schedule", "cosine"], in: dir, environment: env)
+        r = try runDDPM(["train", "--config", cfg, "--steps", "3", "--out", "\(dir)/run", "--data", mnistDir,
+                         "--resume", "--schedule", "cosine"], in: dir, environment: env)
         XCTAssertEqual(r.status, 1)
         XCTAssertTrue(r.stderr.contains("--schedule cosine: the run in \(dir)/run was trained with flat"), r.stderr)
     }

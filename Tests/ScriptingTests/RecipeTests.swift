@@ -142,9 +142,10 @@ final class RecipeTests: XCTestCase {
             plugin_source = plugin.source
             local function run(sampler, o)
               local steps_seen = 0
-              local x = ddpm.sample{model = m, schedule = s, labels = labels, sampler = sampler, steps = 10, guidance = o.w,
-                                    guidance_interval = o.interval, eta = o.eta, seeds = o.seeds,
-                                    noise = not o.seeds and noise or nil, on_step = function() steps_seen = steps_seen + 1 end}
+              local x = ddpm.sample{model = m, schedule = s, labels = labels, sampler = sampler, steps = 10,
+                                    guidance = o.w, guidance_interval = o.interval, eta = o.eta, seeds = o.seeds,
+                                    noise = not o.seeds and noise or nil,
+                                    on_step = function() steps_seen = steps_seen + 1 end}
               return x, steps_seen
             end
             local function diff(o)

@@ -117,8 +117,8 @@ function M.schedule(spec)
     if type(s) ~= "table" then
       if type(s) == "function" then s = s(spec) end
       if type(s) ~= "userdata" or not tostring(s):match("^ddpm%.Schedule") then
-        error(string.format("%s: a schedule file must be a schedule plugin (a table) or return a schedule or a function "
-                            .. "returning one, got %s", spec.file, type(s)), 0)
+        error(string.format("%s: a schedule file must be a schedule plugin (a table) or return a schedule or a "
+                            .. "function returning one, got %s", spec.file, type(s)), 0)
       end
       return ddpm.schedule.from_betas(s:betas(), {name = spec.file:match("([^/]+)$")})
     end
@@ -307,7 +307,8 @@ function M.sampling_setup(opts)
   function setup:describe()
     local o = self:options_text()
     return string.format("%s%s %d steps, guidance %g at timesteps %s", self.sampler_name,
-                         o ~= "" and (" (" .. o .. ")") or "", self.steps, self.guidance, M.interval_text(self.interval))
+                         o ~= "" and (" (" .. o .. ")") or "", self.steps, self.guidance,
+                         M.interval_text(self.interval))
   end
   function setup:provenance(extra)
     self.sha256 = self.sha256 or ddpm.sha256(self.weights)

@@ -32,7 +32,8 @@ enum SampleTable {
         case LUA_TTABLE:
             break
         default:
-            let e = ScriptError("option sampler: a name, a FILE.lua or a sampler table expected, got \(lua.describe(-1))")
+            let e = ScriptError("option sampler: a name, a FILE.lua or a sampler table expected, "
+                                + "got \(lua.describe(-1))")
             lua.pop()
             throw e
         }
@@ -106,8 +107,8 @@ enum SampleTable {
         case .native(let kind):
             let sampler = Sampler(kind: kind, steps: try o.int("steps") ?? (kind == .ddim ? 50 : schedule.steps),
                                   eta: eta, guidance: guidance, guidanceInterval: interval, clip: clip)
-            let images = try sampler.sample(model: model, schedule: schedule, labels: labels, noise: noise, generator: &g,
-                                            generators: perImage) { i, t, xt, x0 in
+            let images = try sampler.sample(model: model, schedule: schedule, labels: labels, noise: noise,
+                                            generator: &g, generators: perImage) { i, t, xt, x0 in
                 guard let f = onStep else { return }
                 lua.pushValue(f)
                 lua.push(i)
@@ -126,13 +127,15 @@ enum SampleTable {
             }
             let count = steps ?? schedule.steps
             guard count >= 1 else { throw ScriptError("option steps: \(count) must be >= 1") }
-            let guide = Sampler(kind: .ddim, steps: count, eta: eta, guidance: guidance, guidanceInterval: interval, clip: clip)
-            let context = SamplerContext(model: model, schedule: schedule, labels: labels, guide: guide, shape: noise.shape,
-                                         generators: perImage, generator: g)
+            let guide = Sampler(kind: .ddim, steps: count, eta: eta, guidance: guidance, guidanceInterval: interval,
+                                clip: clip)
+            let context = SamplerContext(model: model, schedule: schedule, labels: labels, guide: guide,
+                                         shape: noise.shape, generators: perImage, generator: g)
             let scheduleIndex = stackField(lua, o, "schedule")
             let optionsIndex = stackField(lua, o, "options")
             if let optionsIndex, lua.type(optionsIndex) != LUA_TTABLE {
-                throw ScriptError("option options: a table of plugin options expected, got \(lua.describe(optionsIndex))")
+                throw ScriptError("option options: a table of plugin options expected, "
+                                  + "got \(lua.describe(optionsIndex))")
             }
             SamplerContext.pushTable(lua, context, noise: noise, steps: count, eta: eta, schedule: scheduleIndex,
                                      options: optionsIndex, onStep: onStep)
@@ -141,9 +144,9 @@ enum SampleTable {
             lua.pushValue(ctx)
             try withNoGrad { try lua.call(arguments: 1, results: 1) }
             g = context.generator
-            guard let images = lua.object(-1, metatable: Metatable.tensor, as: Tensor.self), images.shape == noise.shape else {
-                let got = lua.object(-1, metatable: Metatable.tensor, as: Tensor.self).map { "a tensor \(Shape.describe($0.shape))" }
-                    ?? lua.describe(-1)
+            let images = lua.object(-1, metatable: Metatable.tensor, as: Tensor.self)
+            guard let images, images.shape == noise.shape else {
+                let got = images.map { "a tensor \(Shape.describe($0.shape))" } ?? lua.describe(-1)
                 throw ScriptError("sampler \(label): sample(ctx) returned \(got); expected the images, a tensor "
                                   + "\(Shape.describe(noise.shape)) (the shape of ctx.x)")
             }

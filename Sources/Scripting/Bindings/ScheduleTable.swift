@@ -38,7 +38,9 @@ enum ScheduleTable {
     /// (same shape) for a tensor.
     static func pushPerTimestep(_ a: Arguments, _ i: Int32, _ f: (Int) throws -> Double) throws {
         func integer(_ v: Double) throws -> Int {
-            guard v == v.rounded(), Swift.abs(v) < 9e15 else { throw ScriptError("timesteps must be integers, got \(v)") }
+            guard v == v.rounded(), Swift.abs(v) < 9e15 else {
+                throw ScriptError("timesteps must be integers, got \(v)")
+            }
             return Int(v)
         }
         if let v = a.lua.number(i) {
@@ -175,7 +177,9 @@ enum ScheduleTable {
                 let o = try a.options(5)
                 for v in t { try s.check("ddpm_step", v) }
                 var noise = try o.tensor("noise")
-                if noise == nil && t.contains(where: { $0 > 0 }) { noise = Tensor.randn(xt.shape, generator: &Generator.global) }
+                if noise == nil && t.contains(where: { $0 > 0 }) {
+                    noise = Tensor.randn(xt.shape, generator: &Generator.global)
+                }
                 let r = try s.ddpmStep(xt, eps: eps, t: t, noise: noise, clip: try o.bool("clip") ?? true)
                 TensorTable.push(a.lua, r.prev)
                 TensorTable.push(a.lua, r.x0)
