@@ -2,7 +2,7 @@ import Foundation
 
 /// A float32, contiguous, row-major n-dimensional array that can take part in reverse-mode autodiff.
 ///
-/// Images are NCHW. A tensor is a reference type: the tape, optimizers and parameter tables all
+/// Images are NCHW. A tensor is a reference type: the graph, optimizers and parameter tables all
 /// refer to the same object, and `grad` accumulates into it until cleared.
 ///
 ///     let x = Tensor.randn([2, 1, 8, 8], generator: &rng)
@@ -91,7 +91,7 @@ public final class Tensor: @unchecked Sendable {
         return data[0]
     }
 
-    /// A deep copy that is not connected to the tape.
+    /// A deep copy that is not connected to the graph.
     public func copy() -> Tensor {
         let t = Tensor(uninitialized: shape)
         t.data.update(from: data, count: count)

@@ -23,8 +23,6 @@ public enum GradMode {
     nonisolated(unsafe) static var enabled = true
     nonisolated(unsafe) static var nextID = 0
 
-    public static var isEnabled: Bool { enabled }
-
     /// Runs `body` without recording (sampling, optimizer updates, evaluation).
     public static func withNoGrad<T>(_ body: () throws -> T) rethrows -> T {
         let saved = enabled
