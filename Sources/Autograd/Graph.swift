@@ -90,8 +90,22 @@ extension Tensor {
             guard let (node, output) = nodes[id] else { continue }
             guard let gy = grads.removeValue(forKey: ObjectIdentifier(output)) else { continue }
             let gins = try node.backward(gy)
-            for (input, g) in zip(node.inputs, gins) {
-                guard input.requiresGrad, let g else { continue }
+            // An op's backward is ours, not the caller's: a mismatch is a bug in the op, reported
+            // as an error naming it (a gradient of another size would otherwise be read in the
+            // input's shape, silently wrong).
+            guard gins.count == node.inputs.count else {
+                throw TensorError("backward: internal error: \(node.op) returned \(gins.count) gradients for "
+                                  + "its \(node.inputs.count) inputs")
+            }
+            for (i, (input, gin)) in zip(node.inputs, gins).enumerated() {
+                guard let gin else { continue }
+                guard gin.count == input.count else {
+                    throw TensorError("backward: internal error: \(node.op) returned a gradient of \(gin.count) "
+                                      + "elements for its input \(i) of shape \(Shape.describe(input.shape)) "
+                                      + "(\(input.count) elements)")
+                }
+                guard input.requiresGrad else { continue }
+                let g = gin.shape == input.shape ? gin : Tensor(storage: gin.storage, shape: input.shape)
                 if input.creator == nil {
                     input.accumulate(g)
                 } else {
