@@ -79,6 +79,13 @@ final class GradCheckTests: XCTestCase {
         try check("conv2d 3x3 pad 1", [randn([2, 2, 5, 5]), randn([3, 2, 3, 3]), randn([3])]) {
             try .conv2d($0[0], weight: $0[1], bias: $0[2], stride: 1, padding: 1)
         }
+        // even height, width a multiple of 4: the Winograd path, forward and both gradients
+        for (n, c, o, h, w) in [(2, 3, 4, 4, 8), (1, 2, 3, 6, 4)] {
+            XCTAssertTrue(winogradApplies(c: c, o: o, h: h, w: w, kh: 3, kw: 3, stride: 1, pad: 1))
+            try check("conv2d 3x3 pad 1 Winograd \(n)x\(c)->\(o) \(h)x\(w)", [randn([n, c, h, w]), randn([o, c, 3, 3]), randn([o])]) {
+                try .conv2d($0[0], weight: $0[1], bias: $0[2], stride: 1, padding: 1)
+            }
+        }
         try check("conv2d 3x3 stride 2", [randn([1, 2, 6, 5]), randn([2, 2, 3, 3]), randn([2])]) {
             try .conv2d($0[0], weight: $0[1], bias: $0[2], stride: 2, padding: 1)
         }
