@@ -5,18 +5,30 @@
 public final class Node {
     /// Creation order; reverse order is a valid topological order for backward.
     let id: Int
-    let op: String
+    let op: Op
     let inputs: [Tensor]
     /// Output gradient -> one gradient per input (nil where the input needs none).
     /// Closures capture `detached()` views of outputs, never the output itself (that would be a cycle).
     let backward: (Tensor) throws -> [Tensor?]
 
-    init(id: Int, op: String, inputs: [Tensor], backward: @escaping (Tensor) throws -> [Tensor?]) {
+    init(id: Int, op: Op, inputs: [Tensor], backward: @escaping (Tensor) throws -> [Tensor?]) {
         self.id = id
         self.op = op
         self.inputs = inputs
         self.backward = backward
     }
+}
+
+/// Every op that records a backward, by the name its node carries. `recorded` takes one, so a new
+/// op is a new case here, and GradCheckTests fails until the op has a finite-difference check.
+public enum Op: String, CaseIterable, Sendable {
+    case add, sub, mul, div, affine
+    case abs, sqrt, exp, log, square, sin, cos, pow, clamp, relu, silu, gelu
+    case sum, sumDim = "sum_dim", max, min, softmax
+    case reshape, permute, narrow, cat, spaceToDepth = "space_to_depth"
+    case matmul, linear, conv2d, convTranspose2d = "conv_transpose2d", attention
+    case groupNorm = "group_norm", weightStandardize = "weight_standardize", groupNormSiLU = "group_norm_silu"
+    case embedding, l1Loss = "l1_loss", mseLoss = "mse_loss", crossEntropy = "cross_entropy"
 }
 
 public enum GradMode {
@@ -43,7 +55,7 @@ extension Tensor {
     /// Attaches `backward` to this freshly computed output when any input wants a gradient.
     /// Returns self so ops can end with `return out.recorded(...)`.
     @discardableResult
-    func recorded(_ op: String, _ inputs: [Tensor], backward: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
+    func recorded(_ op: Op, _ inputs: [Tensor], backward: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
         guard GradMode.shouldRecord(inputs) else { return self }
         GradMode.nextID += 1
         requiresGrad = true
@@ -94,13 +106,13 @@ extension Tensor {
             // as an error naming it (a gradient of another size would otherwise be read in the
             // input's shape, silently wrong).
             guard gins.count == node.inputs.count else {
-                throw TensorError("backward: internal error: \(node.op) returned \(gins.count) gradients for "
+                throw TensorError("backward: internal error: \(node.op.rawValue) returned \(gins.count) gradients for "
                                   + "its \(node.inputs.count) inputs")
             }
             for (i, (input, gin)) in zip(node.inputs, gins).enumerated() {
                 guard let gin else { continue }
                 guard gin.count == input.count else {
-                    throw TensorError("backward: internal error: \(node.op) returned a gradient of \(gin.count) "
+                    throw TensorError("backward: internal error: \(node.op.rawValue) returned a gradient of \(gin.count) "
                                       + "elements for its input \(i) of shape \(Shape.describe(input.shape)) "
                                       + "(\(input.count) elements)")
                 }

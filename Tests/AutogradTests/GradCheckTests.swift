@@ -3,7 +3,7 @@ import Foundation
 import XCTest
 
 /// Every differentiable op, checked against central finite differences. Adding an op means
-/// adding a line here.
+/// adding a line here (testEveryRecordingOpHasAGradientCheck fails until there is one).
 final class GradCheckTests: XCTestCase {
     var rng = Generator(seed: 7)
 
@@ -21,8 +21,21 @@ final class GradCheckTests: XCTestCase {
         return t
     }
 
+    /// Set by testEveryRecordingOpHasAGradientCheck: `check` then only collects the ops that each
+    /// check's graph records, without the finite differences.
+    var covered: Set<Op>?
+
     func check(_ name: String, _ inputs: [Tensor], tolerance: Double = 5e-3, eps: Float = 1e-2,
                _ f: ([Tensor]) throws -> Tensor) throws {
+        if covered != nil {
+            let xs = inputs.map { x -> Tensor in
+                let c = x.copy()
+                c.requiresGrad = true
+                return c
+            }
+            covered?.formUnion(recordedOps(try f(xs)))
+            return
+        }
         let errors = try gradCheck(inputs, eps: eps, f)
         for (i, e) in errors.enumerated() {
             XCTAssertLessThan(e, tolerance, "\(name): input \(i) gradient differs from finite differences (relative error \(e))")
@@ -128,6 +141,29 @@ final class GradCheckTests: XCTestCase {
         try check("cross_entropy", [randn([3, 4], scale: 2)]) { try .crossEntropy($0[0], labels: [2, 0, 3]) }
     }
 
+    /// The ops recorded in the graph that produced `y`.
+    func recordedOps(_ y: Tensor) -> Set<Op> {
+        var ops = Set<Op>(), seen = Set<ObjectIdentifier>(), stack = [y]
+        while let t = stack.popLast() {
+            guard let node = t.creator, seen.insert(ObjectIdentifier(node)).inserted else { continue }
+            ops.insert(node.op)
+            stack.append(contentsOf: node.inputs)
+        }
+        return ops
+    }
+
+    /// Every op that records a backward (every case of `Op`: `recorded` takes one) appears in the
+    /// graph of at least one finite-difference check above.
+    func testEveryRecordingOpHasAGradientCheck() throws {
+        covered = []
+        defer { covered = nil }
+        let groups = [testElementwiseBinaryWithBroadcasting, testElementwiseUnary, testReductions, testShapeOps,
+                      testMatrixProducts, testConvolutions, testNormalisation, testAttentionAndSoftmax, testMiscOps]
+        for group in groups { try group() }
+        let missing = Op.allCases.filter { !(covered ?? []).contains($0) }.map(\.rawValue)
+        XCTAssertEqual(missing, [], "ops that record a backward but have no finite-difference check in GradCheckTests")
+    }
+
     /// Cross-entropy's value against a hand computation, and its label checks.
     func testCrossEntropyValueAndErrors() throws {
         let z = try Tensor([1, 2, 3, 0, 0, 0], shape: [2, 3])
@@ -147,7 +183,7 @@ final class GradCheckTests: XCTestCase {
     func testGradCheckCatchesAWrongGradient() throws {
         let errors = try gradCheck([randn([5])]) { x in
             // forward x^2, but the recorded derivative is the one of x^3
-            x[0].unary("wrong", { $0 * $0 }) { x, _ in 3 * x * x }
+            x[0].unary(.square, { $0 * $0 }) { x, _ in 3 * x * x }
         }
         XCTAssertGreaterThan(errors[0], 0.1)
     }

@@ -24,7 +24,7 @@ final class GraphTests: XCTestCase {
     func run(_ backward: @escaping (Tensor) throws -> [Tensor?]) throws -> Tensor {
         let x = try Tensor([1, 2, 3], shape: [3])
         x.requiresGrad = true
-        try x.copy().recorded("square", [x], backward: backward).sum().backward()
+        try x.copy().recorded(.square, [x], backward: backward).sum().backward()
         return x
     }
 

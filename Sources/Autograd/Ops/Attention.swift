@@ -21,7 +21,7 @@ extension Tensor {
         let out = copy()
         softmaxRows(out.data, rows: count / n, n: n)
         let saved = out.detached()
-        return out.recorded("softmax", [self]) { g in
+        return out.recorded(.softmax, [self]) { g in
             let gx = g.copy()
             softmaxRowsBackward(gx.data, saved.data, rows: gx.count / n, n: n)
             return [gx]
@@ -78,7 +78,7 @@ extension Tensor {
         }
         BLAS.flops &+= 4 * pairs * n * n * dim
         let saved = qkv.detached(), output = out.detached()
-        return out.recorded("attention", [qkv]) { g in
+        return out.recorded(.attention, [qkv]) { g in
             let gqkv = Tensor(uninitialized: saved.shape)
             if fused {
                 let queue = WorkQueue(count: pairs)

@@ -258,7 +258,7 @@ extension Tensor {
         BLAS.flops &+= 2 * o * rowsK * geo.n * plane
         let (sx, sw) = (x.detached(), weight.detached())
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
-        return out.recorded("conv2d", inputs) { g in
+        return out.recorded(.conv2d, inputs) { g in
             let wantW = weight.requiresGrad, wantX = x.requiresGrad, wantB = bias?.requiresGrad ?? false
             let gb = Partials(shape: [o])
             let gx = wantX ? Tensor(uninitialized: sx.shape) : nil
@@ -362,7 +362,7 @@ extension Tensor {
         BLAS.flops &+= 2 * rowsK * cin * n * plane
         let (sx, sw) = (x.detached(), weight.detached())
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
-        return out.recorded("conv_transpose2d", inputs) { g in
+        return out.recorded(.convTranspose2d, inputs) { g in
             let wantW = weight.requiresGrad, wantX = x.requiresGrad, wantB = bias?.requiresGrad ?? false
             let gw = Partials(shape: sw.shape), gb = Partials(shape: [cout])
             let gx = wantX ? Tensor(uninitialized: [n, cin, h, w]) : nil

@@ -11,7 +11,7 @@ extension Tensor {
         let out = Tensor(uninitialized: [m, n])
         BLAS.sgemm(out.data, a.data, b.data, m: m, n: n, k: k)
         let (sa, sb) = (a.detached(), b.detached())
-        return out.recorded("matmul", [a, b]) { g in
+        return out.recorded(.matmul, [a, b]) { g in
             var ga: Tensor?, gb: Tensor?
             if a.requiresGrad {
                 let t = Tensor(uninitialized: [m, k])
@@ -44,7 +44,7 @@ extension Tensor {
         BLAS.sgemm(out.data, x.data, weight.data, m: rows, n: fout, k: fin, transB: true, beta: bias == nil ? 0 : 1)
         let (sx, sw) = (x.detached(), weight.detached())
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
-        return out.recorded("linear", inputs) { g in
+        return out.recorded(.linear, inputs) { g in
             var grads: [Tensor?] = [nil, nil]
             if x.requiresGrad {
                 let gx = Tensor(uninitialized: [rows, fin])

@@ -14,7 +14,7 @@ extension Tensor {
         for (r, i) in indices.enumerated() where i >= 0 {
             (out.data + r * d).update(from: weight.data + i * d, count: d)
         }
-        return out.recorded("embedding", [weight]) { g in
+        return out.recorded(.embedding, [weight]) { g in
             let gw = Tensor(zeros: [k, d])
             for (r, i) in indices.enumerated() where i >= 0 {
                 let dst = gw.data + i * d, src = g.data + r * d
@@ -36,7 +36,7 @@ extension Tensor {
         let out = Tensor(uninitialized: [n, c * s * s, h / s, w / s])
         Tensor.permuteCopy(from: view, to: Tensor(storage: out.storage, shape: [n, c, s, s, h / s, w / s]), order: [0, 1, 3, 5, 2, 4])
         let inShape = shape
-        return out.recorded("space_to_depth", [self]) { g in
+        return out.recorded(.spaceToDepth, [self]) { g in
             let gx = Tensor(uninitialized: inShape)
             let gview = Tensor(storage: g.storage, shape: [n, c, s, s, h / s, w / s])
             Tensor.permuteCopy(from: gview, to: Tensor(storage: gx.storage, shape: [n, c, h / s, s, w / s, s]), order: [0, 1, 4, 2, 5, 3])
@@ -52,7 +52,7 @@ extension Tensor {
         for i in 0..<n { acc += Double(Swift.abs(prediction.data[i] - target.data[i])) }
         let out = Tensor(repeating: Float(acc / Double(Swift.max(n, 1))), shape: [])
         let (sp, st) = (prediction.detached(), target.detached())
-        return out.recorded("l1_loss", [prediction, target]) { g in
+        return out.recorded(.l1Loss, [prediction, target]) { g in
             let gp = Tensor(uninitialized: sp.shape)
             let s = g.data[0] / Float(n)
             for i in 0..<n {
@@ -71,7 +71,7 @@ extension Tensor {
         for i in 0..<n { let d = Double(prediction.data[i] - target.data[i]); acc += d * d }
         let out = Tensor(repeating: Float(acc / Double(Swift.max(n, 1))), shape: [])
         let (sp, st) = (prediction.detached(), target.detached())
-        return out.recorded("mse_loss", [prediction, target]) { g in
+        return out.recorded(.mseLoss, [prediction, target]) { g in
             let gp = Tensor(uninitialized: sp.shape)
             let s = 2 * g.data[0] / Float(n)
             for i in 0..<n { gp.data[i] = s * (sp.data[i] - st.data[i]) }
@@ -102,7 +102,7 @@ extension Tensor {
             total += Double(m) + Foundation.log(s) - Double(z[labels[i]])
         }
         let out = Tensor(repeating: Float(total / Double(Swift.max(b, 1))), shape: [])
-        return out.recorded("cross_entropy", [logits]) { g in
+        return out.recorded(.crossEntropy, [logits]) { g in
             let gz = Tensor(uninitialized: probs.shape)
             let s = g.data[0] / Float(b)
             for i in 0..<b {

@@ -122,7 +122,7 @@ extension Tensor {
         } }
         let sw = weight?.detached()
         let inputs = [x] + [weight, bias].compactMap { $0 }
-        return out.recorded("group_norm", inputs) { g in
+        return out.recorded(.groupNorm, inputs) { g in
             var gw: Tensor?, gb: Tensor?
             if let weight, weight.requiresGrad { gw = Tensor(zeros: [c]) }
             if let bias, bias.requiresGrad { gb = Tensor(zeros: [c]) }
@@ -157,7 +157,7 @@ extension Tensor {
         let out = Tensor(uninitialized: shape)
         let rstd = normalizeRows(out.data, data, rows: rows, m: m, eps: eps)
         let saved = out.detached()
-        return out.recorded("weight_standardize", [self]) { g in
+        return out.recorded(.weightStandardize, [self]) { g in
             let gw = Tensor(uninitialized: saved.shape)
             normalizeRowsBackward(gw.data, g.data, saved.data, rstd, rows: rows, m: m)
             return [gw]
@@ -231,7 +231,7 @@ extension Tensor {
         }
         let (sw, sb) = (weight.detached(), bias.detached())
         let (ss, st) = (scale?.detached(), shift?.detached())
-        return out.recorded("group_norm_silu", inputs) { g in
+        return out.recorded(.groupNormSiLU, inputs) { g in
             let gs = Tensor(uninitialized: [n, c]), gt = Tensor(uninitialized: [n, c])
             let gwn = Tensor(uninitialized: [n, c]), gbn = Tensor(uninitialized: [n, c])  // per (n, c), summed over n below
             let gx = x.requiresGrad ? Tensor(uninitialized: x.shape) : nil

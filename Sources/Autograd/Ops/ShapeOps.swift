@@ -20,7 +20,7 @@ extension Tensor {
         }
         let out = Tensor(storage: storage, shape: target)
         let inShape = shape
-        return out.recorded("reshape", [self]) { g in [Tensor(storage: g.storage, shape: inShape)] }
+        return out.recorded(.reshape, [self]) { g in [Tensor(storage: g.storage, shape: inShape)] }
     }
 
     // y[i_order[0], ...] = x[i_0, ...]: output dim k is input dim order[k]; dx = permute(g, inverse)
@@ -33,7 +33,7 @@ extension Tensor {
         var inverse = [Int](repeating: 0, count: rank)
         for (k, d) in order.enumerated() { inverse[d] = k }
         let inShape = shape
-        return out.recorded("permute", [self]) { g in
+        return out.recorded(.permute, [self]) { g in
             let gx = Tensor(uninitialized: inShape)
             Tensor.permuteCopy(from: g, to: gx, order: inverse)
             return [gx]
@@ -90,7 +90,7 @@ extension Tensor {
             (out.data + o * length * inner).update(from: data + (o * size + start) * inner, count: length * inner)
         }
         let inShape = shape
-        return out.recorded("narrow", [self]) { g in
+        return out.recorded(.narrow, [self]) { g in
             let gx = Tensor(zeros: inShape)
             for o in 0..<outer {
                 (gx.data + (o * size + start) * inner).update(from: g.data + o * length * inner, count: length * inner)
@@ -127,7 +127,7 @@ extension Tensor {
                 }
             }
         }
-        return out.recorded("cat", xs) { g in
+        return out.recorded(.cat, xs) { g in
             let grads = xs.map { $0.requiresGrad ? Tensor(uninitialized: $0.shape) : nil }
             Parallel.ranges(outer, grain: grain) { range in
                 for o in range {
