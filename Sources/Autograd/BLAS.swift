@@ -23,25 +23,22 @@ public enum BLAS {
             sgemmSerial(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc)
             return
         }
-        flops &+= 2 * m * n * k
-        let counted = flops
         if n >= m {
             // columns of C and of op(B); multiples of 16 keep the kernels' panels whole
             Parallel.run(parts) { p in
                 let j0 = (n * p / parts) & ~15, j1 = p == parts - 1 ? n : (n * (p + 1) / parts) & ~15
                 guard j1 > j0 else { return }
                 sgemmSerial(c + j0, a, b + (transB ? j0 * ldb : j0), m: m, n: j1 - j0, k: k, transA: transA, transB: transB,
-                            alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc, count: false)
+                            alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc)
             }
         } else {
             Parallel.run(parts) { p in
                 let i0 = (m * p / parts) & ~15, i1 = p == parts - 1 ? m : (m * (p + 1) / parts) & ~15
                 guard i1 > i0 else { return }
                 sgemmSerial(c + i0 * ldc, a + (transA ? i0 : i0 * lda), b, m: i1 - i0, n: n, k: k, transA: transA, transB: transB,
-                            alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc, count: false)
+                            alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc)
             }
         }
-        flops = counted
     }
 
     /// One single-threaded sgemm (for use inside parallel regions).
@@ -49,11 +46,10 @@ public enum BLAS {
     public static func sgemmSerial(
         _ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
         m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
-        alpha: Float = 1, beta: Float = 0, lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil, count: Bool = true
+        alpha: Float = 1, beta: Float = 0, lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil
     ) {
         guard m > 0, n > 0 else { return }
         _ = configured
-        if count { flops &+= 2 * m * n * k }
         if k == 0 {
             if beta == 0 { for i in 0..<m { (c + i * (ldc ?? n)).update(repeating: 0, count: n) } }
             return
@@ -115,9 +111,4 @@ public enum BLAS {
         if flags.contains("avx2") && flags.contains("fma") { return "Haswell" }
         return nil
     }
-
-    /// FLOPs (2 per multiply-add) counted in convolutions and matrix products, like PyTorch's
-    /// FlopCounterMode; the benchmark reads and resets it. Only updated outside parallel
-    /// regions (sgemmSerial inside them passes count: false or is counted by its caller).
-    nonisolated(unsafe) public static var flops: Int = 0
 }

@@ -69,14 +69,13 @@ extension Tensor {
                 let o = out.data + (bi * hidden + h * dim) * n
                 for i0 in stride(from: 0, to: n, by: rows) {
                     let r = Swift.min(rows, n - i0)
-                    BLAS.sgemmSerial(p.data, q + i0, k, m: r, n: n, k: dim, transA: true, alpha: scale, lda: n, count: false)
+                    BLAS.sgemmSerial(p.data, q + i0, k, m: r, n: n, k: dim, transA: true, alpha: scale, lda: n)
                     for i in 0..<r { softmaxRow(p.data + i * n, n) }
-                    BLAS.sgemmSerial(o + i0, v, p.data, m: dim, n: r, k: n, transB: true, ldc: n, count: false)
+                    BLAS.sgemmSerial(o + i0, v, p.data, m: dim, n: r, k: n, transB: true, ldc: n)
                 }
             }
         }
         }
-        BLAS.flops &+= 4 * pairs * n * n * dim
         let saved = qkv.detached(), output = out.detached()
         return out.recorded(.attention, [qkv]) { g in
             let gqkv = Tensor(uninitialized: saved.shape)
@@ -93,7 +92,6 @@ extension Tensor {
                                                q: q, k: k, v: v, d: dim, n: n, scale: scale, scratch: scratch)
                     }
                 }
-                BLAS.flops &+= 8 * pairs * n * n * dim
                 return [gqkv]
             }
             Parallel.run(pairs) { w in
@@ -106,18 +104,16 @@ extension Tensor {
                     for i0 in stride(from: 0, to: n, by: rows) {
                         let r = Swift.min(rows, n - i0)
                         let first: Float = i0 == 0 ? 0 : 1  // dV and dK accumulate over row blocks
-                        BLAS.sgemmSerial(p.data, q + i0, k, m: r, n: n, k: dim, transA: true, alpha: scale, lda: n, count: false)
+                        BLAS.sgemmSerial(p.data, q + i0, k, m: r, n: n, k: dim, transA: true, alpha: scale, lda: n)
                         for i in 0..<r { softmaxRow(p.data + i * n, n) }
-                        BLAS.sgemmSerial(gv, go + i0, p.data, m: dim, n: n, k: r, beta: first, lda: n, count: false)
-                        BLAS.sgemmSerial(gp.data, go + i0, v, m: r, n: n, k: dim, transA: true, lda: n, count: false)
+                        BLAS.sgemmSerial(gv, go + i0, p.data, m: dim, n: n, k: r, beta: first, lda: n)
+                        BLAS.sgemmSerial(gp.data, go + i0, v, m: r, n: n, k: dim, transA: true, lda: n)
                         for i in 0..<r { softmaxRowBackward(gp.data + i * n, p.data + i * n, n) }
-                        BLAS.sgemmSerial(gq + i0, k, gp.data, m: dim, n: r, k: n, transB: true, alpha: scale, ldc: n, count: false)
-                        BLAS.sgemmSerial(gk, q + i0, gp.data, m: dim, n: n, k: r, alpha: scale, beta: first, lda: n, count: false)
+                        BLAS.sgemmSerial(gq + i0, k, gp.data, m: dim, n: r, k: n, transB: true, alpha: scale, ldc: n)
+                        BLAS.sgemmSerial(gk, q + i0, gp.data, m: dim, n: n, k: r, alpha: scale, beta: first, lda: n)
                     }
                 }
             }
-            // The reference's backward FLOPs (the recomputed scores are ours, not counted).
-            BLAS.flops &+= 8 * pairs * n * n * dim
             return [gqkv]
         }
     }

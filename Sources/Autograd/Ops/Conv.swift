@@ -247,15 +247,14 @@ extension Tensor {
                 let columns = geo.columns(cols.data, x.data + first * chw, count: count)
                 let dst = out.data + first * o * plane
                 if count == 1 {
-                    BLAS.sgemmSerial(dst, weight.data, columns, m: o, n: plane, k: rowsK, count: false)
+                    BLAS.sgemmSerial(dst, weight.data, columns, m: o, n: plane, k: rowsK)
                     if let bias { for c in 0..<o { let v = bias.data[c], p = dst + c * plane; for i in 0..<plane { p[i] += v } } }
                 } else {
-                    BLAS.sgemmSerial(ybuf.data, weight.data, columns, m: o, n: count * plane, k: rowsK, count: false)
+                    BLAS.sgemmSerial(ybuf.data, weight.data, columns, m: o, n: count * plane, k: rowsK)
                     swapLeadingDims(dst, ybuf.data, o, count, plane, bias: bias?.data)
                 }
             }
         }
-        BLAS.flops &+= 2 * o * rowsK * geo.n * plane
         let (sx, sw) = (x.detached(), weight.detached())
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
         return out.recorded(.conv2d, inputs) { g in
@@ -300,12 +299,12 @@ extension Tensor {
                     if wantB { addRowSums(gb.parts[w].data, g2, rows: o, cols: count * plane) }
                     if wantW {
                         let columns = geo.columns(cols.data, sx.data + first * chw, count: count)  // recomputed: saves memory
-                        BLAS.sgemmSerial(gwT.parts[w].data, columns, g2, m: rowsK, n: o, k: count * plane, transB: true, beta: 1, count: false)
+                        BLAS.sgemmSerial(gwT.parts[w].data, columns, g2, m: rowsK, n: o, k: count * plane, transB: true, beta: 1)
                     }
                     if let gx, geo.isPointwise, count == 1 {
-                        BLAS.sgemmSerial(gx.data + first * chw, sw.data, g2, m: rowsK, n: plane, k: o, transA: true, count: false)
+                        BLAS.sgemmSerial(gx.data + first * chw, sw.data, g2, m: rowsK, n: plane, k: o, transA: true)
                     } else if let gx {
-                        BLAS.sgemmSerial(cols.data, sw.data, g2, m: rowsK, n: count * plane, k: o, transA: true, count: false)
+                        BLAS.sgemmSerial(cols.data, sw.data, g2, m: rowsK, n: count * plane, k: o, transA: true)
                         if geo.isPointwise { swapLeadingDims(gx.data + first * chw, cols.data, geo.c, count, plane) }
                         else { geo.block(count).col2im(gx.data + first * chw, cols.data) }
                     }
@@ -317,7 +316,6 @@ extension Tensor {
                     gw = out
                 }
             }
-            BLAS.flops &+= 2 * o * rowsK * geo.n * plane * ((wantW ? 1 : 0) + (wantX ? 1 : 0))
             var grads: [Tensor?] = [gx, gw]
             if bias != nil { grads.append(wantB ? gb.total() : nil) }
             return grads
@@ -356,10 +354,9 @@ extension Tensor {
         }) { _, first, count, buffers in
             let (cols, xbuf) = buffers
             let x2 = channelMajor(x.data + first * cin * plane, count: count, channels: cin, plane: plane, buffer: xbuf.data)
-            BLAS.sgemmSerial(cols.data, weight.data, x2, m: rowsK, n: count * plane, k: cin, transA: true, count: false)
+            BLAS.sgemmSerial(cols.data, weight.data, x2, m: rowsK, n: count * plane, k: cin, transA: true)
             geo.block(count).col2im(out.data + first * cout * ohw, cols.data, bias: bias?.data)
         }
-        BLAS.flops &+= 2 * rowsK * cin * n * plane
         let (sx, sw) = (x.detached(), weight.detached())
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
         return out.recorded(.convTranspose2d, inputs) { g in
@@ -379,18 +376,17 @@ extension Tensor {
                 if let gx {
                     let dst = gx.data + first * cin * plane
                     if count == 1 {
-                        BLAS.sgemmSerial(dst, sw.data, gcols.data, m: cin, n: plane, k: rowsK, count: false)
+                        BLAS.sgemmSerial(dst, sw.data, gcols.data, m: cin, n: plane, k: rowsK)
                     } else {
-                        BLAS.sgemmSerial(gxbuf.data, sw.data, gcols.data, m: cin, n: count * plane, k: rowsK, count: false)
+                        BLAS.sgemmSerial(gxbuf.data, sw.data, gcols.data, m: cin, n: count * plane, k: rowsK)
                         swapLeadingDims(dst, gxbuf.data, cin, count, plane)
                     }
                 }
                 if wantW {
                     let x2 = channelMajor(sx.data + first * cin * plane, count: count, channels: cin, plane: plane, buffer: xbuf.data)
-                    BLAS.sgemmSerial(gw.parts[wk].data, x2, gcols.data, m: cin, n: rowsK, k: count * plane, transB: true, beta: 1, count: false)
+                    BLAS.sgemmSerial(gw.parts[wk].data, x2, gcols.data, m: cin, n: rowsK, k: count * plane, transB: true, beta: 1)
                 }
             }
-            BLAS.flops &+= 2 * rowsK * cin * n * plane * ((wantW ? 1 : 0) + (wantX ? 1 : 0))
             var grads: [Tensor?] = [gx, wantW ? gw.total() : nil]
             if bias != nil { grads.append(wantB ? gb.total() : nil) }
             return grads

@@ -241,7 +241,7 @@ func winogradConv3x3(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>
         // Sixteen products M_xi (O, tiles) = U_xi (O, C) V_xi (C, tiles).
         for xi in 0..<16 {
             BLAS.sgemmSerial(products + xi * b.productStride(images), u + xi * b.o * b.c, transformed + xi * b.transformedStride(images),
-                             m: b.o, n: tiles, k: b.c, count: false)
+                             m: b.o, n: tiles, k: b.c)
         }
         outputTransform(V.self, y, products, bias, images, b)
     }
@@ -266,7 +266,7 @@ func winogradFilterGradientAccumulate(_ du: UnsafeMutablePointer<Float>, _ x: Un
         outputGradientTransform(V.self, products, dy, images, b)
         for xi in 0..<16 {
             BLAS.sgemmSerial(du + xi * b.o * b.c, products + xi * b.productStride(images), transformed + xi * b.transformedStride(images),
-                             m: b.o, n: b.c, k: tiles, transB: true, beta: 1, count: false)
+                             m: b.o, n: b.c, k: tiles, transB: true, beta: 1)
         }
     }
     switch b.lanes {
