@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Reverse-mode autodiff. Every op that records gives its output a `Node`: the inputs and a closure
 /// mapping the output's gradient to the inputs' gradients. `backward()` walks the nodes reachable
 /// from the loss in reverse creation order, so the graph is freed with the tensors that use it and
@@ -32,15 +34,16 @@ public enum Op: String, CaseIterable, Sendable {
 }
 
 public enum GradMode {
-    nonisolated(unsafe) static var enabled = true
-    nonisolated(unsafe) static var nextID = 0
+    /// Whether ops record. Task-local (a thread-local outside tasks): a no-grad region turns
+    /// recording off for the code it runs, never for another thread's.
+    @TaskLocal static var enabled = true
+    /// The last node id handed out. Global so that any two nodes compare by creation order;
+    /// atomic, so graphs may be built on several threads.
+    static let lastID = Atomic<Int>(0)
 
     /// Runs `body` without recording (sampling, optimizer updates, evaluation).
     public static func withNoGrad<T>(_ body: () throws -> T) rethrows -> T {
-        let saved = enabled
-        enabled = false
-        defer { enabled = saved }
-        return try body()
+        try $enabled.withValue(false) { try body() }
     }
 
     /// Whether an op with these inputs should record a node.
@@ -57,9 +60,9 @@ extension Tensor {
     @discardableResult
     func recorded(_ op: Op, _ inputs: [Tensor], backward: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
         guard GradMode.shouldRecord(inputs) else { return self }
-        GradMode.nextID += 1
+        let id = GradMode.lastID.wrappingAdd(1, ordering: .relaxed).newValue
         requiresGrad = true
-        creator = Node(id: GradMode.nextID, op: op, inputs: inputs, backward: backward)
+        creator = Node(id: id, op: op, inputs: inputs, backward: backward)
         return self
     }
 

@@ -67,9 +67,3 @@ public struct Generator: Sendable {
         for i in 0..<count { p[i] = low + (high - low) * uniform() }
     }
 }
-
-extension Generator {
-    /// The process-wide default generator (Lua's `ddpm.seed(n)` reseeds it); checkpoints save its
-    /// state so a resumed run draws the same numbers.
-    nonisolated(unsafe) public static var global = Generator(seed: 0)
-}

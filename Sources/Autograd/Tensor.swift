@@ -133,7 +133,9 @@ public final class Storage: @unchecked Sendable {
 public enum BufferPool {
     static let threshold = 1 << 16
     /// Upper bound on idle cached bytes; buffers released beyond it are freed.
-    nonisolated(unsafe) public static var capacity = 6 << 30
+    public static let capacity = 6 << 30
+    /// The idle buffers by size, and their total bytes: global because every Storage of the
+    /// process allocates from and returns to this one pool; `lock` guards both.
     nonisolated(unsafe) static var free: [Int: [UnsafeMutableRawPointer]] = [:]
     nonisolated(unsafe) static var cached = 0
     static let lock = NSLock()

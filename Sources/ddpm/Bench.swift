@@ -135,18 +135,16 @@ struct Bench: ParsableCommand {
         for (ch, side) in [(32, size), (64, size / 2), (128, size / 4), (128, size / 8)] {
             let xl = leaf([b, ch, side, side]), wl = leaf([ch, ch, 3, 3]), bl = leaf([ch])
             for (kernel, winograd) in [("im2col", false), ("winograd", true)] {
-                useWinograd = winograd
-                defer { useWinograd = true }
                 try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel)", flops: 2 * b * side * side * ch * ch * 9, [xl, wl, bl]) {
-                    try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1)
+                    try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1, winograd: winograd)
                 }
                 xl.requiresGrad = false
                 try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel) dW", flops: 2 * b * side * side * ch * ch * 9, passes: 2, [wl, bl]) {
-                    try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1)
+                    try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1, winograd: winograd)
                 }
                 xl.requiresGrad = true; wl.requiresGrad = false; bl.requiresGrad = false
                 try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel) dX", flops: 2 * b * side * side * ch * ch * 9, passes: 2, [xl]) {
-                    try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1)
+                    try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1, winograd: winograd)
                 }
                 wl.requiresGrad = true; bl.requiresGrad = true
             }

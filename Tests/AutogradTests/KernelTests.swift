@@ -30,11 +30,9 @@ final class KernelTests: XCTestCase {
             let x = Tensor.randn([2, 3 * heads * dim, tokens], generator: &rng)
             let g = Tensor.randn([2, heads * dim, tokens], generator: &rng)
             func run(fused: Bool) throws -> (Tensor, Tensor) {
-                useFusedAttention = fused
-                defer { useFusedAttention = true }
                 let xi = x.copy()
                 xi.requiresGrad = true
-                let y = try Tensor.attention(xi, heads: heads, dim: dim)
+                let y = try Tensor.attention(xi, heads: heads, dim: dim, fused: fused)
                 try y.backward(gradient: g)
                 return (y, try XCTUnwrap(xi.grad))
             }
@@ -67,13 +65,6 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// Runs body on the im2col path (Winograd off).
-    func withIm2col<T>(_ body: () throws -> T) rethrows -> T {
-        useWinograd = false
-        defer { useWinograd = true }
-        return try body()
-    }
-
     /// The Winograd 3x3 convolution vs the im2col path, forward and all gradients (the weight
     /// gradient in Winograd form too), for widths that take each of its vector widths (16, 8, 4
     /// and 2 tiles per vector, within a tile row or across 2, 4 or 8 of them), and with O C > 16 K
@@ -86,22 +77,23 @@ final class KernelTests: XCTestCase {
         for (n, c, o, h, w) in shapes {
             let x = Tensor.randn([n, c, h, w], generator: &rng), wt = Tensor.randn([o, c, 3, 3], generator: &rng)
             let b = Tensor.randn([o], generator: &rng), g = Tensor.randn([n, o, h, w], generator: &rng)
-            func run() throws -> [Tensor] {
+            func run(winograd: Bool) throws -> [Tensor] {
                 let (xi, wi, bi) = (x.copy(), wt.copy(), b.copy())
                 for t in [xi, wi, bi] { t.requiresGrad = true }
-                let y = try Tensor.conv2d(xi, weight: wi, bias: bi, stride: 1, padding: 1)
+                let y = try Tensor.conv2d(xi, weight: wi, bias: bi, stride: 1, padding: 1, winograd: winograd)
                 try y.backward(gradient: g)
                 return [y, try XCTUnwrap(xi.grad), try XCTUnwrap(wi.grad), try XCTUnwrap(bi.grad)]
             }
             // the weight gradient alone too (the first layer's input needs none)
-            func runWeightOnly() throws -> [Tensor] {
+            func runWeightOnly(winograd: Bool) throws -> [Tensor] {
                 let (xi, wi) = (x.copy(), wt.copy())
                 wi.requiresGrad = true
-                try Tensor.conv2d(xi, weight: wi, bias: nil, stride: 1, padding: 1).backward(gradient: g)
+                try Tensor.conv2d(xi, weight: wi, bias: nil, stride: 1, padding: 1, winograd: winograd).backward(gradient: g)
                 XCTAssertNil(xi.grad)
                 return [try XCTUnwrap(wi.grad)]
             }
-            let fast = try run() + runWeightOnly(), ref = try withIm2col { try run() + runWeightOnly() }
+            let fast = try run(winograd: true) + runWeightOnly(winograd: true)
+            let ref = try run(winograd: false) + runWeightOnly(winograd: false)
             for (name, (a, r)) in zip(["y", "dx", "dw", "db", "dw alone"], zip(fast, ref)) {
                 assertClose(a, r, tolerance: 1e-5, "\(name) for \(n)x\(c)->\(o) \(h)x\(w)")
             }
@@ -180,7 +172,7 @@ final class KernelTests: XCTestCase {
         winogradConv3x3(y.data, x.data, filters: u.data, bias: nil, images: n, geometry: block,
                         rowTransformed: rowTransformed.data, transformed: transformed.data, products: products.data)
         withExtendedLifetime((u, rowTransformed, transformed, products)) {}
-        let ref = try withIm2col { try Tensor.conv2d(x, weight: wt, bias: nil, stride: 1, padding: 1) }
+        let ref = try Tensor.conv2d(x, weight: wt, bias: nil, stride: 1, padding: 1, winograd: false)
         XCTAssertFalse(y.values.contains { $0.isNaN })
         assertClose(y, ref, tolerance: 1e-4, relative: false, "y")
     }

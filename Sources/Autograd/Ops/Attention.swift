@@ -36,7 +36,9 @@ extension Tensor {
     /// (the fused path hands them out one at a time to whichever core is free).
     // S = scale Q^T K, P = softmax(S), O = V P^T;
     // dV = dO P, dP = dO^T V, dS = P (dP - rowsum(dP P)), dQ = scale K dS^T, dK = scale Q dS
-    public static func attention(_ qkv: Tensor, heads: Int, dim: Int) throws -> Tensor {
+    /// `fused: false` forces the sgemm path where the fused kernels would apply (KernelTests
+    /// compare the two).
+    public static func attention(_ qkv: Tensor, heads: Int, dim: Int, fused allowFused: Bool = true) throws -> Tensor {
         let hidden = heads * dim
         guard qkv.rank == 3, heads > 0, dim > 0, qkv.shape[1] == 3 * hidden else {
             throw TensorError("attention: input \(Shape.describe(qkv.shape)) is not (batch, 3*\(heads)*\(dim), tokens)")
@@ -46,7 +48,7 @@ extension Tensor {
         let out = Tensor(uninitialized: [b, hidden, n])
         let rows = Swift.min(attentionBlock, n)
         let pairs = b * heads
-        let fused = useFusedAttention && fusedAttentionApplies(dim: dim, tokens: n)
+        let fused = allowFused && fusedAttentionApplies(dim: dim, tokens: n)
         // each query's log-sum-exp of its scores (fused path), for the backward pass
         let lse = Tensor(uninitialized: fused ? [pairs, n] : [0])
         if fused {
@@ -119,12 +121,8 @@ extension Tensor {
     }
 }
 
-/// The fused SIMD kernels (AttentionKernels.swift) where they apply; false forces the sgemm
-/// reference path (tests compare the two).
-nonisolated(unsafe) public var useFusedAttention = true
-
 /// Query rows per block in the sgemm path: a (block, N) strip of scores stays in L2.
-nonisolated(unsafe) public var attentionBlock = 64
+let attentionBlock = 64
 
 /// Pointers to the (dim, n) q, k and v blocks of one (batch, head) in a (B, 3*hidden, n) buffer.
 @inline(__always)

@@ -208,7 +208,10 @@ func addRowSums(_ acc: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, r
 extension Tensor {
     /// x: (N, C, H, W), weight: (O, C, kh, kw), bias: (O) -> (N, O, oh, ow)
     // y = W * cols(x) + b; dW = g cols^T, db = sum g, dx = col2im(W^T g)
-    public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0) throws -> Tensor {
+    /// `winograd: false` forces im2col + sgemm where Winograd would apply (the reference path:
+    /// KernelTests and `bench --what ops` compare the two).
+    public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0,
+                              winograd: Bool = true) throws -> Tensor {
         guard x.rank == 4, weight.rank == 4, x.shape[1] == weight.shape[1] else {
             throw TensorError("conv2d: input \(Shape.describe(x.shape)) does not match weight \(Shape.describe(weight.shape)) (expected input (N, \(weight.rank == 4 ? weight.shape[1] : 0), H, W))")
         }
@@ -225,7 +228,9 @@ extension Tensor {
         let plane = geo.oh * geo.ow, rowsK = geo.colRows
         let out = Tensor(uninitialized: [geo.n, o, geo.oh, geo.ow])
         let chw = geo.c * geo.h * geo.w
-        if winogradApplies(c: geo.c, o: o, h: geo.h, w: geo.w, kh: geo.kh, kw: geo.kw, stride: stride, pad: padding) {
+        let useWinograd = winograd
+            && winogradApplies(c: geo.c, o: o, h: geo.h, w: geo.w, kh: geo.kh, kw: geo.kw, stride: stride, pad: padding)
+        if useWinograd {
             let block = WinogradBlock(c: geo.c, o: o, h: geo.h, w: geo.w)
             let u = winogradFilters(weight)
             forEachImageBlock(n: geo.n, plane: block.blockPlane, scratch: { () -> (Tensor, Tensor, Tensor) in
@@ -262,7 +267,7 @@ extension Tensor {
             let gb = Partials(shape: [o])
             let gx = wantX ? Tensor(uninitialized: sx.shape) : nil
             var gw: Tensor?
-            if winogradApplies(c: geo.c, o: o, h: geo.h, w: geo.w, kh: geo.kh, kw: geo.kw, stride: stride, pad: padding) {
+            if useWinograd {
                 // dW in Winograd form from x's and dY's transformed tiles; dX = conv3x3(dY, the
                 // filters transposed and flipped), both by Winograd.
                 let forward = WinogradBlock(c: geo.c, o: o, h: geo.h, w: geo.w), backward = WinogradBlock(c: o, o: geo.c, h: geo.h, w: geo.w)

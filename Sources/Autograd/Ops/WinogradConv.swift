@@ -13,13 +13,10 @@
 // a direct SIMD 3x3 kernel: 1.5x faster per 3x3 convolution at each level of the preset
 // (`ddpm bench --what ops`), and it covers the 8x8 and 4x4 levels the direct kernel could not.
 
-/// false forces the im2col path (tests compare the two).
-nonisolated(unsafe) public var useWinograd = true
-
 /// Whether the Winograd path handles this convolution: 3x3, stride 1, padding 1, even height,
 /// width a multiple of 4 (whole vectors of 2, 4, 8 or 16 tiles per tile row).
 func winogradApplies(c: Int, o: Int, h: Int, w: Int, kh: Int, kw: Int, stride: Int, pad: Int) -> Bool {
-    useWinograd && kh == 3 && kw == 3 && stride == 1 && pad == 1 && h % 2 == 0 && w % 4 == 0 && c >= 1 && o >= 1
+    kh == 3 && kw == 3 && stride == 1 && pad == 1 && h % 2 == 0 && w % 4 == 0 && c >= 1 && o >= 1
 }
 
 /// The lanes the tile transforms work in: a vector of consecutive tiles (of one tile row, or of
