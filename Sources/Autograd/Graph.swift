@@ -70,10 +70,12 @@ extension Tensor {
     /// requires a gradient, accumulating into `grad`. The graph is released afterwards.
     public func backward() throws {
         guard count == 1 else {
-            throw TensorError("backward: called on a tensor of shape \(Shape.describe(shape)); it needs one element (a loss)")
+            throw TensorError("backward: called on a tensor of shape \(Shape.describe(shape)); "
+                              + "it needs one element (a loss)")
         }
         guard requiresGrad else {
-            throw TensorError("backward: tensor does not require grad (no parameter or input with requires_grad took part, or it was computed under no_grad)")
+            throw TensorError("backward: tensor does not require grad (no parameter or input with requires_grad took "
+                              + "part, or it was computed under no_grad)")
         }
         try backward(gradient: Tensor(repeating: 1, shape: shape))
     }
@@ -81,7 +83,8 @@ extension Tensor {
     /// Backpropagates an explicit output gradient (same shape as self).
     public func backward(gradient: Tensor) throws {
         guard gradient.shape == shape else {
-            throw TensorError("backward: gradient shape \(Shape.describe(gradient.shape)) differs from tensor shape \(Shape.describe(shape))")
+            throw TensorError("backward: gradient shape \(Shape.describe(gradient.shape)) differs from tensor shape "
+                              + "\(Shape.describe(shape))")
         }
         // Collect every node reachable from self.
         var nodes: [Int: (Node, Tensor)] = [:]
@@ -115,9 +118,9 @@ extension Tensor {
             for (i, (input, gin)) in zip(node.inputs, gins).enumerated() {
                 guard let gin else { continue }
                 guard gin.count == input.count else {
-                    throw TensorError("backward: internal error: \(node.op.rawValue) returned a gradient of \(gin.count) "
-                                      + "elements for its input \(i) of shape \(Shape.describe(input.shape)) "
-                                      + "(\(input.count) elements)")
+                    throw TensorError("backward: internal error: \(node.op.rawValue) returned a gradient of "
+                                      + "\(gin.count) elements for its input \(i) of shape "
+                                      + "\(Shape.describe(input.shape)) (\(input.count) elements)")
                 }
                 guard input.requiresGrad else { continue }
                 let g = gin.shape == input.shape ? gin : Tensor(storage: gin.storage, shape: input.shape)

@@ -48,7 +48,8 @@ public final class Tensor: @unchecked Sendable {
     /// Copies `values`; throws when their number differs from the shape's element count.
     public convenience init(_ values: [Float], shape: [Int]) throws {
         guard try values.count == Shape.checkedCount(shape, op: "tensor") else {
-            throw TensorError("tensor: \(values.count) values do not fill shape \(shape) (\(Shape.count(shape)) elements)")
+            throw TensorError("tensor: \(values.count) values do not fill shape \(shape) (\(Shape.count(shape)) "
+                              + "elements)")
         }
         self.init(uninitialized: shape)
         values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: values.count) }
@@ -128,8 +129,7 @@ public final class Storage: @unchecked Sendable {
 
 /// Reuses large buffers by exact size. A training step allocates the same shapes every step;
 /// without reuse each big temporary is a fresh mmap that the kernel zero-fills page by page and
-/// unmaps again (measured: a quarter of a training step in page faults). Small buffers go to
-/// the system allocator, which already recycles them.
+/// unmaps again. Small buffers go to the system allocator, which already recycles them.
 public enum BufferPool {
     static let threshold = 1 << 16
     /// Upper bound on idle cached bytes; buffers released beyond it are freed.

@@ -38,7 +38,8 @@ final class GradCheckTests: XCTestCase {
         }
         let errors = try gradCheck(inputs, eps: eps, f)
         for (i, e) in errors.enumerated() {
-            XCTAssertLessThan(e, tolerance, "\(name): input \(i) gradient differs from finite differences (relative error \(e))")
+            XCTAssertLessThan(e, tolerance,
+                              "\(name): input \(i) gradient differs from finite differences (relative error \(e))")
         }
     }
 
@@ -85,7 +86,9 @@ final class GradCheckTests: XCTestCase {
 
     func testMatrixProducts() throws {
         try check("matmul", [randn([3, 4]), randn([4, 2])]) { try $0[0].matmul($0[1]) }
-        try check("linear", [randn([3, 4]), randn([5, 4]), randn([5])]) { try .linear($0[0], weight: $0[1], bias: $0[2]) }
+        try check("linear", [randn([3, 4]), randn([5, 4]), randn([5])]) {
+            try .linear($0[0], weight: $0[1], bias: $0[2])
+        }
     }
 
     func testConvolutions() throws {
@@ -95,7 +98,8 @@ final class GradCheckTests: XCTestCase {
         // even height, width a multiple of 4: the Winograd path, forward and both gradients
         for (n, c, o, h, w) in [(2, 3, 4, 4, 8), (1, 2, 3, 6, 4)] {
             XCTAssertTrue(winogradApplies(c: c, o: o, h: h, w: w, kh: 3, kw: 3, stride: 1, pad: 1))
-            try check("conv2d 3x3 pad 1 Winograd \(n)x\(c)->\(o) \(h)x\(w)", [randn([n, c, h, w]), randn([o, c, 3, 3]), randn([o])]) {
+            let inputs = [randn([n, c, h, w]), randn([o, c, 3, 3]), randn([o])]
+            try check("conv2d 3x3 pad 1 Winograd \(n)x\(c)->\(o) \(h)x\(w)", inputs) {
                 try .conv2d($0[0], weight: $0[1], bias: $0[2], stride: 1, padding: 1)
             }
         }
@@ -118,9 +122,11 @@ final class GradCheckTests: XCTestCase {
             try .groupNorm($0[0], groups: 2, weight: $0[1], bias: $0[2])
         }
         try check("weight_standardize", [randn([3, 2, 3, 3])]) { try $0[0].weightStandardized() }
-        try check("group_norm_silu with modulation and residual", [randn([2, 4, 3, 5], scale: 2), uniform([4], 0.5, 1.5), randn([4]),
-                                                      randn([2, 4, 1, 1], scale: 0.5), randn([2, 4, 1, 1], scale: 0.5), randn([2, 4, 3, 5])]) {
-            try .groupNormSiLU($0[0], groups: 2, weight: $0[1], bias: $0[2], scale: $0[3], shift: $0[4], residual: $0[5])
+        let modulated = [randn([2, 4, 3, 5], scale: 2), uniform([4], 0.5, 1.5), randn([4]),
+                         randn([2, 4, 1, 1], scale: 0.5), randn([2, 4, 1, 1], scale: 0.5), randn([2, 4, 3, 5])]
+        try check("group_norm_silu with modulation and residual", modulated) {
+            try .groupNormSiLU($0[0], groups: 2, weight: $0[1], bias: $0[2], scale: $0[3], shift: $0[4],
+                               residual: $0[5])
         }
         try check("group_norm_silu plain", [randn([2, 4, 17], scale: 2), uniform([4], 0.5, 1.5), randn([4])]) {
             try .groupNormSiLU($0[0], groups: 4, weight: $0[1], bias: $0[2])
@@ -130,7 +136,9 @@ final class GradCheckTests: XCTestCase {
     func testAttentionAndSoftmax() throws {
         try check("softmax", [randn([3, 5])]) { try $0[0].softmax() }
         try check("attention (sgemm path)", [randn([2, 3 * 2 * 3, 5])]) { try .attention($0[0], heads: 2, dim: 3) }
-        try check("attention (fused kernels)", [randn([1, 3 * 16, 16], scale: 0.5)]) { try .attention($0[0], heads: 1, dim: 16) }
+        try check("attention (fused kernels)", [randn([1, 3 * 16, 16], scale: 0.5)]) {
+            try .attention($0[0], heads: 1, dim: 16)
+        }
     }
 
     func testMiscOps() throws {

@@ -16,7 +16,8 @@ final class GraphTests: XCTestCase {
         let v = try Tensor([1, 2], shape: [2])
         v.requiresGrad = true
         XCTAssertThrowsError(try (v * v).backward()) { e in
-            XCTAssertEqual((e as? TensorError)?.message, "backward: called on a tensor of shape [2]; it needs one element (a loss)")
+            XCTAssertEqual((e as? TensorError)?.message,
+                           "backward: called on a tensor of shape [2]; it needs one element (a loss)")
         }
     }
 
@@ -33,7 +34,8 @@ final class GraphTests: XCTestCase {
     func testWrongSizedGradientIsCaught() throws {
         XCTAssertThrowsError(try run { _ in [Tensor(zeros: [4])] }) { e in
             XCTAssertEqual((e as? TensorError)?.message,
-                           "backward: internal error: square returned a gradient of 4 elements for its input 0 of shape [3] (3 elements)")
+                           "backward: internal error: square returned a gradient of 4 elements for its input 0 "
+                           + "of shape [3] (3 elements)")
         }
         XCTAssertThrowsError(try run { _ in [Tensor(zeros: [2])] })
     }
@@ -41,7 +43,8 @@ final class GraphTests: XCTestCase {
     /// One gradient per input, no more and no fewer.
     func testWrongNumberOfGradientsIsCaught() throws {
         XCTAssertThrowsError(try run { g in [g, g] }) { e in
-            XCTAssertEqual((e as? TensorError)?.message, "backward: internal error: square returned 2 gradients for its 1 inputs")
+            XCTAssertEqual((e as? TensorError)?.message,
+                           "backward: internal error: square returned 2 gradients for its 1 inputs")
         }
         XCTAssertThrowsError(try run { _ in [] })
     }

@@ -88,7 +88,8 @@ final class KernelTests: XCTestCase {
             func runWeightOnly(winograd: Bool) throws -> [Tensor] {
                 let (xi, wi) = (x.copy(), wt.copy())
                 wi.requiresGrad = true
-                try Tensor.conv2d(xi, weight: wi, bias: nil, stride: 1, padding: 1, winograd: winograd).backward(gradient: g)
+                try Tensor.conv2d(xi, weight: wi, bias: nil, stride: 1, padding: 1, winograd: winograd)
+                    .backward(gradient: g)
                 XCTAssertNil(xi.grad)
                 return [try XCTUnwrap(wi.grad)]
             }
@@ -122,7 +123,9 @@ final class KernelTests: XCTestCase {
             let bias = Tensor.randn([c], generator: &rng)
             geo.col2im(image.data, cols.data, bias: bias.data)
             let plane = x.count / (n * c)
-            for b in 0..<n { for ci in 0..<c { for i in 0..<plane { imageLoops.data[(b * c + ci) * plane + i] += bias.data[ci] } } }
+            for b in 0..<n {
+                for ci in 0..<c { for i in 0..<plane { imageLoops.data[(b * c + ci) * plane + i] += bias.data[ci] } }
+            }
             assertEqual(image, imageLoops, "col2im with bias \(n)x\(c) grid \(side)")
         }
     }
@@ -151,7 +154,8 @@ final class KernelTests: XCTestCase {
                 ry.data[(i * o + oc) * p + q] = acc
             } } }
             XCTAssertEqual(y.shape, [n, o, h, h])
-            for (name, got, want) in [("y", y, ry), ("dx", try XCTUnwrap(xi.grad), rdx), ("dw", try XCTUnwrap(wi.grad), rdw)] {
+            let results = [("y", y, ry), ("dx", try XCTUnwrap(xi.grad), rdx), ("dw", try XCTUnwrap(wi.grad), rdw)]
+            for (name, got, want) in results {
                 assertClose(got, want, tolerance: 1e-3, relative: false, "\(name) for \(n)x\(c)->\(o) \(h)x\(h)")
             }
         }
@@ -188,13 +192,15 @@ final class KernelTests: XCTestCase {
         func run(_ fused: Bool) throws -> [Tensor] {
             let ins = [x, w, b, s, t, res].map { v -> Tensor in let c = v.copy(); c.requiresGrad = true; return c }
             let y = fused
-                ? try Tensor.groupNormSiLU(ins[0], groups: 8, weight: ins[1], bias: ins[2], scale: ins[3], shift: ins[4],
-                                           residual: ins[5])
-                : try (Tensor.groupNorm(ins[0], groups: 8, weight: ins[1], bias: ins[2]) * (ins[3] + 1) + ins[4]).silu() + ins[5]
+                ? try Tensor.groupNormSiLU(ins[0], groups: 8, weight: ins[1], bias: ins[2], scale: ins[3],
+                                           shift: ins[4], residual: ins[5])
+                : try (Tensor.groupNorm(ins[0], groups: 8, weight: ins[1], bias: ins[2]) * (ins[3] + 1) + ins[4]).silu()
+                    + ins[5]
             try y.backward(gradient: g)
             return [y] + ins.map { $0.grad ?? Tensor(zeros: [1]) }
         }
-        for (name, (a, r)) in zip(["y", "dx", "dw", "db", "dscale", "dshift", "dresidual"], zip(try run(true), try run(false))) {
+        let names = ["y", "dx", "dw", "db", "dscale", "dshift", "dresidual"]
+        for (name, (a, r)) in zip(names, zip(try run(true), try run(false))) {
             assertClose(a, r, tolerance: 2e-5, name)
         }
         // Under no_grad the fused op skips xhat (a separate code path): same values.
@@ -233,7 +239,9 @@ final class KernelTests: XCTestCase {
     /// within rounding, for both split directions.
     func testParallelSgemmMatchesSerial() throws {
         var rng = Generator(seed: 4)
-        for (m, n, k, ta, tb) in [(40, 3000, 37, false, false), (3000, 40, 29, true, false), (513, 700, 64, false, true), (700, 513, 16, true, true)] {
+        let shapes = [(40, 3000, 37, false, false), (3000, 40, 29, true, false), (513, 700, 64, false, true),
+                      (700, 513, 16, true, true)]
+        for (m, n, k, ta, tb) in shapes {
             let a = Tensor.randn([m * k], generator: &rng), b = Tensor.randn([k * n], generator: &rng)
             let c1 = Tensor(zeros: [m * n]), c2 = Tensor(zeros: [m * n])
             let again = Tensor(zeros: [m * n])
@@ -260,18 +268,22 @@ final class KernelTests: XCTestCase {
     /// the matrices, alpha and beta.
     func testSgemmInRowPieces() throws {
         var rng = Generator(seed: 5)
-        for (m, n, k, beta) in [(256, 16, 256, 2), (136, 32, 300, 2), (512, 8, 1024, 2), (100, 64, 200, 2), (200, 600, 40, 0)] as [(Int, Int, Int, Float)] {
+        let shapes: [(Int, Int, Int, Float)] = [(256, 16, 256, 2), (136, 32, 300, 2), (512, 8, 1024, 2),
+                                                (100, 64, 200, 2), (200, 600, 40, 0)]
+        for (m, n, k, beta) in shapes {
             let (lda, ldb, ldc) = (k + 3, n + 5, n + 7)
             let a = Tensor.randn([m * lda], generator: &rng), b = Tensor.randn([k * ldb], generator: &rng)
             let c = Tensor.randn([m * ldc], generator: &rng)
             let c0 = c.values
-            BLAS.sgemmSerial(c.data, a.data, b.data, m: m, n: n, k: k, alpha: 0.5, beta: beta, lda: lda, ldb: ldb, ldc: ldc)
+            BLAS.sgemmSerial(c.data, a.data, b.data, m: m, n: n, k: k, alpha: 0.5, beta: beta, lda: lda, ldb: ldb,
+                             ldc: ldc)
             var worst = 0.0
             for i in 0..<m {
                 for j in 0..<n {
                     var dot = 0.0
                     for p in 0..<k { dot += Double(a.data[i * lda + p]) * Double(b.data[p * ldb + j]) }
-                    worst = max(worst, abs(0.5 * dot + Double(beta) * Double(c0[i * ldc + j]) - Double(c.data[i * ldc + j])))
+                    let want = 0.5 * dot + Double(beta) * Double(c0[i * ldc + j])
+                    worst = max(worst, abs(want - Double(c.data[i * ldc + j])))
                 }
                 for j in n..<ldc { XCTAssertEqual(c.data[i * ldc + j], c0[i * ldc + j], "padding of row \(i) written") }
             }

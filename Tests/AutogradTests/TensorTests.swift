@@ -124,13 +124,16 @@ final class TensorTests: XCTestCase {
             XCTAssertLessThan(maxDiff(y, naiveConv2d(x, w, b, stride: stride, pad: 1)), 1e-4)
             var dwSum = [Float](repeating: 0, count: dw.count)
             for i in 0..<5 {
-                let (yi, dxi, dwi) = try run(try x.narrowed(dim: 0, start: i, length: 1), try g.narrowed(dim: 0, start: i, length: 1))
+                let (yi, dxi, dwi) = try run(try x.narrowed(dim: 0, start: i, length: 1),
+                                             try g.narrowed(dim: 0, start: i, length: 1))
                 XCTAssertLessThan(maxDiff(yi, try y.narrowed(dim: 0, start: i, length: 1)), 1e-4, "y image \(i)")
                 XCTAssertLessThan(maxDiff(dxi, try dx.narrowed(dim: 0, start: i, length: 1)), 1e-3, "dx image \(i)")
                 for k in 0..<dw.count { dwSum[k] += dwi.data[k] }
             }
             let scale = dwSum.map(Swift.abs).max() ?? 1
-            for k in 0..<dw.count { XCTAssertEqual(dw.data[k], dwSum[k], accuracy: 1e-4 * scale, "dw[\(k)] stride \(stride)") }
+            for k in 0..<dw.count {
+                XCTAssertEqual(dw.data[k], dwSum[k], accuracy: 1e-4 * scale, "dw[\(k)] stride \(stride)")
+            }
         }
     }
 
@@ -144,19 +147,26 @@ final class TensorTests: XCTestCase {
         XCTAssertEqual(y.shape, [2, 2, 8, 10])
         let ref = Tensor(zeros: y.shape)
         for n in 0..<2 { for co in 0..<2 { for i in 0..<(8 * 10) { ref.data[(n * 2 + co) * 80 + i] = b.data[co] } } }
-        for n in 0..<2 { for ci in 0..<3 { for iy in 0..<4 { for ix in 0..<5 { for co in 0..<2 { for ky in 0..<4 { for kx in 0..<4 {
-            let oy = iy * 2 - 1 + ky, ox = ix * 2 - 1 + kx
-            guard oy >= 0, oy < 8, ox >= 0, ox < 10 else { continue }
-            ref.data[((n * 2 + co) * 8 + oy) * 10 + ox] += x.data[((n * 3 + ci) * 4 + iy) * 5 + ix] * w.data[((ci * 2 + co) * 4 + ky) * 4 + kx]
-        } } } } } } }
+        for n in 0..<2 { for ci in 0..<3 { for iy in 0..<4 { for ix in 0..<5 {
+            for co in 0..<2 { for ky in 0..<4 { for kx in 0..<4 {
+                let oy = iy * 2 - 1 + ky, ox = ix * 2 - 1 + kx
+                guard oy >= 0, oy < 8, ox >= 0, ox < 10 else { continue }
+                ref.data[((n * 2 + co) * 8 + oy) * 10 + ox] +=
+                    x.data[((n * 3 + ci) * 4 + iy) * 5 + ix] * w.data[((ci * 2 + co) * 4 + ky) * 4 + kx]
+            } } }
+        } } } }
         XCTAssertLessThan(maxDiff(y, ref), 1e-4)
     }
 
     func testConvShapeErrors() throws {
-        XCTAssertThrowsError(try Tensor.conv2d(Tensor(zeros: [1, 2, 4, 4]), weight: Tensor(zeros: [3, 5, 3, 3]), bias: nil)) { e in
-            XCTAssertEqual((e as? TensorError)?.message, "conv2d: input [1, 2, 4, 4] does not match weight [3, 5, 3, 3] (expected input (N, 5, H, W))")
+        let mismatched = (Tensor(zeros: [1, 2, 4, 4]), Tensor(zeros: [3, 5, 3, 3]))
+        XCTAssertThrowsError(try Tensor.conv2d(mismatched.0, weight: mismatched.1, bias: nil)) { e in
+            XCTAssertEqual((e as? TensorError)?.message,
+                           "conv2d: input [1, 2, 4, 4] does not match weight [3, 5, 3, 3] "
+                           + "(expected input (N, 5, H, W))")
         }
-        XCTAssertThrowsError(try Tensor.conv2d(Tensor(zeros: [1, 1, 2, 2]), weight: Tensor(zeros: [1, 1, 3, 3]), bias: nil))
+        XCTAssertThrowsError(try Tensor.conv2d(Tensor(zeros: [1, 1, 2, 2]), weight: Tensor(zeros: [1, 1, 3, 3]),
+                                               bias: nil))
     }
 
     func testSoftmaxRowsSumToOneAndAttentionOfUniformKeys() throws {

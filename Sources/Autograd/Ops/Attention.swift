@@ -17,7 +17,9 @@ func softmaxRowsBackward(_ gy: UnsafeMutablePointer<Float>, _ y: UnsafePointer<F
 extension Tensor {
     // y = softmax over the last dim; dx = y (g - sum(g y))
     public func softmax() throws -> Tensor {
-        guard rank >= 1, let n = shape.last, n > 0 else { throw TensorError("softmax: tensor of shape \(Shape.describe(shape)) has no last dimension") }
+        guard rank >= 1, let n = shape.last, n > 0 else {
+            throw TensorError("softmax: tensor of shape \(Shape.describe(shape)) has no last dimension")
+        }
         let out = copy()
         softmaxRows(out.data, rows: count / n, n: n)
         let saved = out.detached()
@@ -90,8 +92,9 @@ extension Tensor {
                         let (q, k, v) = qkvPointers(saved.data, bi, h, hidden: hidden, dim: dim, n: n)
                         let (gq, gk, gv) = qkvPointers(gqkv.data, bi, h, hidden: hidden, dim: dim, n: n)
                         let head = (bi * hidden + h * dim) * n
-                        fusedAttentionBackward(gq: gq, gk: gk, gv: gv, go: g.data + head, o: output.data + head, lse: lse.data + pair * n,
-                                               q: q, k: k, v: v, d: dim, n: n, scale: scale, scratch: scratch)
+                        fusedAttentionBackward(gq: gq, gk: gk, gv: gv, go: g.data + head, o: output.data + head,
+                                               lse: lse.data + pair * n, q: q, k: k, v: v, d: dim, n: n, scale: scale,
+                                               scratch: scratch)
                     }
                 }
                 return [gqkv]

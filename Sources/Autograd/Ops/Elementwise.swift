@@ -91,12 +91,15 @@ private func binaryRow(
 /// out = a (op) b with NumPy broadcasting, no recording.
 func broadcastBinary(_ kind: BinaryKind, _ a: Tensor, _ b: Tensor) throws -> Tensor {
     guard let shape = Shape.broadcast(a.shape, b.shape) else {
-        throw TensorError("\(kind.rawValue): shapes \(Shape.describe(a.shape)) and \(Shape.describe(b.shape)) cannot be broadcast together")
+        throw TensorError("\(kind.rawValue): shapes \(Shape.describe(a.shape)) and \(Shape.describe(b.shape)) cannot "
+                          + "be broadcast together")
     }
     let out = Tensor(uninitialized: shape)
     if a.shape == b.shape {
         let (o, pa, pb) = (out.data, a.data, b.data)
-        Parallel.ranges(out.count) { r in binaryRow(kind, o + r.lowerBound, pa + r.lowerBound, pb + r.lowerBound, r.count, 1, 1) }
+        Parallel.ranges(out.count) { r in
+            binaryRow(kind, o + r.lowerBound, pa + r.lowerBound, pb + r.lowerBound, r.count, 1, 1)
+        }
         return out
     }
     let plan = BroadcastPlan(out: shape, a: a.shape, b: b.shape)
@@ -157,7 +160,8 @@ extension Tensor {
         return try broadcastBinary(.div, a, b).recorded(.div, [a, b]) { g in
             let ga = try broadcastBinary(.div, g, sb)
             return [a.requiresGrad ? ga.sumTo(a.shape) : nil,
-                    b.requiresGrad ? try broadcastBinary(.div, broadcastBinary(.mul, ga, sa), sb).scaled(-1).sumTo(b.shape) : nil]
+                    b.requiresGrad
+                        ? try broadcastBinary(.div, broadcastBinary(.mul, ga, sa), sb).scaled(-1).sumTo(b.shape) : nil]
         }
     }
 

@@ -5,7 +5,9 @@ extension Tensor {
     /// weight: (K, D), indices: one per row; a negative index gives a zero row (unconditional).
     // y[r] = W[idx[r]] (or 0); dW[idx[r]] += g[r]
     public static func embedding(_ weight: Tensor, indices: [Int]) throws -> Tensor {
-        guard weight.rank == 2 else { throw TensorError("embedding: weight \(Shape.describe(weight.shape)) is not (classes, dim)") }
+        guard weight.rank == 2 else {
+            throw TensorError("embedding: weight \(Shape.describe(weight.shape)) is not (classes, dim)")
+        }
         let (k, d) = (weight.shape[0], weight.shape[1])
         if let bad = indices.first(where: { $0 >= k }) {
             throw TensorError("embedding: index \(bad) out of range [0, \(k)) (or -1 for none)")
@@ -28,18 +30,21 @@ extension Tensor {
     // a pure permutation; dx = the inverse permutation of g
     public func spaceToDepth(_ s: Int = 2) throws -> Tensor {
         guard rank == 4, s > 0, shape[2] % s == 0, shape[3] % s == 0 else {
-            throw TensorError("space_to_depth: input \(Shape.describe(shape)) is not (N, C, H, W) with H and W divisible by \(s)")
+            throw TensorError("space_to_depth: input \(Shape.describe(shape)) is not (N, C, H, W) with H and W "
+                              + "divisible by \(s)")
         }
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         // (n, c, h/s, s, w/s, s) -> (n, c, s, s, h/s, w/s)
         let view = Tensor(storage: storage, shape: [n, c, h / s, s, w / s, s])
         let out = Tensor(uninitialized: [n, c * s * s, h / s, w / s])
-        Tensor.permuteCopy(from: view, to: Tensor(storage: out.storage, shape: [n, c, s, s, h / s, w / s]), order: [0, 1, 3, 5, 2, 4])
+        Tensor.permuteCopy(from: view, to: Tensor(storage: out.storage, shape: [n, c, s, s, h / s, w / s]),
+                           order: [0, 1, 3, 5, 2, 4])
         let inShape = shape
         return out.recorded(.spaceToDepth, [self]) { g in
             let gx = Tensor(uninitialized: inShape)
             let gview = Tensor(storage: g.storage, shape: [n, c, s, s, h / s, w / s])
-            Tensor.permuteCopy(from: gview, to: Tensor(storage: gx.storage, shape: [n, c, h / s, s, w / s, s]), order: [0, 1, 4, 2, 5, 3])
+            Tensor.permuteCopy(from: gview, to: Tensor(storage: gx.storage, shape: [n, c, h / s, s, w / s, s]),
+                               order: [0, 1, 4, 2, 5, 3])
             return [gx]
         }
     }
@@ -86,7 +91,9 @@ extension Tensor {
             throw TensorError("cross_entropy: logits must be (batch, classes), got \(Shape.describe(logits.shape))")
         }
         let (b, c) = (logits.shape[0], logits.shape[1])
-        guard labels.count == b else { throw TensorError("cross_entropy: \(labels.count) labels for \(b) rows of logits") }
+        guard labels.count == b else {
+            throw TensorError("cross_entropy: \(labels.count) labels for \(b) rows of logits")
+        }
         if let bad = labels.first(where: { $0 < 0 || $0 >= c }) {
             throw TensorError("cross_entropy: label \(bad) out of range 0..\(c - 1)")
         }
@@ -114,7 +121,8 @@ extension Tensor {
 
     static func checkSameShape(_ op: String, _ a: Tensor, _ b: Tensor) throws {
         guard a.shape == b.shape else {
-            throw TensorError("\(op): prediction \(Shape.describe(a.shape)) and target \(Shape.describe(b.shape)) differ in shape")
+            throw TensorError("\(op): prediction \(Shape.describe(a.shape)) and target \(Shape.describe(b.shape)) "
+                              + "differ in shape")
         }
     }
 }
