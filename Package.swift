@@ -34,7 +34,7 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CGIF", pkgConfig: "libgif", providers: [.apt(["libgif-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "Autograd", dependencies: ["COpenBLAS"], swiftSettings: kernelFlags),
+        .target(name: "Autograd", dependencies: ["COpenBLAS"], swiftSettings: kernelFlags + swift6),
         .target(name: "Layers", dependencies: ["Autograd"], swiftSettings: kernelFlags + swift6),
         .target(name: "Storage", dependencies: ["Autograd", "Layers"], swiftSettings: swift6),
         .target(name: "Evaluation", dependencies: ["Autograd", "Layers", "Storage"], swiftSettings: swift6),
@@ -55,18 +55,18 @@ let package = Package(
             ],
             swiftSettings: swift6
         ),
-        .target(name: "TestSupport", dependencies: ["Autograd", "Storage"], path: "Tests/TestSupport"),
-        .testTarget(name: "AutogradTests", dependencies: ["Autograd"]),
-        .testTarget(name: "LayersTests", dependencies: ["Autograd", "Layers", "TestSupport"]),
-        .testTarget(name: "StorageTests", dependencies: ["Autograd", "Layers", "Storage", "TestSupport"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Autograd", "Layers", "Storage", "Evaluation"]),
-        .testTarget(name: "DiffusionTests", dependencies: ["Autograd", "Layers", "Storage", "Diffusion", "TestSupport"]),
-        .testTarget(name: "ImagingTests", dependencies: ["Autograd", "Imaging", "TestSupport"]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Autograd", "Imaging", "Datasets", "TestSupport"]),
+        .target(name: "TestSupport", dependencies: ["Autograd", "Storage"], path: "Tests/TestSupport", swiftSettings: swift6),
+        .testTarget(name: "AutogradTests", dependencies: ["Autograd"], swiftSettings: swift6),
+        .testTarget(name: "LayersTests", dependencies: ["Autograd", "Layers", "TestSupport"], swiftSettings: swift6),
+        .testTarget(name: "StorageTests", dependencies: ["Autograd", "Layers", "Storage", "TestSupport"], swiftSettings: swift6),
+        .testTarget(name: "EvaluationTests", dependencies: ["Autograd", "Layers", "Storage", "Evaluation"], swiftSettings: swift6),
+        .testTarget(name: "DiffusionTests", dependencies: ["Autograd", "Layers", "Storage", "Diffusion", "TestSupport"], swiftSettings: swift6),
+        .testTarget(name: "ImagingTests", dependencies: ["Autograd", "Imaging", "TestSupport"], swiftSettings: swift6),
+        .testTarget(name: "DatasetsTests", dependencies: ["Autograd", "Imaging", "Datasets", "TestSupport"], swiftSettings: swift6),
         .testTarget(
             name: "ScriptingTests",
-            dependencies: ["Autograd", "Layers", "Storage", "Diffusion", "Imaging", "Datasets", "Scripting", "TestSupport"]
+            dependencies: ["Autograd", "Layers", "Storage", "Diffusion", "Imaging", "Datasets", "Scripting", "TestSupport"],
+            swiftSettings: swift6
         ),
-    ],
-    swiftLanguageModes: [.v5]
+    ]
 )

@@ -43,10 +43,9 @@ final class WorkQueue: Sendable {
 
 /// Long-lived helper threads that run their shares of each parallel region: the caller runs
 /// share 0, helper h share h. Between regions a helper spins for ~0.1 ms before it sleeps, so the
-/// regions of one forward pass (a few hundred, microseconds apart) start without a wake-up:
-/// DispatchQueue.concurrentPerform woke a thread for each, and at batch 10 the kernel's wake-up
-/// paths were 7.6 % of a CPU-preset forward's samples. A region started inside a region (or from
-/// a second thread while one runs) runs its shares one after another on the caller.
+/// regions of one forward pass (a few hundred, microseconds apart) start without a wake-up (which
+/// DispatchQueue.concurrentPerform pays for every region). A region started inside a region (or
+/// from a second thread while one runs) runs its shares one after another on the caller.
 final class WorkerPool: @unchecked Sendable {
     private let helpers: Int
     private let generation = Atomic<Int>(0)  // bumped to hand out a region
