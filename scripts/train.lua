@@ -8,11 +8,15 @@
 --   ddpm run scripts/train.lua --config configs/small.lua --init weights/mnist-small.safetensors --out runs/more
 --                                     fine-tune from weights (model and EMA start there; fresh optimizer)
 --
+-- The data: the config's train.data (lib/datasets.lua: MNIST, Fashion-MNIST, an IDX pair or a folder
+-- of PNGs; none: MNIST), checked against the model's classes before the first step.
+--
 -- Writes into --out: checkpoint.safetensors (model, optimizer, EMA, step, random state),
 -- model.safetensors (EMA weights + config + schedule), loss.csv, loss.png, samples/step-N.png,
 -- and with train.eval_every = N an eval.csv (accuracy and Fréchet distance every N steps).
 local args = require("lib.args")
 local common = require("lib.common")
+local datasets = require("lib.datasets")
 local evaluation = require("lib.evaluation")
 local plot = require("lib.plot")
 local T = ddpm.tensor
@@ -28,7 +32,8 @@ local opts = args.parse(arg, {config = "", steps = "config", out = "runs/default
   out = "output folder (one run at a time: train.lock)",
   resume = "continue from --out's checkpoint, under the config it saved",
   override_config = "with --resume: continue under --config instead of the run's saved config",
-  data = "MNIST folder (none: $DDPM_DATA, then data/mnist)",
+  data = "the data's folder in place of train.data's path (MNIST, Fashion-MNIST or a PNG folder; "
+         .. "none: the config's, for MNIST $DDPM_DATA, then data/mnist)",
   batch = "batch size ('config': the config's train.batch)",
   lr = "learning rate ('config': the config's train.lr)",
   quiet = "no sample sheet at the end",
@@ -100,8 +105,14 @@ end
 local base_lr = opts.lr ~= "config" and tonumber(opts.lr) or tc.lr or 1e-4
 local opt = ddpm.optim.adam(model, {lr = base_lr, clip_norm = tc.clip_norm, weight_decay = tc.weight_decay or 0})
 local ema = ddpm.ema(model, tc.ema or 0.999)
-local data = ddpm.data.mnist{split = "train", size = cfg.model.image_size or 32,
-                             resize = tc.resize or "bilinear", path = opts.data ~= "" and opts.data or nil}
+local data_spec = datasets.with_folder(tc.data, opts.data)
+if tc.eval_every and data_spec.kind ~= "mnist" then
+  error(string.format("train.eval_every: the quality probe judges MNIST digits; leave it out to train on %s",
+                      datasets.describe(data_spec)), 0)
+end
+local classes = model:config().classes
+local data = datasets.open(data_spec, cfg.model.image_size or 32, tc.resize or "bilinear")
+datasets.check_labels(data, classes, data_spec)
 local loss_fn = (tc.loss or "l1") == "l2" and ddpm.loss.mse or ddpm.loss.l1
 local dropout = tc.label_dropout or 0
 local init_text = run and run.init
@@ -122,7 +133,7 @@ local function weights_metadata()
   local meta = schedule_metadata()
   meta.steps = tostring(step)
   meta.ema_decay = tostring(tc.ema or 0.999)
-  meta.data = "mnist train " .. (cfg.model.image_size or 32) .. "px " .. (tc.resize or "bilinear")
+  meta.data = datasets.describe(data_spec) .. " " .. (cfg.model.image_size or 32) .. "px " .. (tc.resize or "bilinear")
   meta.recipe = config_name
   meta.init = init_text
   meta.loss = tc.loss or "l1"
@@ -163,7 +174,7 @@ local log = common.open_log(out .. "/loss.csv", "step,loss,grad_norm,lr,seconds"
 local probe, eval_log
 if tc.eval_every then
   probe = evaluation.probe{schedule = schedule, size = cfg.model.image_size or 32, per_class = tc.eval_per_class,
-                           data = opts.data ~= "" and opts.data or nil}
+                           data = data_spec.path}
   eval_log = common.open_log(out .. "/eval.csv", "step,accuracy,frechet", opts.resume)
 end
 local function evaluate()
@@ -174,13 +185,14 @@ local function evaluate()
                       step, 100 * accuracy, frechet, 10 * (tc.eval_per_class or 20)))
 end
 
+-- One image per class (the first 100 classes), ten to a row.
 local function sample_sheet()
   local labels = {}
-  for d = 0, 9 do labels[#labels + 1] = d end
+  for c = 0, math.min(classes, 100) - 1 do labels[#labels + 1] = c end
   local sc = cfg.sample or {}
   local x = ddpm.sample{model = ema:model(), schedule = schedule, labels = labels, sampler = "ddim",
                         steps = math.min(sc.steps or 20, schedule.steps), guidance = sc.guidance or 1, seed = 1234}
-  ddpm.image.save(ddpm.image.grid(x, {cols = 10}), string.format("%s/samples/step-%06d.png", out, step), {scale = 2})
+  ddpm.image.save(ddpm.image.grid(x, {cols = math.min(#labels, 10)}), string.format("%s/samples/step-%06d.png", out, step), {scale = 2})
 end
 
 local function loss_curve()
