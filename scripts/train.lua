@@ -192,7 +192,8 @@ local function sample_sheet()
   local sc = cfg.sample or {}
   local x = ddpm.sample{model = ema:model(), schedule = schedule, labels = labels, sampler = "ddim",
                         steps = math.min(sc.steps or 20, schedule.steps), guidance = sc.guidance or 1, seed = 1234}
-  ddpm.image.save(ddpm.image.grid(x, {cols = math.min(#labels, 10)}), string.format("%s/samples/step-%06d.png", out, step), {scale = 2})
+  ddpm.image.save(ddpm.image.grid(x, {cols = math.min(#labels, 10)}),
+                  string.format("%s/samples/step-%06d.png", out, step), {scale = 2})
 end
 
 local function loss_curve()

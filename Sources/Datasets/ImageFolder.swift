@@ -87,8 +87,9 @@ public enum ImageFolder {
             do { image = try PNG.readGrayscale(file) } catch let e as ImageError { throw TensorError(e.message) }
             if let first {
                 guard image.width == first.width, image.height == first.height else {
-                    throw TensorError("folder dataset \(path): mixed image sizes: \(file) is \(image.width)x\(image.height) "
-                                      + "but \(first.path) is \(first.width)x\(first.height) (all images must have one size)")
+                    throw TensorError("folder dataset \(path): mixed image sizes: \(file) is "
+                                      + "\(image.width)x\(image.height) but \(first.path) is "
+                                      + "\(first.width)x\(first.height) (all images must have one size)")
                 }
             } else {
                 first = (file, image.width, image.height)

@@ -81,7 +81,8 @@ final class ImageFolderTests: XCTestCase {
         try good("\(dir)/empty")
         try mkdir("\(dir)/empty/1")
         try "x".write(toFile: "\(dir)/empty/1/.hidden", atomically: true, encoding: .utf8)
-        expectError(try load("\(dir)/empty"), contains: "folder dataset \(dir)/empty: class folder 1 is empty (no .png files)")
+        expectError(try load("\(dir)/empty"),
+                    contains: "folder dataset \(dir)/empty: class folder 1 is empty (no .png files)")
 
         try good("\(dir)/jpeg")
         try "x".write(toFile: "\(dir)/jpeg/0/b.jpg", atomically: true, encoding: .utf8)
@@ -112,8 +113,10 @@ final class ImageFolderTests: XCTestCase {
         for (name, type, depth, row, chunks, found) in kinds {
             try good("\(dir)/\(name)")
             let file = "\(dir)/\(name)/0/z.png"
-            try TestPNG.write(file, width: 2, height: 2, bitDepth: depth, colorType: type, rows: [row, row], chunks: chunks)
-            expectError(try load("\(dir)/\(name)"), contains: "\(file): \(found); expected 8-bit grayscale without alpha")
+            try TestPNG.write(file, width: 2, height: 2, bitDepth: depth, colorType: type, rows: [row, row],
+                              chunks: chunks)
+            expectError(try load("\(dir)/\(name)"),
+                        contains: "\(file): \(found); expected 8-bit grayscale without alpha")
         }
     }
 
@@ -122,8 +125,8 @@ final class ImageFolderTests: XCTestCase {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let images = "\(dir)/images", labels = "\(dir)/labels"
-        try IDX.write(imagesPath: images, labelsPath: labels, pixels: [UInt8](repeating: 0, count: 12), rows: 2, cols: 2,
-                      labels: [1, 2, 3])
+        try IDX.write(imagesPath: images, labelsPath: labels, pixels: [UInt8](repeating: 0, count: 12), rows: 2,
+                      cols: 2, labels: [1, 2, 3])
         try Data([0, 0, 8, 1, 0, 0, 0, 2, 1, 2]).write(to: URL(fileURLWithPath: labels))
         expectError(try ImageDataset(imagesPath: images, labelsPath: labels, generator: Generator(seed: 1)),
                     contains: "\(labels): 2 labels for 3 images in \(images)")

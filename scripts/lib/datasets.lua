@@ -24,11 +24,13 @@ end
 
 --- Checks a config's train.data table; `where` names the config file in messages.
 function M.check(spec, where)
-  if type(spec) ~= "table" then error(string.format("%s: train.data must be a table such as {kind = \"fashion\"}", where), 0) end
+  if type(spec) ~= "table" then
+    error(string.format("%s: train.data must be a table such as {kind = \"fashion\"}", where), 0)
+  end
   local kind = M.kinds[spec.kind]
   if not kind then
-    error(string.format("%s: train.data.kind must be one of %s, got %s", where, table.concat(sorted_keys(M.kinds), ", "),
-                        tostring(spec.kind)), 0)
+    error(string.format("%s: train.data.kind must be one of %s, got %s", where,
+                        table.concat(sorted_keys(M.kinds), ", "), tostring(spec.kind)), 0)
   end
   local known, unknown = {kind = true}, {}
   for _, f in ipairs(kind.fields) do known[f] = true end
@@ -37,8 +39,8 @@ function M.check(spec, where)
     table.sort(unknown)
     local names = {"kind", table.unpack(kind.fields)}
     table.sort(names)
-    error(string.format("%s: unknown train.data field(s) %s for kind %s (known: %s)", where, table.concat(unknown, ", "),
-                        spec.kind, table.concat(names, ", ")), 0)
+    error(string.format("%s: unknown train.data field(s) %s for kind %s (known: %s)", where,
+                        table.concat(unknown, ", "), spec.kind, table.concat(names, ", ")), 0)
   end
   for _, f in ipairs(kind.required) do
     if spec[f] == nil then error(string.format("%s: train.data of kind %s needs %s=", where, spec.kind, f), 0) end
@@ -70,12 +72,21 @@ function M.describe(spec)
   return (spec.kind == "fashion" and "fashion-mnist" or "mnist") .. " train"
 end
 
---- Opens the dataset `spec` names (see M.check), its images size x size by `resize`.
+local function load(spec, size, resize)
+  if spec.kind == "idx" then
+    return ddpm.data.idx{images = spec.images, labels = spec.labels, size = size, resize = resize}
+  elseif spec.kind == "folder" then
+    return ddpm.data.folder{path = spec.path, size = size, resize = resize}
+  end
+  return ddpm.data[spec.kind]{split = "train", size = size, resize = resize, path = spec.path}
+end
+
+--- Opens the dataset `spec` names (see M.check), its images size x size by `resize`. A loader's
+--- error is about the data, not this file: it is raised without this file's line.
 function M.open(spec, size, resize)
-  if spec.kind == "mnist" then return ddpm.data.mnist{split = "train", size = size, resize = resize, path = spec.path} end
-  if spec.kind == "fashion" then return ddpm.data.fashion{split = "train", size = size, resize = resize, path = spec.path} end
-  if spec.kind == "idx" then return ddpm.data.idx{images = spec.images, labels = spec.labels, size = size, resize = resize} end
-  return ddpm.data.folder{path = spec.path, size = size, resize = resize}
+  local ok, ds = pcall(load, spec, size, resize)
+  if not ok then error((tostring(ds):gsub("^[^\n]-%.lua:%d+: ", "")), 0) end
+  return ds
 end
 
 --- An error unless every label of `ds` is one of the model's `classes` (0..classes-1).
