@@ -22,7 +22,10 @@ struct Train: ParsableCommand {
     @Flag(help: "Continue from --out's checkpoint, under the config it saved.") var resume = false
     @Flag(help: "With --resume: continue under --config instead of the run's saved config.") var overrideConfig = false
     @Option(parsing: .unconditional, help: "Start from these weights (fine-tuning; fresh optimizer, EMA starts there).") var initWeights: String?
-    @Option(parsing: .unconditional, help: "MNIST folder (default: $DDPM_DATA, then data/mnist).") var data: String?
+    @Option(parsing: .unconditional, help: """
+        The data's folder in place of the config's train.data path (MNIST, Fashion-MNIST or a folder of PNGs; \
+        default: the config's, for MNIST $DDPM_DATA, then data/mnist).
+        """) var data: String?
     @Option(parsing: .unconditional, help: "Batch size (default: the config's).") var batch: Int?
 
     func run() throws {
