@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Scripting
 
@@ -20,8 +21,9 @@ func runRecipe(_ path: String, _ arguments: [String]) throws {
         let host = try LuaHost()
         try host.run(file: path, arguments: arguments)
     } catch let e as ScriptError {
-        // Script errors already start with file:line; print them as Lua would.
-        FileHandle.standardError.write(Data("\(e.message)\n".utf8))
+        // Script errors already start with file:line; print them as Lua would (under mpirun
+        // prefixed with the rank that failed).
+        FileHandle.standardError.write(Data("\(Communicator.messagePrefix)\(e.message)\n".utf8))
         throw ExitCode(1)
     }
 }
