@@ -37,7 +37,7 @@ public final class LuaHost {
     /// Every table of the `ddpm` module, one per file of Bindings/.
     static let tables: [LuaTable] = CoreTable.tables + TensorTable.tables + ModelTable.tables
         + ScheduleTable.tables + SampleTable.tables + ImageTable.tables + DataTable.tables + OptimTable.tables
-        + SafeTensorsTable.tables + MetricsTable.tables
+        + SafeTensorsTable.tables + MetricsTable.tables + DistTable.tables
 
     private func installModule() {
         let lua = self.lua
