@@ -7,12 +7,15 @@
 --   ddpm train --out runs/tiny --resume                                   continue where it stopped
 --   ddpm run scripts/train.lua --config configs/small.lua --init weights/mnist-small.safetensors --out runs/more
 --                                     fine-tune from weights (model and EMA start there; fresh optimizer)
+--   mpirun -np 4 ddpm train ...       data-parallel: the batch split over 4 ranks, the same training
+--                                     up to float rounding (docs/scaling.md)
 --
 -- Writes into --out: checkpoint.safetensors (model, optimizer, EMA, step, random state),
 -- model.safetensors (EMA weights + config + schedule), loss.csv, loss.png, samples/step-N.png,
 -- and with train.eval_every = N an eval.csv (accuracy and Fréchet distance every N steps).
 local args = require("lib.args")
 local common = require("lib.common")
+local dist = require("lib.dist")
 local evaluation = require("lib.evaluation")
 local plot = require("lib.plot")
 local T = ddpm.tensor
@@ -25,10 +28,26 @@ local total = opts.steps > 0 and opts.steps or tc.steps or 1000
 local batch = opts.batch > 0 and opts.batch or tc.batch or 64
 local out = opts.out
 common.mkdir(out .. "/samples")
+local checkpoint_path = out .. "/checkpoint.safetensors"
+
+-- Under mpirun every rank runs this recipe on its share of each batch: every rank draws the whole
+-- batch (images, labels, label dropout, timesteps, noise) from the same random stream and keeps
+-- its slice, so sample j of a step is the same for any number of ranks; the gradients are summed
+-- weighted by the slices' shares. Rank 0 alone writes files and prints.
+local rank, ranks = ddpm.dist.rank(), ddpm.dist.size()
+local lead = rank == 0
+if batch < ranks then
+  error(string.format("batch %d is smaller than the number of ranks %d: every rank needs a sample", batch, ranks), 0)
+end
+local first, count = ddpm.dist.shard(batch)
+dist.require_same({opts = opts, config = cfg},
+                  {["--init weights"] = opts.init ~= "" and opts.init or nil,
+                   ["the checkpoint to resume"] = opts.resume and checkpoint_path or nil})
 
 ddpm.seed(tc.seed or 0)
 local model = ddpm.unet(cfg.model)
 if opts.init ~= "" then model:load(opts.init) end
+ddpm.dist.broadcast_parameters(model)  -- every rank starts from rank 0's weights
 local schedule = common.schedule(cfg.schedule)
 local base_lr = opts.lr > 0 and opts.lr or tc.lr or 1e-4
 local opt = ddpm.optim.adam(model, {lr = base_lr, clip_norm = tc.clip_norm, weight_decay = tc.weight_decay or 0})
@@ -37,7 +56,6 @@ local data = ddpm.data.mnist{split = "train", size = cfg.model.image_size or 32,
                              resize = tc.resize or "bilinear", path = opts.data ~= "" and opts.data or nil}
 local loss_fn = (tc.loss or "l1") == "l2" and ddpm.loss.mse or ddpm.loss.l1
 local dropout = tc.label_dropout or 0
-local checkpoint_path = out .. "/checkpoint.safetensors"
 
 local step, seconds = 0, 0
 if opts.resume then
@@ -46,23 +64,25 @@ if opts.resume then
   end
   local state = ddpm.checkpoint.load(checkpoint_path, {model = model, optimizer = opt, ema = ema, data = data})
   step, seconds = state.step, state.seconds or 0
-  print(string.format("resumed from %s at step %d", checkpoint_path, step))
+  if lead then print(string.format("resumed from %s at step %d", checkpoint_path, step)) end
 end
 
 -- The logs are rewritten up to the resumed step (a crash may have logged steps after the checkpoint).
-local kept = common.log_lines_upto(out .. "/loss.csv", step)
+local kept = lead and common.log_lines_upto(out .. "/loss.csv", step) or {}
 local losses = {}
 for i, line in ipairs(kept) do losses[i] = tonumber(line:match("^%d+,([^,]+)")) end
-local log = common.open_log(out .. "/loss.csv", "step,loss,grad_norm,lr,seconds", kept)
+local log = lead and common.open_log(out .. "/loss.csv", "step,loss,grad_norm,lr,seconds", kept) or dist.silent
 
 -- Optional quality probe of the EMA weights every train.eval_every steps (eval.csv): accuracy of
 -- the requested digit and the Fréchet distance to the test set, from the project's classifier.
+-- Every rank makes the probe (it draws from the shared random stream); rank 0 alone runs it.
 local probe, eval_log
 if tc.eval_every then
   probe = evaluation.probe{schedule = schedule, size = cfg.model.image_size or 32, per_class = tc.eval_per_class,
                            data = opts.data ~= "" and opts.data or nil}
-  eval_log = common.open_log(out .. "/eval.csv", "step,accuracy,frechet",
-                             common.log_lines_upto(out .. "/eval.csv", step))
+  eval_log = lead and common.open_log(out .. "/eval.csv", "step,accuracy,frechet",
+                                      common.log_lines_upto(out .. "/eval.csv", step)) or dist.silent
+  if not lead then probe = nil end
 end
 local function evaluate()
   local accuracy, frechet = probe(ema:model())
@@ -85,16 +105,19 @@ local function weights_metadata()
   meta.loss = tc.loss or "l1"
   meta.label_dropout = tostring(dropout)
   meta.guidance_convention = "eps_u + w * (eps_c - eps_u); w = 1 is no guidance"
+  if ranks > 1 then meta.ranks = tostring(ranks) end
   return meta
 end
 
 local function save_checkpoint()
+  if not lead then return end
   ddpm.checkpoint.save(checkpoint_path, {model = model, optimizer = opt, ema = ema, data = data,
-                                         step = step, seconds = seconds, config = opts.config})
+                                         step = step, seconds = seconds, config = opts.config, ranks = ranks})
   ema:model():save(out .. "/model.safetensors", weights_metadata())
 end
 
 local function sample_sheet()
+  if not lead then return end
   local labels = {}
   for d = 0, 9 do labels[#labels + 1] = d end
   local sc = cfg.sample or {}
@@ -104,6 +127,7 @@ local function sample_sheet()
 end
 
 local function loss_curve()
+  if not lead then return end
   -- smoothed over windows so the curve shows the trend, not the per-batch noise
   local w = math.max(1, math.floor(#losses / 200))
   local pts = {}
@@ -115,8 +139,9 @@ local function loss_curve()
   ddpm.image.save(plot.curve(pts), out .. "/loss.png")
 end
 
-local progress = ddpm.progress(total, "train", step)  -- rate and ETA from the steps run now
+local progress = lead and ddpm.progress(total, "train", step) or dist.silent  -- rate and ETA from the steps run now
 local interrupted = false
+local communication = 0  -- seconds in the gradient allreduce
 local every = tc.checkpoint_every or 500
 while step < total do
   local t0 = ddpm.clock()
@@ -130,9 +155,15 @@ while step < total do
   local t = {}
   for i = 1, batch do t[i] = math.min(math.floor(u[i] * schedule.steps), schedule.steps - 1) end
   local noise = T.randn(x0:shape())
+  if ranks > 1 then
+    x0, noise = x0:narrow(1, first, count), noise:narrow(1, first, count)
+    labels, t = dist.slice(labels, first, count), dist.slice(t, first, count)
+  end
   local x_t = ddpm.no_grad(function() return schedule:add_noise(x0, t, noise) end)
   local loss = loss_fn(model:forward(x_t, t, labels), noise)
   local lv = loss:item()
+  -- the whole batch's mean loss: the slices' means weighted by their shares
+  if ranks > 1 then lv = ddpm.dist.allreduce(T.from({lv * count / batch})):item() end
   if lv ~= lv or lv == math.huge or lv == -math.huge then
     log:close()
     error(string.format("loss became %s at step %d; stopped without updating. The last good checkpoint is %s",
@@ -140,6 +171,7 @@ while step < total do
   end
   opt:zero_grad()
   loss:backward()
+  if ranks > 1 then communication = communication + ddpm.dist.allreduce_gradients(model, count / batch) end
   local gn = opt:step()
   ema:update()
   step = step + 1
@@ -147,7 +179,7 @@ while step < total do
   losses[#losses + 1] = lv
   log:write(string.format("%d,%.6f,%.4f,%.3g,%.1f\n", step, lv, gn, opt.lr, seconds))
   progress:update(step, string.format("loss %.4f", lv))
-  if ddpm.interrupted() then interrupted = true break end
+  if ddpm.dist.any(ddpm.interrupted()) then interrupted = true break end  -- every rank stops at the same step
   if step % every == 0 or step == total then save_checkpoint(); log:flush() end
   if tc.sample_every and step % tc.sample_every == 0 then sample_sheet() end
   if probe and step % tc.eval_every == 0 then evaluate() end
@@ -156,7 +188,9 @@ if interrupted then
   save_checkpoint()
   log:close()
   loss_curve()
-  print(string.format("\ninterrupted at step %d: checkpoint saved to %s (continue with --resume)", step, checkpoint_path))
+  if lead then
+    print(string.format("\ninterrupted at step %d: checkpoint saved to %s (continue with --resume)", step, checkpoint_path))
+  end
   os.exit(130)
 end
 log:close()
@@ -167,4 +201,7 @@ if probe then
   eval_log:close()
 end
 if not opts.quiet then sample_sheet() end
-print(string.format("trained %d steps in %.1f s; EMA weights: %s/model.safetensors", step, seconds, out))
+if lead then
+  local on = ranks > 1 and string.format(" on %d ranks (gradient allreduce %.1f s)", ranks, communication) or ""
+  print(string.format("trained %d steps in %.1f s%s; EMA weights: %s/model.safetensors", step, seconds, on, out))
+end
