@@ -20,12 +20,13 @@ final class DistributedRunTests: XCTestCase {
     /// Runs `mpirun --oversubscribe -np N ddpm ARGS` (or an MPMD command line with ":") and
     /// captures both streams. A job still running after `limit` seconds is killed and reported,
     /// so a hang fails the test instead of stalling the suite.
-    func mpirun(_ np: Int, _ arguments: [String], in directory: String, limit: Double = 300) throws -> ProcessResult {
+    func mpirun(_ np: Int, _ arguments: [String], in directory: String, environment: [String: String] = [:],
+                limit: Double = 300) throws -> ProcessResult {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try requireMPIRun())
         p.arguments = ["--oversubscribe", "-np", "\(np)", ddpmExecutable] + arguments
         p.currentDirectoryURL = URL(fileURLWithPath: directory)
-        p.environment = mpiEnvironment
+        p.environment = mpiEnvironment.merging(environment) { $1 }
         let out = try temporaryFile(directory, "out"), err = try temporaryFile(directory, "err")
         p.standardOutput = out.handle
         p.standardError = err.handle
@@ -213,5 +214,57 @@ final class DistributedRunTests: XCTestCase {
         XCTAssertTrue(mismatch.stderr.contains("the ranks disagree on the options and config"), mismatch.stderr)
         XCTAssertTrue(mismatch.stderr.contains("(this rank's differs)"), mismatch.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/x/checkpoint.safetensors"))
+    }
+
+    /// `mpirun -np 2 ddpm sample` (sheet, folder, IDX) and `ddpm eval` write the same files and
+    /// numbers as one process sampling the same batches with the same threads per process (the
+    /// ranks get batches of min(--batch, images / ranks); other batch sizes or thread counts
+    /// round differently and can move a pixel by one level).
+    func testShardedSamplingAndEvalMatchOneProcess() throws {
+        try requireMNIST()
+        _ = try requireMPIRun()
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for size in [8, 32] {
+            try runLua("""
+                ddpm.seed(3)
+                local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, image_size = \(size)}
+                m:save('\(dir)/tiny\(size).safetensors', {default_guidance = 2})
+                """)
+        }
+        try runLua("ddpm.seed(5); ddpm.classifier{width = 4, features = 16}:save('\(dir)/clf.safetensors')")
+        let threads = ["DDPM_THREADS": "1", "DDPM_DATA": mnistDir]
+        let sample = ["sample", "--weights", dir + "/tiny8.safetensors", "--steps", "3", "--seed", "5", "--digits", "386",
+                      "--per-digit", "3"]
+        // 9 images: one process in batches of 5 (5 + 4); two ranks with the default --batch 100 get the same
+        for (name, extra) in [("sheet.png", [String]()), ("digits/", []), ("idx", ["--format", "idx"])] {
+            let one = try runDDPM(sample + extra + ["--batch", "5", "--out", "\(dir)/one/\(name)"], environment: threads)
+            XCTAssertEqual(one.status, 0, one.stderr)
+            let two = try mpirun(2, sample + extra + ["--out", "\(dir)/two/\(name)"], in: dir, environment: threads)
+            XCTAssertEqual(two.status, 0, two.stderr)
+            XCTAssertEqual(two.stdout.components(separatedBy: "wrote ").count, 2, "rank 0 alone reports: \(two.stdout)")
+        }
+        let files = try FileManager.default.subpathsOfDirectory(atPath: dir + "/one").filter { !$0.hasSuffix("/") }.sorted()
+        XCTAssertEqual(try FileManager.default.subpathsOfDirectory(atPath: dir + "/two").sorted(), files)
+        XCTAssertEqual(files.filter { $0.hasPrefix("digits/") }.count, 9)
+        for f in files where !f.hasSuffix("digits") && f != "idx" {
+            XCTAssertEqual(FileManager.default.contents(atPath: "\(dir)/one/\(f)"),
+                           FileManager.default.contents(atPath: "\(dir)/two/\(f)"), "\(f) differs")
+        }
+
+        // eval: 2 digits per class (20) in batches of 10 (one per rank); the report's numbers agree
+        let eval = ["eval", "--weights", dir + "/tiny32.safetensors", "--classifier", dir + "/clf.safetensors",
+                    "--per-class", "2", "--steps", "2", "--guidance", "1", "--json"]
+        let one = try runDDPM(eval + ["--batch", "10"], environment: threads)
+        XCTAssertEqual(one.status, 0, one.stderr)
+        let two = try mpirun(2, eval, in: dir, environment: threads)
+        XCTAssertEqual(two.status, 0, two.stderr)
+        func report(_ text: String) throws -> NSDictionary {
+            let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], text)
+            return j.filter { !$0.key.hasSuffix("seconds") } as NSDictionary
+        }
+        let r1 = try report(one.stdout), r2 = try report(two.stdout)
+        XCTAssertEqual(r1, r2)
+        XCTAssertNotNil(r1["frechet"])
     }
 }

@@ -52,6 +52,47 @@ function M.sorted_keys(t)
   return keys
 end
 
+--- How `n` images (or other items) are sampled in batches across the ranks: batches of at most
+--- `batch` in order (smaller when there are fewer batches than ranks, so that every rank gets
+--- work), batch j (0-based) on rank j mod N. With one rank: batches of min(batch, n), in order.
+--- Returns a plan: plan.per (images per batch), plan.batches, plan.rounds (batches per rank, at
+--- most) and plan.run(make, use, outputs):
+---   make(first, last, round) runs on each rank for each of its batches (images first..last,
+---     1-based) and returns `outputs` tensors (default 1) with one row per image;
+---   use(first, last, ...) runs on rank 0 for every batch in order, with those tensors gathered.
+--- After each round an interrupt on any rank stops every rank with an error.
+function M.deal(n, batch)
+  local ranks, rank = ddpm.dist.size(), ddpm.dist.rank()
+  local per = math.max(1, math.min(batch, math.ceil(n / ranks)))
+  local batches = math.ceil(n / per)
+  local plan = {per = per, batches = batches, rounds = math.ceil(batches / ranks)}
+  function plan.run(make, use, outputs)
+    outputs = outputs or 1
+    for round = 0, plan.rounds - 1 do
+      local b = round * ranks + rank
+      local made = {}
+      if b < batches then
+        local first = b * per + 1
+        made = {make(first, math.min(n, first + per - 1), round)}
+      end
+      local got = {}
+      for i = 1, outputs do got[i] = ranks > 1 and ddpm.dist.gather(made[i]) or {made[i]} end
+      if rank == 0 then
+        for j = 1, #got[1] do
+          local first = (round * ranks + j - 1) * per + 1
+          local args = {}
+          for i = 1, outputs do args[i] = got[i][j] end
+          use(first, math.min(n, first + per - 1), table.unpack(args, 1, outputs))
+        end
+      end
+      if ddpm.dist.any(ddpm.interrupted()) then
+        error(string.format("interrupted after %d of %d images", math.min(n, (round + 1) * ranks * per), n), 0)
+      end
+    end
+  end
+  return plan
+end
+
 --- A stand-in for rank 0's log files and progress bar on the other ranks: accepts the same
 --- calls and does nothing.
 M.silent = setmetatable({}, {__index = function() return function() end end})
