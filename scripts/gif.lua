@@ -5,6 +5,8 @@
 local args = require("lib.args")
 local common = require("lib.common")
 local T = ddpm.tensor
+-- One process's work: under mpirun rank 0 alone makes the GIFs (the others would write the same files).
+if ddpm.dist.rank() ~= 0 then return end
 
 local opts = args.parse(arg, {weights = "", digits = "0123456789", frames = 40, sampler = "ddim", steps = 0,
                               guidance = -1, guidance_interval = "", eta = 0, seed = 0, out = "out/gifs", scale = 4, delay = 8, hold = 150})

@@ -5,7 +5,7 @@ import Foundation
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model (runs scripts/train.lua).",
-        discussion: "Writes checkpoint.safetensors, model.safetensors (EMA), loss.csv, loss.png and samples/ into --out. Ctrl-C saves a checkpoint; --resume continues from it.")
+        discussion: "Writes checkpoint.safetensors, model.safetensors (EMA), loss.csv, loss.png and samples/ into --out. Ctrl-C saves a checkpoint; --resume continues from it. Under mpirun -np N each batch is split across the N ranks (docs/scaling.md).")
 
     @Option(help: "Config file (a Lua table; see scripts/configs/).") var config = "configs/tiny.lua"
     @Option(help: "Total training steps (default: the config's).") var steps: Int?
@@ -51,7 +51,7 @@ struct SamplingOptions: ParsableArguments {
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sample a digit sheet, row r = the r-th digit, or a folder of digits (runs scripts/sample.lua).",
-        discussion: "--out FILE.png writes a sheet; --out DIR/ writes <digit>_<index>.png files; --format idx --out DIR writes train-images-idx3-ubyte and train-labels-idx1-ubyte (MNIST's names, so --data DIR reads them). Image i uses seed + i: --digits D --per-digit 1 --seed S regenerates one image alone.")
+        discussion: "--out FILE.png writes a sheet; --out DIR/ writes <digit>_<index>.png files; --format idx --out DIR writes train-images-idx3-ubyte and train-labels-idx1-ubyte (MNIST's names, so --data DIR reads them). Image i uses seed + i: --digits D --per-digit 1 --seed S regenerates one image alone. Under mpirun -np N the images are split across the N ranks; rank 0 writes.")
 
     @OptionGroup var sampling: SamplingOptions
     @Option(help: "Digits, one row each.") var digits = "0123456789"
@@ -69,7 +69,7 @@ struct Sample: ParsableCommand {
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate a model with the shipped classifier: accuracy, Fréchet distance, diversity (runs scripts/eval.lua).",
-        discussion: "Generates --per-class digits of each class and compares the classifier's verdicts and features with real MNIST. --classifier-only reports the classifier's own test accuracy.")
+        discussion: "Generates --per-class digits of each class and compares the classifier's verdicts and features with real MNIST. --classifier-only reports the classifier's own test accuracy. Under mpirun -np N the images are split across the N ranks.")
 
     @OptionGroup var sampling: SamplingOptions
     @Option(help: "Generated digits per class.") var perClass = 100
