@@ -3,7 +3,7 @@ import PackageDescription
 
 // Dependencies point one way: C libraries -> Autograd -> Layers -> Storage -> Evaluation /
 // Diffusion; Autograd -> Imaging -> Datasets; Autograd -> Distributed (MPI, the only importer of
-// CMPI); all of them -> Scripting (the Lua host, the only importer of CLua) -> ddpm.
+// CMPI); all of them -> Scripting (the Lua host, the only importer of CLua) -> ddpm and LuaModule.
 // docs/architecture.md has a paragraph per target.
 // The kernels are built for the machine that builds them (users build from source): Swift's
 // SIMD types then lower to AVX2/AVX-512 instead of baseline SSE2. Release drops bounds checks in
@@ -23,6 +23,8 @@ let package = Package(
     name: "ddpm-swift",
     products: [
         .executable(name: "ddpm", targets: ["ddpm"]),
+        // the Lua C module: `require "ddpm"` from a stock lua5.4 (scripts/install.sh installs it as ddpm.so)
+        .library(name: "DDPMLua", type: .dynamic, targets: ["LuaModule"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,7 +36,7 @@ let package = Package(
         .systemLibrary(name: "CGIF", pkgConfig: "libgif", providers: [.apt(["libgif-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
-        .target(name: "Autograd", dependencies: ["COpenBLAS"], swiftSettings: kernelFlags),
+        .target(name: "Autograd", dependencies: ["COpenBLAS"], swiftSettings: kernelFlags + swift6),
         .target(name: "Layers", dependencies: ["Autograd"], swiftSettings: kernelFlags + swift6),
         .target(name: "Storage", dependencies: ["Autograd", "Layers"], swiftSettings: swift6),
         .target(name: "Evaluation", dependencies: ["Autograd", "Layers", "Storage"], swiftSettings: swift6),
@@ -49,6 +51,7 @@ let package = Package(
             ],
             swiftSettings: swift6
         ),
+        .target(name: "LuaModule", dependencies: ["Scripting"], swiftSettings: swift6),
         .executableTarget(
             name: "ddpm",
             dependencies: [
@@ -57,19 +60,19 @@ let package = Package(
             ],
             swiftSettings: swift6
         ),
-        .target(name: "TestSupport", dependencies: ["Autograd", "Storage"], path: "Tests/TestSupport"),
-        .testTarget(name: "AutogradTests", dependencies: ["Autograd"]),
-        .testTarget(name: "LayersTests", dependencies: ["Autograd", "Layers", "TestSupport"]),
-        .testTarget(name: "StorageTests", dependencies: ["Autograd", "Layers", "Storage", "TestSupport"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Autograd", "Layers", "Storage", "Evaluation"]),
-        .testTarget(name: "DiffusionTests", dependencies: ["Autograd", "Layers", "Storage", "Diffusion", "TestSupport"]),
-        .testTarget(name: "ImagingTests", dependencies: ["Autograd", "Imaging", "TestSupport"]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Autograd", "Imaging", "Datasets", "TestSupport"]),
-        .testTarget(name: "DistributedTests", dependencies: ["Autograd", "Distributed", "TestSupport"]),
+        .target(name: "TestSupport", dependencies: ["Autograd", "Storage"], path: "Tests/TestSupport", swiftSettings: swift6),
+        .testTarget(name: "AutogradTests", dependencies: ["Autograd"], swiftSettings: swift6),
+        .testTarget(name: "LayersTests", dependencies: ["Autograd", "Layers", "TestSupport"], swiftSettings: swift6),
+        .testTarget(name: "StorageTests", dependencies: ["Autograd", "Layers", "Storage", "TestSupport"], swiftSettings: swift6),
+        .testTarget(name: "EvaluationTests", dependencies: ["Autograd", "Layers", "Storage", "Evaluation"], swiftSettings: swift6),
+        .testTarget(name: "DiffusionTests", dependencies: ["Autograd", "Layers", "Storage", "Diffusion", "TestSupport"], swiftSettings: swift6),
+        .testTarget(name: "ImagingTests", dependencies: ["Autograd", "Imaging", "TestSupport"], swiftSettings: swift6),
+        .testTarget(name: "DatasetsTests", dependencies: ["Autograd", "Imaging", "Datasets", "TestSupport"], swiftSettings: swift6),
+        .testTarget(name: "DistributedTests", dependencies: ["Autograd", "Distributed", "TestSupport"], swiftSettings: swift6),
         .testTarget(
             name: "ScriptingTests",
-            dependencies: ["Autograd", "Layers", "Storage", "Diffusion", "Imaging", "Datasets", "Scripting", "TestSupport"]
+            dependencies: ["Autograd", "Layers", "Storage", "Diffusion", "Imaging", "Datasets", "Scripting", "TestSupport"],
+            swiftSettings: swift6
         ),
-    ],
-    swiftLanguageModes: [.v5]
+    ]
 )

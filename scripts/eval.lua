@@ -12,9 +12,27 @@ local common = require("lib.common")
 local dist = require("lib.dist")
 local evaluation = require("lib.evaluation")
 
-local opts = args.parse(arg, {weights = "", classifier = "", per_class = 100, sampler = "ddim", steps = 0,
+local help = {
+  usage = "ddpm eval [options]  (or: ddpm run scripts/eval.lua [options])",
+  summary = "Accuracy, Frechet distance and diversity of generated digits, judged by the project's classifier.",
+  classifier = "classifier weights (none: weights/mnist-classifier.safetensors)",
+  per_class = "generated digits per class (verdicts need >= " .. evaluation.meaningful_per_class .. ")",
+  batch = "images per sampling batch",
+  json = "print JSON instead of the table",
+  classifier_only = "only the classifier's accuracy on the MNIST test set",
+  data = "MNIST folder (none: $DDPM_DATA, then data/mnist)",
+}
+for k, v in pairs(common.sampling_help) do help[k] = v end
+local opts = args.parse(arg, {weights = "", classifier = "", per_class = 100, sampler = "ddim", steps = "auto",
                               guidance = -1, guidance_interval = "", eta = 0, seed = 0, batch = 100, json = false,
-                              classifier_only = false, data = ""})
+                              classifier_only = false, data = ""}, help)
+-- the sampling options are checked (and the weights loaded) before the slow classifier pass
+local weights, model, schedule, guidance, steps, interval
+if not opts.classifier_only then
+  args.at_least(opts, "batch", 1)
+  if opts.per_class < 2 then error("--per-class must be >= 2 (diversity and Fréchet need two images)", 0) end
+  weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
+end
 -- Under mpirun every rank classifies its share of the test set and samples and classifies its
 -- share of the digits (lib/dist.lua); rank 0 gathers the predictions and features and reports.
 local lead = ddpm.dist.rank() == 0
@@ -65,8 +83,6 @@ if opts.classifier_only then
   return
 end
 
-if opts.per_class < 2 then error("--per-class must be >= 2 (diversity and Fréchet need two images)", 0) end
-local weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
 local n = opts.per_class
 
 -- Real reference: features of the whole test set, and of the first n training images of each class.
@@ -89,7 +105,9 @@ if lead then
   local real_features = {}
   real_diversity = {}
   for c = 0, 9 do
-    if #picked[c] < n then error(string.format("the training set has only %d images of digit %d (--per-class %d)", #picked[c], c, n), 0) end
+    if #picked[c] < n then
+      error(string.format("the training set has only %d images of digit %d (--per-class %d)", #picked[c], c, n), 0)
+    end
     local images = {}
     for _, i in ipairs(picked[c]) do images[#images + 1] = (train:get(i)) end
     local f = ddpm.no_grad(function() return clf:features(ddpm.tensor.cat(images, 1)) end)
@@ -136,7 +154,7 @@ local div, div_real = mean(diversity), mean(real_diversity)
 local accuracy = right / (10 * n)
 
 local result = {
-  weights = weights, weights_sha256 = ddpm.sha256(weights), sampler = opts.sampler, steps = steps,
+  weights = common.provenance_path(weights), weights_sha256 = ddpm.sha256(weights), sampler = opts.sampler, steps = steps,
   guidance = guidance, guidance_interval = common.interval_text(interval), eta = opts.eta, seed = opts.seed, per_class = n,
   accuracy = math.floor(accuracy * 10000 + 0.5) / 100, accuracy_per_class = percent_by_class(accuracy_per_class),
   frechet = fd, frechet_real = fd_real, frechet_ratio = fd / fd_real,
@@ -146,18 +164,30 @@ local result = {
   targets = {accuracy_at_least_99 = accuracy >= 0.99, frechet_at_most_2x_real = fd <= 2 * fd_real,
              diversity_at_least_90_percent = div >= 0.9 * div_real},
 }
+-- Below evaluation.meaningful_per_class digits per class one digit moves accuracy by whole
+-- percents and the Fréchet and diversity estimates are noise: no verdict.
+local meaningful = n >= evaluation.meaningful_per_class
+result.targets_meaningful = meaningful
+if not meaningful then result.targets = nil end
 if opts.json then print(evaluation.json(result)) return end
+local function verdict(ok, target)
+  if not meaningful then return target .. ": not meaningful" end
+  return target .. (ok and ": met" or ": NOT met")
+end
 say("ddpm eval: %s (sha256 %s...)", weights, result.weights_sha256:sub(1, 12))
 say("  %s %d steps, guidance %g at timesteps %s, %d digits per class, seed %d; sampling %.0f s", opts.sampler, steps,
     guidance, common.interval_text(interval), n, opts.seed, sample_seconds)
 say("")
 say("  %-26s %10s %12s %8s %s", "", "generated", "real", "ratio", "target")
 say("  %-26s %9.2f%% %11.2f%% %8s %s", "accuracy (requested digit)", 100 * accuracy, 100 * test_accuracy, "",
-    result.targets.accuracy_at_least_99 and ">= 99 %: met" or ">= 99 %: NOT met")
-say("  %-26s %10.3f %12.3f %8.2f %s", "Frechet distance", fd, fd_real, fd / fd_real,
-    result.targets.frechet_at_most_2x_real and "<= 2x real: met" or "<= 2x real: NOT met")
+    verdict(accuracy >= 0.99, ">= 99 %"))
+say("  %-26s %10.3f %12.3f %8.2f %s", "Frechet distance", fd, fd_real, fd / fd_real, verdict(fd <= 2 * fd_real, "<= 2x real"))
 say("  %-26s %10.3f %12.3f %8.2f %s", "diversity (within class)", div, div_real, div / div_real,
-    result.targets.diversity_at_least_90_percent and ">= 0.9x real: met" or ">= 0.9x real: NOT met")
+    verdict(div >= 0.9 * div_real, ">= 0.9x real"))
 say("")
+if not meaningful then
+  say("  verdicts need at least %d digits per class (--per-class %d); %d per class are too few to judge",
+      evaluation.meaningful_per_class, evaluation.meaningful_per_class, n)
+end
 say("  accuracy per class  %s", class_line(accuracy_per_class))
 say("  (real: the classifier on the 10k test set; Frechet floor: %d real training images vs the test set)", 10 * n)

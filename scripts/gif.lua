@@ -8,8 +8,21 @@ local T = ddpm.tensor
 -- One process's work: under mpirun rank 0 alone makes the GIFs (the others would write the same files).
 if ddpm.dist.rank() ~= 0 then return end
 
-local opts = args.parse(arg, {weights = "", digits = "0123456789", frames = 40, sampler = "ddim", steps = 0,
-                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, out = "out/gifs", scale = 4, delay = 8, hold = 150})
+local help = {
+  usage = "ddpm gif [options]  (or: ddpm run scripts/gif.lua [options])",
+  summary = "Denoising GIFs: digit-D.gif per digit (x_t beside the x0 estimate) and digits.gif with all of them.",
+  digits = "digits, one GIF each (and all of them in digits.gif)",
+  frames = "frames spaced over the reverse process, first and last step included (>= 2; at most one per step)",
+  out = "output folder",
+  scale = "pixel scale",
+  delay = "hundredths of a second per frame",
+  hold = "hundredths of a second the final images are held",
+}
+for k, v in pairs(common.sampling_help) do help[k] = v end
+local opts = args.parse(arg, {weights = "", digits = "0123456789", frames = 40, sampler = "ddim", steps = "auto",
+                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, out = "out/gifs", scale = 4, delay = 8, hold = 150},
+                        help)
+args.at_least(opts, "frames", 2)
 local weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
 local digits = common.digits(opts.digits)
 local n = #digits
@@ -20,9 +33,17 @@ local keep = {}
 local frames = math.max(2, math.min(opts.frames, steps))
 for k = 0, frames - 1 do keep[math.floor(k * (steps - 1) / (frames - 1) + 0.5) + 1] = true end
 
-local per_digit, strip = {}, ddpm.gif.open(opts.out .. "/digits.gif", {delay = opts.delay, scale = opts.scale})
+-- provenance in each GIF's comment extension, as `ddpm sample` records it in PNG text chunks
+local function provenance(seed, digits_text)
+  return {weights = common.provenance_path(weights), weights_sha256 = ddpm.sha256(weights), sampler = opts.sampler,
+          steps = tostring(steps), guidance = tostring(guidance), guidance_interval = common.interval_text(interval),
+          eta = tostring(opts.eta), seed = seed, digits = digits_text, ddpm_version = ddpm.version}
+end
+local per_digit, strip = {}, ddpm.gif.open(opts.out .. "/digits.gif", {delay = opts.delay, scale = opts.scale,
+  text = provenance(string.format("%d (digit i uses seed + i)", opts.seed), opts.digits)})
 for i, d in ipairs(digits) do
-  per_digit[i] = ddpm.gif.open(string.format("%s/digit-%d.gif", opts.out, d), {delay = opts.delay, scale = opts.scale})
+  per_digit[i] = ddpm.gif.open(string.format("%s/digit-%d.gif", opts.out, d), {delay = opts.delay, scale = opts.scale,
+                               text = provenance(tostring(opts.seed + i - 1), tostring(d))})
 end
 
 local function add_frames(x_t, x0, delay)

@@ -9,16 +9,33 @@ local args = require("lib.args")
 local common = require("lib.common")
 local dist = require("lib.dist")
 
-local opts = args.parse(arg, {weights = "", digits = "0123456789", per_digit = 10, sampler = "ddim", steps = 0,
+local help = {
+  usage = "ddpm sample [options]  (or: ddpm run scripts/sample.lua [options])",
+  summary = "A sheet of generated digits (row r = the r-th digit), a folder of PNGs or an IDX pair.",
+  digits = "digits to sample, one row each",
+  per_digit = "samples per digit (columns of a sheet)",
+  out = "a sheet FILE.png, or a folder DIR/ (a trailing /) of <digit>_<index>.png; with --format idx a folder",
+  scale = "pixel scale of a sheet",
+  format = "png, or idx (an IDX image/label pair named like MNIST's training split)",
+  batch = "images per sampling batch",
+}
+for k, v in pairs(common.sampling_help) do help[k] = v end
+local opts = args.parse(arg, {weights = "", digits = "0123456789", per_digit = 10, sampler = "ddim", steps = "auto",
                               guidance = -1, guidance_interval = "", eta = 0, seed = 0, out = "out/sheet.png", scale = 2, format = "png",
-                              batch = 100})
-local weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
-local hash = ddpm.sha256(weights)
-local digits = common.digits(opts.digits)
+                              batch = 100}, help)
 if opts.per_digit < 1 then error("--per-digit must be >= 1", 0) end
 if opts.batch < 1 then error("--batch must be >= 1", 0) end
 if opts.format ~= "png" and opts.format ~= "idx" then error("--format must be png or idx, got '" .. opts.format .. "'", 0) end
+-- --out: a PNG sheet (FILE.png), a folder of PNGs (a trailing /), or the folder of an IDX pair.
 local folder = opts.format == "idx" or opts.out:sub(-1) == "/"
+if opts.format == "idx" and opts.out:match("[^/]%.%a+$") then
+  error("--format idx writes two files into a folder: --out " .. opts.out .. " names a file (e.g. --out out/synthetic/)", 0)
+elseif not folder and not opts.out:lower():match("%.png$") then
+  error("--out " .. opts.out .. ": a sheet is a .png file and a folder of PNGs ends in / (--out " .. opts.out .. "/)", 0)
+end
+local weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
+local hash = ddpm.sha256(weights)
+local digits = common.digits(opts.digits)
 local labels, index_in_digit = {}, {}
 for _, d in ipairs(digits) do
   for k = 0, opts.per_digit - 1 do labels[#labels + 1] = d; index_in_digit[#labels] = k end
@@ -26,7 +43,7 @@ end
 local n = #labels
 
 local function provenance(extra)
-  local t = {weights = weights, weights_sha256 = hash, sampler = opts.sampler, steps = tostring(steps),
+  local t = {weights = common.provenance_path(weights), weights_sha256 = hash, sampler = opts.sampler, steps = tostring(steps),
              guidance = tostring(guidance), guidance_interval = common.interval_text(interval), eta = tostring(opts.eta)}
   for k, v in pairs(extra) do t[k] = v end
   return t
@@ -82,26 +99,17 @@ elseif opts.format == "png" then
   print(string.format("wrote %d PNGs (<digit>_<index>.png, seeds %d..%d) to %s in %.1f s",
                       n, opts.seed, opts.seed + n - 1, opts.out, ddpm.clock() - t0))
 else
+  if lead then common.mkdir(opts.out) end
   local dir = opts.out:gsub("/$", "")
   local size = model:config().image_size
   local images_path, labels_path = dir .. "/train-images-idx3-ubyte", dir .. "/train-labels-idx1-ubyte"
-  -- written to temporary names and renamed at the end: an interrupted run leaves no half file
-  local fi, fl = dist.silent, dist.silent
-  if lead then
-    common.mkdir(opts.out)
-    fi = assert(io.open(images_path .. ".tmp", "wb"))
-    fl = assert(io.open(labels_path .. ".tmp", "wb"))
-  end
-  fi:write(string.pack(">I4I4I4I4", 0x0803, n, size, size))
-  fl:write(string.pack(">I4I4", 0x0801, n))
-  each_batch(function(x, first, last)
-    fi:write(ddpm.image.bytes(x))
-    for i = first, last do fl:write(string.char(labels[i])) end
-  end)
-  fi:close(); fl:close()
+  -- both files are written at the end, atomically and as a pair: an interrupted run or a
+  -- failed write (a full disk) leaves the old pair as it was
+  local parts = {}
+  each_batch(function(x) parts[#parts + 1] = ddpm.image.bytes(x) end)
   if not lead then return end
-  assert(os.rename(images_path .. ".tmp", images_path))
-  assert(os.rename(labels_path .. ".tmp", labels_path))
+  ddpm.data.write_idx{images_path = images_path, labels_path = labels_path, pixels = table.concat(parts),
+                      rows = size, cols = size, labels = labels}
   print(string.format("wrote %s and %s (%d labelled %dx%d digits, seeds %d..%d) in %.1f s",
                       images_path, labels_path, n, size, size, opts.seed, opts.seed + n - 1, ddpm.clock() - t0))
 end

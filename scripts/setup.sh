@@ -4,8 +4,8 @@
 #   scripts/setup.sh [--no-data] [--data-optional]
 #
 #   1. Installs the C libraries the package links against (Lua 5.4, OpenBLAS,
-#      libpng, giflib, zlib, Open MPI with its mpirun) plus pkg-config, if any
-#      of them is missing.
+#      libpng, giflib, zlib, Open MPI with its mpirun) plus pkg-config, and the
+#      lua5.4 interpreter (for the Lua C module's test), if any of them is missing.
 #   2. Puts the four MNIST files (gzipped, as the code reads them) into
 #      data/mnist/ under the repo root. Sources, in order:
 #        $DDPM_MNIST_MIRROR (a folder holding the .gz files),
@@ -16,7 +16,7 @@
 #   --data-optional  if MNIST can't be found, warn and exit 0 instead of failing
 set -euo pipefail
 
-APT_PACKAGES=(liblua5.4-dev libopenblas-dev libpng-dev libgif-dev zlib1g-dev libopenmpi-dev openmpi-bin pkg-config)
+APT_PACKAGES=(liblua5.4-dev libopenblas-dev libpng-dev libgif-dev zlib1g-dev libopenmpi-dev openmpi-bin pkg-config lua5.4)
 PKG_CONFIG_MODULES=(lua5.4 openblas libpng libgif zlib ompi-c)
 MNIST_FILES=(
     train-images-idx3-ubyte.gz
@@ -56,8 +56,11 @@ warn() { echo "setup: warning: $*" >&2; }
 
 # ---------------------------------------------------------------- packages --
 
-# Prints the names of missing pkg-config modules (nothing when all are there).
+# Prints the names of missing pkg-config modules and programs (nothing when all are there).
 missing_modules() {
+    if ! command -v lua5.4 >/dev/null 2>&1; then
+        echo "lua5.4"
+    fi
     if ! command -v pkg-config >/dev/null 2>&1; then
         echo "pkg-config"
         return

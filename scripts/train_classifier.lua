@@ -10,7 +10,22 @@ local args = require("lib.args")
 local evaluation = require("lib.evaluation")
 
 local opts = args.parse(arg, {out = "weights/mnist-classifier.safetensors", epochs = 5, batch = 128, lr = 1e-3,
-                              seed = 0, data = "", test_data = "", width = 32, features = 128, shift = 2})
+                              seed = 0, data = "", test_data = "", width = 32, features = 128, shift = 2}, {
+  usage = "ddpm run scripts/train_classifier.lua [options]",
+  summary = "Trains the evaluation classifier (a small CNN) on MNIST-style digits and reports its test accuracy.",
+  out = "weights file to write",
+  epochs = "passes over the training set",
+  batch = "batch size",
+  lr = "peak learning rate (cosine decay to 0)",
+  seed = "random seed",
+  data = "training set folder (none: $DDPM_DATA, then data/mnist)",
+  test_data = "test set folder, real MNIST (none: $DDPM_DATA, then data/mnist)",
+  width = "channels of the first convolution",
+  features = "size of the feature layer (the Frechet distance's space)",
+  shift = "random shifts of up to this many pixels (augmentation)",
+})
+args.at_least(opts, "epochs", 1)
+args.at_least(opts, "batch", 1)
 ddpm.seed(opts.seed)
 local train = ddpm.data.mnist{split = "train", size = 32, path = opts.data ~= "" and opts.data or nil}
 local test = ddpm.data.mnist{split = "test", size = 32, path = opts.test_data ~= "" and opts.test_data or nil}

@@ -7,6 +7,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <string.h>
 
 // Macros Swift cannot import, one line each.
 static inline int ddpm_lua_pcall(lua_State *L, int n, int r, int h) { return lua_pcall(L, n, r, h); }
@@ -45,12 +46,28 @@ static inline void ddpm_push_binding(lua_State *L, lua_Integer id, ddpm_swift_di
     lua_pushcclosure(L, ddpm_trampoline, 2);
 }
 
-// Message handler for lua_pcall: the error message plus a traceback.
+// Whether `msg` starts with the "source:line:" of a function on the stack: errors raised by
+// code (runtime errors, error(msg), a binding's error) do; a plain message raised with
+// error(msg, 0) (an input or usage error a recipe reports) does not.
+static inline int ddpm_has_position(lua_State *L, const char *msg) {
+    lua_Debug ar;
+    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0) continue;
+        size_t n = strlen(ar.short_src);
+        if (strncmp(msg, ar.short_src, n) == 0 && msg[n] == ':') return 1;
+    }
+    return 0;
+}
+
+// Message handler for lua_pcall: the error message plus a traceback, or the message alone when
+// it carries no position (error(msg, 0): the message is all the user needs).
 static inline int ddpm_traceback(lua_State *L) {
     const char *msg = lua_tostring(L, 1);
     if (msg == NULL) {
         if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
         msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    } else if (!ddpm_has_position(L, msg)) {
+        return 1;
     }
     luaL_traceback(L, L, msg, 1);
     return 1;

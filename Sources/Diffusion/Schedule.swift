@@ -16,11 +16,24 @@ public struct Schedule: Sendable {
 
     public var steps: Int { betas.count }
 
+    /// Most timesteps a schedule may have (DDPMs use 1000-4000): a larger request is an error
+    /// before anything is allocated.
+    public static let maxSteps = 1_000_000
+
+    static func checkSteps(_ steps: Int, _ op: String) throws {
+        guard steps >= 1 && steps <= maxSteps else {
+            throw TensorError("\(op): steps \(steps) must be in 1...\(maxSteps)")
+        }
+    }
+
     /// Any betas in (0, 1).
     public init(betas: [Double], name: String = "custom") throws {
         guard !betas.isEmpty else { throw TensorError("schedule: needs at least one beta") }
+        guard betas.count <= Schedule.maxSteps else {
+            throw TensorError("schedule: \(betas.count) betas (at most \(Schedule.maxSteps))")
+        }
         if let i = betas.firstIndex(where: { !($0 > 0 && $0 < 1) }) {
-            throw TensorError("schedule: beta[\(i)] = \(betas[i]) is not in (0, 1)")
+            throw TensorError("schedule: the beta of timestep \(i) is \(betas[i]), not in (0, 1)")
         }
         self.name = name
         self.betas = betas
@@ -36,7 +49,7 @@ public struct Schedule: Sendable {
 
     /// betas = linspace(beta_start, beta_end, steps), the DDPM paper's (and the seed's) schedule.
     public static func linear(steps: Int = 1000, betaStart: Double = 1e-4, betaEnd: Double = 0.02) throws -> Schedule {
-        guard steps >= 1 else { throw TensorError("schedule.linear: steps \(steps) must be >= 1") }
+        try checkSteps(steps, "schedule.linear")
         let betas = (0..<steps).map { steps == 1 ? betaStart : betaStart + (betaEnd - betaStart) * Double($0) / Double(steps - 1) }
         return try Schedule(betas: betas, name: "linear")
     }
@@ -50,7 +63,7 @@ public struct Schedule: Sendable {
 
     /// betas = sigmoid(linspace(-6, 6, steps)) * (end - start) + start (sigmoid on betas).
     public static func sigmoid(steps: Int = 1000, betaStart: Double = 1e-4, betaEnd: Double = 0.02) throws -> Schedule {
-        guard steps >= 1 else { throw TensorError("schedule.sigmoid: steps \(steps) must be >= 1") }
+        try checkSteps(steps, "schedule.sigmoid")
         let betas = (0..<steps).map { i -> Double in
             let x = steps == 1 ? 0 : -6 + 12 * Double(i) / Double(steps - 1)
             return 1 / (1 + Foundation.exp(-x)) * (betaEnd - betaStart) + betaStart
@@ -62,7 +75,7 @@ public struct Schedule: Sendable {
     /// beta_t = min(1 - f((t+1)/steps) / f(t/steps), max_beta), at least min_beta.
     public static func fromAlphaBar(_ f: (Double) throws -> Double, steps: Int, maxBeta: Double = 0.999, minBeta: Double = 0,
                                     name: String = "alpha_bar") throws -> Schedule {
-        guard steps >= 1 else { throw TensorError("schedule: steps \(steps) must be >= 1") }
+        try checkSteps(steps, name == "cosine" ? "schedule.cosine" : "schedule")
         let values = try (0...steps).map { try f(Double($0) / Double(steps)) }
         guard let f0 = values.first, f0 > 0, values.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
             throw TensorError("schedule: alpha-bar function must be finite, >= 0 and > 0 at u = 0")
@@ -72,6 +85,36 @@ public struct Schedule: Sendable {
             return Swift.min(Swift.max(b, minBeta), maxBeta)
         }
         return try Schedule(betas: betas, name: name)
+    }
+
+    /// The metadata keys a weights file stores its schedule under: `schedule` (the name),
+    /// `schedule_steps` (T) and `betas` (every beta_t, t = 0..T-1, comma-separated, 17 digits).
+    public var metadata: [String: String] {
+        ["schedule": name, "schedule_steps": String(steps),
+         "betas": betas.map { String(format: "%.17g", $0) }.joined(separator: ",")]
+    }
+
+    /// The schedule a weights file's metadata records (see `metadata`); without `betas` (a
+    /// converted PyTorch checkpoint) the reference's linear schedule with `schedule_steps`
+    /// (default 1000) timesteps.
+    public init(metadata: [String: String]) throws {
+        guard let text = metadata["betas"] else {
+            let stepsText = metadata["schedule_steps"] ?? "1000"
+            guard let steps = Int(stepsText), steps >= 1, steps <= Schedule.maxSteps else {
+                throw TensorError("schedule_steps \"\(stepsText)\" is not a count in [1, \(Schedule.maxSteps)]")
+            }
+            self = try .linear(steps: steps)
+            return
+        }
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+        guard parts.count <= Schedule.maxSteps else { throw TensorError("betas: \(parts.count) values (max \(Schedule.maxSteps))") }
+        let betas = try parts.enumerated().map { k, part -> Double in
+            guard let b = Double(part.trimmingCharacters(in: .whitespaces)) else {
+                throw TensorError("betas: entry \(k + 1) \"\(part.prefix(40))\" is not a number")
+            }
+            return b
+        }
+        try self.init(betas: betas, name: metadata["schedule"] ?? "custom")
     }
 
     public func check(_ op: String, _ t: Int) throws {

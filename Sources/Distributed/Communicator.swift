@@ -125,7 +125,8 @@ public final class Communicator: @unchecked Sendable {
         guard size > 1 else { return }
         let (lo, hi) = range(value)
         guard lo == hi else {
-            throw TensorError("\(what) differ between ranks (\(lo) to \(hi), this rank \(value)); every rank must pass the same")
+            throw TensorError(
+                "\(what) differ between ranks (\(lo) to \(hi), this rank \(value)); every rank must pass the same")
         }
     }
 
@@ -181,7 +182,8 @@ public final class Communicator: @unchecked Sendable {
         let differs = broadcast(value, root: root) != value
         guard !any(differs) else {
             let mine = differs ? " (this rank's differs)" : ""
-            throw TensorError("the ranks disagree on \(what)\(mine); every rank must run the same command on the same files")
+            throw TensorError(
+                "the ranks disagree on \(what)\(mine); every rank must run the same command on the same files")
         }
     }
 
@@ -200,7 +202,9 @@ public final class Communicator: @unchecked Sendable {
         }
         var headers = [Int64](repeating: 0, count: rank == root ? width * size : 1)
         header.withUnsafeBufferPointer { h in
-            headers.withUnsafeMutableBufferPointer { _ = ddpm_mpi_gather_int64(h.baseAddress!, Int32(width), $0.baseAddress!, Int32(root)) }
+            headers.withUnsafeMutableBufferPointer {
+                _ = ddpm_mpi_gather_int64(h.baseAddress!, Int32(width), $0.baseAddress!, Int32(root))
+            }
         }
         var shapes: [[Int]?] = []
         var verdict: [Int64] = [0]

@@ -1,3 +1,4 @@
+import Autograd
 import CGIF
 import Foundation
 
@@ -10,8 +11,9 @@ public final class GIFWriter {
     private var gif: UnsafeMutablePointer<GifFileType>?
     private let tmp: String
 
-    /// `loop`: 0 = forever (NETSCAPE2.0 extension), n = play n extra times.
-    public init(path: String, width: Int, height: Int, loop: Int = 0) throws {
+    /// `loop`: 0 = forever (NETSCAPE2.0 extension), n = play n extra times. `comment`: text for a
+    /// comment extension (provenance), none when empty.
+    public init(path: String, width: Int, height: Int, loop: Int = 0, comment: String = "") throws {
         guard width > 0, height > 0, width < 65536, height < 65536 else {
             throw ImageError("\(path): GIF size \(width)x\(height) out of range")
         }
@@ -19,8 +21,8 @@ public final class GIFWriter {
         self.path = path
         self.width = width
         self.height = height
-        let url = URL(fileURLWithPath: path)
-        tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
+        AtomicFile.removeStaleTemporaries(for: path)
+        tmp = AtomicFile.temporaryPath(for: path)
         var err: Int32 = 0
         guard let g = EGifOpenFileName(tmp, false, &err) else {
             throw ImageError("\(path): cannot create GIF (\(GIFWriter.describe(err)))")
@@ -37,6 +39,16 @@ public final class GIFWriter {
         var loopBlock: [UInt8] = [1, UInt8(loop & 0xFF), UInt8(loop >> 8)]
         try check(EGifPutExtensionBlock(g, 3, &loopBlock), "EGifPutExtensionBlock")
         try check(EGifPutExtensionTrailer(g), "EGifPutExtensionTrailer")
+        if !comment.isEmpty {
+            // sub-blocks of at most 255 bytes
+            try check(EGifPutExtensionLeader(g, COMMENT_EXT_FUNC_CODE), "EGifPutExtensionLeader")
+            let bytes = Array(comment.utf8)
+            for start in stride(from: 0, to: bytes.count, by: 255) {
+                var block = Array(bytes[start..<min(start + 255, bytes.count)])
+                try check(EGifPutExtensionBlock(g, Int32(block.count), &block), "EGifPutExtensionBlock")
+            }
+            try check(EGifPutExtensionTrailer(g), "EGifPutExtensionTrailer")
+        }
     }
 
     deinit {

@@ -15,20 +15,38 @@ public final class LuaHost {
         guard let state = luaL_newstate() else { throw ScriptError("cannot create a Lua state (out of memory)") }
         L = state
         luaL_openlibs(L)
-        installModule()
+        LuaHost.pushModule(L)
+        // package.loaded.ddpm = ddpm, so `require "ddpm"` works too.
+        _ = lua_getglobal(L, "package")
+        lua.getField(-1, "loaded")
+        lua.pushValue(-3)
+        lua.setField(-2, "ddpm")
+        lua.pop(3)
+    }
+
+    /// `luaopen_ddpm` of the Lua C module (the LuaModule target): installs the module into a
+    /// stock Lua 5.4 state as the host does and leaves it on the stack for `require`.
+    public static func openModule(_ L: OpaquePointer) -> Int32 {
+        pushModule(L)
+        return 1
     }
 
     deinit { lua_close(L) }
 
-    /// The bundled recipes: $DDPM_SCRIPTS, else a `scripts/` folder next to an ancestor of the
-    /// executable (the repository when run from .build/), else ./scripts.
+    /// The bundled recipes: $DDPM_SCRIPTS, else a `scripts/` or `share/ddpm/scripts/` folder in an
+    /// ancestor of the executable (the repository when run from .build/, the prefix of
+    /// `scripts/install.sh --prefix DIR` when run as DIR/bin/ddpm), else ./scripts.
     public static func scriptsDirectory() -> String {
         let fm = FileManager.default
         if let env = ProcessInfo.processInfo.environment["DDPM_SCRIPTS"], !env.isEmpty { return env }
-        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        // /proc/self/exe: argv[0] is a bare name when the binary is found through PATH
+        let exe = (try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments.first ?? "."
+        var dir = URL(fileURLWithPath: exe).resolvingSymlinksInPath().deletingLastPathComponent()
         for _ in 0..<6 {
-            let candidate = dir.appendingPathComponent("scripts")
-            if fm.fileExists(atPath: candidate.appendingPathComponent("train.lua").path) { return candidate.path }
+            for sub in ["scripts", "share/ddpm/scripts"] {
+                let candidate = dir.appendingPathComponent(sub)
+                if fm.fileExists(atPath: candidate.appendingPathComponent("train.lua").path) { return candidate.path }
+            }
             dir.deleteLastPathComponent()
         }
         return fm.currentDirectoryPath + "/scripts"
@@ -39,8 +57,10 @@ public final class LuaHost {
         + ScheduleTable.tables + SampleTable.tables + ImageTable.tables + DataTable.tables + OptimTable.tables
         + SafeTensorsTable.tables + MetricsTable.tables + DistTable.tables
 
-    private func installModule() {
-        let lua = self.lua
+    /// Pushes the `ddpm` module table (every table of `tables`, the userdata metatables,
+    /// `version`) and sets it as the global `ddpm` too (the bundled scripts/lib use the global).
+    static func pushModule(_ L: OpaquePointer) {
+        let lua = Lua(L: L)
         lua.newTable()
         let d = Int32(lua.top)
         for table in LuaHost.tables {
@@ -55,12 +75,6 @@ public final class LuaHost {
         lua.push("1"); lua.setField(d, "version")
         lua.pushValue(d)
         lua_setglobal(L, "ddpm")
-        // package.loaded.ddpm = ddpm, so `require "ddpm"` works too.
-        _ = lua_getglobal(L, "package")
-        lua.getField(-1, "loaded")
-        lua.pushValue(d)
-        lua.setField(-2, "ddpm")
-        lua.pop(3)
     }
 
     /// Prepends folders to package.path.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Autograd
 import Distributed
 import Foundation
 import Scripting
@@ -14,8 +15,9 @@ struct Run: ParsableCommand {
     func run() throws { try runRecipe(script, arguments) }
 }
 
-/// Runs a recipe; a Lua error prints its message and traceback and exits 1.
-func runRecipe(_ path: String, _ arguments: [String]) throws {
+/// Runs a recipe; a Lua error prints its message (and, with `traceback`, the Lua traceback the
+/// message handler added to an error with a position) and exits 1.
+func runRecipe(_ path: String, _ arguments: [String], traceback: Bool = true) throws {
     Interrupts.install()
     do {
         let host = try LuaHost()
@@ -23,7 +25,10 @@ func runRecipe(_ path: String, _ arguments: [String]) throws {
     } catch let e as ScriptError {
         // Script errors already start with file:line; print them as Lua would (under mpirun
         // prefixed with the rank that failed).
-        FileHandle.standardError.write(Data("\(Communicator.messagePrefix)\(e.message)\n".utf8))
+        let message = traceback ? e.message : (e.message.components(separatedBy: "\nstack traceback:\n").first ?? e.message)
+        // control characters from a file (a tensor name, a metadata value) are shown as escapes
+        let shown = escapingControlCharacters(message, keepingLines: true)
+        FileHandle.standardError.write(Data("\(Communicator.messagePrefix)\(shown)\n".utf8))
         throw ExitCode(1)
     }
 }

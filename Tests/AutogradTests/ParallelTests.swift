@@ -19,11 +19,13 @@ final class ParallelTests: XCTestCase {
         }
         for i in 0..<5000 {
             region(false)
-            XCTAssertEqual(Array(UnsafeBufferPointer(start: counts, count: k)), Array(repeating: 1, count: k), "region \(i)")
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: counts, count: k)), Array(repeating: 1, count: k),
+                           "region \(i)")
             if i % 1000 == 999 { usleep(5000) }  // helpers fall asleep and must be woken
         }
         region(true)
-        XCTAssertEqual(Array(UnsafeBufferPointer(start: counts, count: k + k * k)), Array(repeating: 1, count: k + k * k))
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: counts, count: k + k * k)),
+                       Array(repeating: 1, count: k + k * k))
         var total = 0
         let sums = UnsafeMutablePointer<Int>.allocate(capacity: k)
         defer { sums.deallocate() }
@@ -43,7 +45,8 @@ final class ParallelTests: XCTestCase {
             Parallel.run(Parallel.workers) { _ in
                 while let i = queue.take() { seen[i] += 1 }  // distinct items: no two workers write one slot
             }
-            XCTAssertEqual(Array(UnsafeBufferPointer(start: seen, count: count)), Array(repeating: 1, count: count), "\(count) items")
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: seen, count: count)), Array(repeating: 1, count: count),
+                           "\(count) items")
             XCTAssertNil(queue.take())
         }
     }

@@ -25,7 +25,9 @@ final class CommunicatorTests: XCTestCase {
         try world.allreduce(t, mean: true)
         try world.broadcast(t, root: 0)
         XCTAssertEqual(t.values, [1, 2, 3])
-        XCTAssertThrowsError(try world.broadcast(t, root: 1)) { XCTAssertEqual("\($0)", "root 1 out of range 0..<1 (ranks)") }
+        XCTAssertThrowsError(try world.broadcast(t, root: 1)) {
+            XCTAssertEqual("\($0)", "root 1 out of range 0..<1 (ranks)")
+        }
         XCTAssertTrue(world.any(true))
         XCTAssertFalse(world.any(false))
         XCTAssertEqual(try world.gather(t)?.map { $0.values }, [[1, 2, 3]])

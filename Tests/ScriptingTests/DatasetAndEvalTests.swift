@@ -154,13 +154,21 @@ final class DatasetAndEvalTests: XCTestCase {
         XCTAssertEqual(j["weights_sha256"] as? String, try SHA256.hex(ofFile: weights))
         XCTAssertEqual(j["per_class"] as? Int, 3)
         XCTAssertEqual(j["guidance_interval"] as? String, "100,500")
+        // 3 per class is below 50: the numbers, but no verdict on the targets
+        XCTAssertEqual(j["targets_meaningful"] as? Bool, false)
+        XCTAssertNil(j["targets"])
 
-        // the table form names the targets
+        // the table form names the targets; too few digits per class to judge them
         r = try runDDPM(["eval", "--weights", weights, "--classifier", classifier, "--per-class", "2", "--steps", "1",
                          "--guidance", "1"], environment: env)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("Frechet distance"), r.stdout)
         XCTAssertTrue(r.stdout.contains("accuracy per class"), r.stdout)
+        for target in [">= 99 %", "<= 2x real", ">= 0.9x real"] {
+            XCTAssertTrue(r.stdout.contains(target + ": not meaningful"), r.stdout)
+        }
+        XCTAssertFalse(r.stdout.contains(": met") || r.stdout.contains("NOT met"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("verdicts need at least 50 digits per class (--per-class 50); 2 per class"), r.stdout)
 
         r = try runDDPM(["eval", "--weights", weights, "--classifier", dir + "/missing.safetensors"], environment: env)
         XCTAssertEqual(r.status, 1)

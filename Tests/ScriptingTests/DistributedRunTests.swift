@@ -75,7 +75,8 @@ final class DistributedRunTests: XCTestCase {
             local g = d.gather(ddpm.tensor.full({r + 1, 2}, r))
             if r == 0 then assert(#g == 2 and g[2]:shape()[1] == 2 and g[2]:totable()[1] == 1) else assert(g == nil) end
             ddpm.seed(r)  -- different weights on each rank until the broadcast
-            local model = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, image_size = 8}
+            local model = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false,
+                                    image_size = 8}
             d.broadcast_parameters(model)
             local w = model:parameters()["time_mlp.1.weight"]
             local sum = d.allreduce(w:clone())
@@ -132,7 +133,8 @@ final class DistributedRunTests: XCTestCase {
         for run in ["a", "b"] {
             let r = try mpirun(2, common + ["--out", "\(dir)/\(run)"], in: dir)
             XCTAssertEqual(r.status, 0, r.stderr)
-            XCTAssertEqual(r.stdout.components(separatedBy: "trained 2 steps").count, 2, "one report, from rank 0: \(r.stdout)")
+            XCTAssertEqual(r.stdout.components(separatedBy: "trained 2 steps").count, 2,
+                           "one report, from rank 0: \(r.stdout)")
             XCTAssertTrue(r.stdout.contains("on 2 ranks"), r.stdout)
         }
         let single = try SafeTensors.read("\(dir)/one/checkpoint.safetensors").dictionary
@@ -183,7 +185,9 @@ final class DistributedRunTests: XCTestCase {
         let log = "\(dir)/run/loss.csv"
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline && p.isRunning {
-            if let text = try? String(contentsOfFile: log, encoding: .utf8), text.split(separator: "\n").count >= 4 { break }
+            if let text = try? String(contentsOfFile: log, encoding: .utf8), text.split(separator: "\n").count >= 4 {
+                break
+            }
             usleep(100_000)
         }
         // mpirun passes it on as SIGTERM to every rank and kills them 1 s later; a step of this
@@ -198,18 +202,18 @@ final class DistributedRunTests: XCTestCase {
         let logged = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").count - 1
         XCTAssertEqual(logged, saved, "the checkpoint is the last logged step")
 
-        let resumed = try mpirun(2, ["train", "--config", cfg, "--steps", "\(saved + 2)", "--out", "\(dir)/run", "--resume",
-                                     "--data", mnistDir], in: dir)
+        let resumed = try mpirun(2, ["train", "--config", cfg, "--steps", "\(saved + 2)", "--out", "\(dir)/run",
+                                     "--resume", "--data", mnistDir], in: dir)
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
-        XCTAssertTrue(resumed.stdout.contains("resumed from \(dir)/run/checkpoint.safetensors at step \(saved)"), resumed.stdout)
+        XCTAssertTrue(resumed.stdout.contains("resumed from \(dir)/run/checkpoint.safetensors at step \(saved)"),
+                      resumed.stdout)
         let rows = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(rows.count, saved + 3)  // header + one row per step, no duplicates
         XCTAssertEqual(rows.last?.hasPrefix("\(saved + 2),"), true)
 
         // MPMD: rank 0 and rank 1 get different batches
-        let mismatch = try mpirun(1, ["train", "--config", cfg, "--steps", "1", "--out", "\(dir)/x", "--data", mnistDir,
-                                      "--batch", "8", ":", "-np", "1", ddpmExecutable, "train", "--config", cfg, "--steps", "1",
-                                      "--out", "\(dir)/x", "--data", mnistDir, "--batch", "16"], in: dir)
+        let rank = ["train", "--config", cfg, "--steps", "1", "--out", "\(dir)/x", "--data", mnistDir, "--batch"]
+        let mismatch = try mpirun(1, rank + ["8", ":", "-np", "1", ddpmExecutable] + rank + ["16"], in: dir)
         XCTAssertNotEqual(mismatch.status, 0)
         XCTAssertTrue(mismatch.stderr.contains("the ranks disagree on the options and config"), mismatch.stderr)
         XCTAssertTrue(mismatch.stderr.contains("(this rank's differs)"), mismatch.stderr)
@@ -228,23 +232,25 @@ final class DistributedRunTests: XCTestCase {
         for size in [8, 32] {
             try runLua("""
                 ddpm.seed(3)
-                local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, image_size = \(size)}
+                local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false,
+                                    image_size = \(size)}
                 m:save('\(dir)/tiny\(size).safetensors', {default_guidance = 2})
                 """)
         }
         try runLua("ddpm.seed(5); ddpm.classifier{width = 4, features = 16}:save('\(dir)/clf.safetensors')")
         let threads = ["DDPM_THREADS": "1", "DDPM_DATA": mnistDir]
-        let sample = ["sample", "--weights", dir + "/tiny8.safetensors", "--steps", "3", "--seed", "5", "--digits", "386",
-                      "--per-digit", "3"]
+        let sample = ["sample", "--weights", dir + "/tiny8.safetensors", "--steps", "3", "--seed", "5",
+                      "--digits", "386", "--per-digit", "3"]
         // 9 images: one process in batches of 5 (5 + 4); two ranks with the default --batch 100 get the same
         for (name, extra) in [("sheet.png", [String]()), ("digits/", []), ("idx", ["--format", "idx"])] {
-            let one = try runDDPM(sample + extra + ["--batch", "5", "--out", "\(dir)/one/\(name)"], environment: threads)
+            let one = try runDDPM(sample + extra + ["--batch", "5", "--out", "\(dir)/one/\(name)"],
+                                  environment: threads)
             XCTAssertEqual(one.status, 0, one.stderr)
             let two = try mpirun(2, sample + extra + ["--out", "\(dir)/two/\(name)"], in: dir, environment: threads)
             XCTAssertEqual(two.status, 0, two.stderr)
             XCTAssertEqual(two.stdout.components(separatedBy: "wrote ").count, 2, "rank 0 alone reports: \(two.stdout)")
         }
-        let files = try FileManager.default.subpathsOfDirectory(atPath: dir + "/one").filter { !$0.hasSuffix("/") }.sorted()
+        let files = try FileManager.default.subpathsOfDirectory(atPath: dir + "/one").sorted()
         XCTAssertEqual(try FileManager.default.subpathsOfDirectory(atPath: dir + "/two").sorted(), files)
         XCTAssertEqual(files.filter { $0.hasPrefix("digits/") }.count, 9)
         for f in files where !f.hasSuffix("digits") && f != "idx" {

@@ -1,13 +1,14 @@
 import Foundation
 
 /// A minimal GIF structure reader (independent of giflib): screen size, NETSCAPE loop count,
-/// per-frame delays from graphic control extensions, number of image descriptors.
+/// per-frame delays from graphic control extensions, number of image descriptors, comments.
 public struct GIFInfo: Equatable {
     public var version = "", width = 0, height = 0, loop: Int? = nil, delays: [Int] = [], frames = 0
+    public var comments: [String] = []
 
-    public init(version: String, width: Int, height: Int, loop: Int?, delays: [Int], frames: Int) {
+    public init(version: String, width: Int, height: Int, loop: Int?, delays: [Int], frames: Int, comments: [String] = []) {
         self.version = version; self.width = width; self.height = height
-        self.loop = loop; self.delays = delays; self.frames = frames
+        self.loop = loop; self.delays = delays; self.frames = frames; self.comments = comments
     }
 
     public init(path: String) throws {
@@ -28,6 +29,12 @@ public struct GIFInfo: Equatable {
                     loop = Int(b[i + 16]) | Int(b[i + 17]) << 8
                 }
                 i += 2
+                if label == 0xFE {
+                    var text: [UInt8] = []
+                    var j = i
+                    while j < b.count && b[j] != 0 { text += b[(j + 1)..<min(j + 1 + Int(b[j]), b.count)]; j += Int(b[j]) + 1 }
+                    comments.append(String(decoding: text, as: UTF8.self))
+                }
                 skipBlocks()
             case 0x2C:
                 frames += 1

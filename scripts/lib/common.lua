@@ -1,4 +1,5 @@
 -- Helpers shared by the bundled recipes: schedules from configs, weights lookup, files.
+local args = require("lib.args")
 local M = {}
 
 function M.file_exists(path)
@@ -57,9 +58,36 @@ local function check_fields(t, names, what, path)
   end
 end
 
---- Loads a training config file and checks its fields (see config_fields).
+--- The file a --config names: a path (as given, else under the bundled scripts folder), or a
+--- bare name such as "tiny" for configs/tiny.lua.
+function M.config_path(name)
+  if not name:find("/") then
+    local file = name:match("%.lua$") and name or name .. ".lua"
+    if not M.file_exists(name) then
+      local ok, found = pcall(M.resolve, "configs/" .. file)
+      if ok then return found end
+    end
+  end
+  return M.resolve(name)
+end
+
+--- A config's schedule file: relative to the config's folder, else under the bundled scripts
+--- folder (so "schedules/cosine_lua.lua" names the bundled one); an absolute path as is.
+local function schedule_file(file, config_path)
+  if file:sub(1, 1) == "/" then return file end
+  local dir = config_path:match("^(.*)/[^/]*$") or "."
+  if M.file_exists(dir .. "/" .. file) then return dir .. "/" .. file end
+  local ok, found = pcall(M.resolve, file)
+  if ok then return found end
+  error(string.format("%s: schedule file %s found neither in %s/ nor in the bundled scripts folder", config_path,
+                      file, dir), 0)
+end
+
+--- Loads a training config file (see config_path) and checks its fields (see config_fields);
+--- a schedule file= is resolved to its path (see schedule_file).
 function M.load_config(path)
-  local cfg = dofile(M.resolve(path))
+  local file = M.config_path(path)
+  local cfg = dofile(file)
   if type(cfg) ~= "table" then error(path .. ": a config file must return a table", 0) end
   check_fields(cfg, M.config_fields.top, "config", path)
   for _, section in ipairs({"train", "sample"}) do
@@ -68,39 +96,45 @@ function M.load_config(path)
       check_fields(cfg[section], M.config_fields[section], section, path)
     end
   end
+  if type(cfg.schedule) == "table" and type(cfg.schedule.file) == "string" then
+    cfg.schedule.file = schedule_file(cfg.schedule.file, file)
+  end
   return cfg
 end
 
 --- A schedule from a config entry: {kind="linear"|"cosine"|"sigmoid", steps=..., ...}, or
---- {file="schedules/x.lua"} (a Lua file returning a schedule), or a schedule object itself.
+--- {file="x.lua", ...} (a Lua file returning a schedule, or a function of this table that
+--- returns one; the schedule is named after the file), or a schedule object itself.
 function M.schedule(spec)
   spec = spec or {kind = "linear", steps = 1000}
   if type(spec) == "userdata" then return spec end
   if spec.file then
     local s = dofile(M.resolve(spec.file))
     if type(s) == "function" then s = s(spec) end
-    return s
+    if type(s) ~= "userdata" or not tostring(s):match("^ddpm%.Schedule") then
+      error(string.format("%s: a schedule file must return a schedule or a function returning one, got %s", spec.file,
+                          type(s)), 0)
+    end
+    return ddpm.schedule.from_betas(s:betas(), {name = spec.file:match("([^/]+)$")})
   end
   local make = ddpm.schedule[spec.kind or "linear"]
   if not make then error("unknown schedule kind '" .. tostring(spec.kind) .. "' (linear, cosine, sigmoid, or file=)", 0) end
   return make(spec)
 end
 
---- Schedule metadata for weights files: the name and every beta, so sampling uses exactly the
---- schedule the model was trained with.
+--- Schedule metadata for weights files: the name and every beta (s:metadata()), so sampling uses
+--- exactly the schedule the model was trained with (ddpm.schedule.from_weights reads it back).
 function M.schedule_metadata(s)
-  local betas = s:betas()
-  local parts = {}
-  for i, b in ipairs(betas) do parts[i] = string.format("%.17g", b) end
-  return {schedule = s.name, schedule_steps = tostring(s.steps), betas = table.concat(parts, ",")}
+  return s:metadata()
 end
 
---- The schedule stored in a weights file's metadata (linear 1000 when absent).
+--- The schedule a metadata table describes (s:metadata()'s form, as saved in a checkpoint's run
+--- record): its betas and name, or the linear schedule of `schedule_steps` when it has no betas.
 function M.schedule_from_metadata(meta)
   if meta.betas then
     local betas = {}
     for b in meta.betas:gmatch("[^,]+") do betas[#betas + 1] = tonumber(b) end
-    return ddpm.schedule.from_betas(betas)
+    return ddpm.schedule.from_betas(betas, {name = meta.schedule})
   end
   return ddpm.schedule.linear{steps = tonumber(meta.schedule_steps) or 1000}
 end
@@ -124,6 +158,19 @@ function M.default_weights()
   error("no weights given and none found in weights/ (pass --weights FILE, or train one with `ddpm train`)", 0)
 end
 
+--- The folder holding the bundled scripts/ and weights/ (the repository, or an installation's
+--- share/ddpm), absolute.
+M.home = ddpm.absolute_path((debug.getinfo(1, "S").source:match("^@(.*)/lib/[^/]*$") or "scripts") .. "/..")
+
+--- A weights path as provenance records it: standardised (absolute, no ./, .. or //, symlinks
+--- resolved), and relative to M.home for the files shipped there (weights/mnist-small.safetensors),
+--- so a sheet of the shipped weights is the same file wherever the repository is.
+function M.provenance_path(path)
+  local abs = ddpm.absolute_path(path)
+  if abs:sub(1, #M.home + 1) == M.home .. "/" then return abs:sub(#M.home + 2) end
+  return abs
+end
+
 --- "100,700" -> {100, 700} (timesteps where guidance applies, inclusive); "all" or "" -> nil (every step).
 function M.parse_interval(s)
   if s == nil or s == "" or s == "all" then return nil end
@@ -139,17 +186,42 @@ function M.interval_text(interval)
   return interval and string.format("%d,%d", interval[1], interval[2]) or "all"
 end
 
+--- One-line descriptions of the sampling options of `sample`, `gif` and `eval` (for --help).
+M.sampling_help = {
+  weights = "weights file (none: weights/mnist-small.safetensors)",
+  sampler = "ddpm or ddim",
+  steps = "sampling steps, 1..T ('auto': 50 for DDIM, every timestep for DDPM)",
+  guidance = "classifier-free guidance w, 1 = none (negative: the weights' recommended)",
+  guidance_interval = "timesteps LOW,HIGH (0-based, inclusive) where guidance applies, or 'all' "
+                      .. "(none: the weights' recommended)",
+  eta = "DDIM eta: 0 deterministic, 1 as stochastic as DDPM",
+  seed = "random seed; image i uses seed + i",
+}
+
+--- The number of sampling steps: --steps N (1..T), or 'auto' (DDIM 50, DDPM every timestep).
+--- DDPM always visits every timestep, so any other --steps is an error with it.
+function M.sampling_steps(opts, schedule)
+  local steps = args.integer(opts, "steps", "auto", 1)
+  if steps and steps > schedule.steps then
+    error(string.format("--steps %d is more than the schedule's %d timesteps", steps, schedule.steps), 0)
+  end
+  if opts.sampler == "ddpm" and steps and steps ~= schedule.steps then
+    error(string.format("--sampler ddpm visits every one of the schedule's %d timesteps: leave --steps out", schedule.steps), 0)
+  end
+  return steps or (opts.sampler == "ddim" and math.min(50, schedule.steps) or schedule.steps)
+end
+
 --- From sampling options (weights, guidance, guidance_interval, sampler, steps): the weights path,
 --- the model, the schedule it was trained with, the guidance (the weights' recommended one unless
---- given), the number of steps (DDIM 50, DDPM every step, unless given) and the timestep interval
---- where guidance applies (the weights' recommended one unless given; nil = every step).
+--- given), the number of steps (M.sampling_steps) and the timestep interval where guidance
+--- applies (the weights' recommended one unless given; nil = every step).
 function M.sampling_setup(opts)
   local weights = opts.weights ~= "" and opts.weights or M.default_weights()
   local model = ddpm.load_model(weights)
   local meta = ddpm.safetensors.metadata(weights)
-  local schedule = M.schedule_from_metadata(meta)
+  local schedule = model.schedule  -- the weights' own (ddpm.schedule.from_weights)
   local guidance = opts.guidance >= 0 and opts.guidance or tonumber(meta.default_guidance or "1")
-  local steps = opts.steps > 0 and opts.steps or (opts.sampler == "ddim" and 50 or schedule.steps)
+  local steps = M.sampling_steps(opts, schedule)
   local given = opts.guidance_interval
   local interval = M.parse_interval((given ~= nil and given ~= "") and given or meta.default_guidance_interval)
   return weights, model, schedule, guidance, steps, interval
@@ -163,8 +235,8 @@ function M.digits(s)
   return out
 end
 
---- The data lines of a CSV log whose first field (a step) is at most `step`: a resumed run
---- rewrites its logs without what was logged after its checkpoint. No file: no lines.
+--- The data lines of a CSV log whose first field (a step) is at most `step` (a resumed run reads
+--- its log up to its checkpoint's step). No file: no lines.
 function M.log_lines_upto(path, step)
   local kept = {}
   local f = io.open(path)
@@ -177,12 +249,21 @@ function M.log_lines_upto(path, step)
   return kept
 end
 
---- Opens a CSV log for writing: the header, then `kept` lines (see log_lines_upto).
-function M.open_log(path, header, kept)
-  local f, err = io.open(path, "w")
+--- Opens a CSV log: a new file with `header`, or with `append` the existing file to continue
+--- (nothing in it is rewritten). Lines are flushed as they are written.
+function M.open_log(path, header, append)
+  local size, last = 0, nil
+  local old = append and io.open(path, "rb")
+  if old then
+    size = old:seek("end")
+    if size > 0 then old:seek("set", size - 1); last = old:read(1) end
+    old:close()
+  end
+  local f, err = io.open(path, size > 0 and "a" or "w")
   if not f then error("cannot write " .. path .. ": " .. tostring(err), 0) end
-  f:write(header, "\n")
-  for _, line in ipairs(kept or {}) do f:write(line, "\n") end
+  f:setvbuf("line")
+  if size == 0 then f:write(header, "\n")
+  elseif last ~= "\n" then f:write("\n") end  -- a line cut short stays on its own
   return f
 end
 

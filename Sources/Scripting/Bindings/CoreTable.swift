@@ -3,7 +3,7 @@ import CLua
 import Foundation
 
 /// Functions on `ddpm` itself: `seed`, `no_grad`, `interrupted`, `clock`, `progress` (and the
-/// Progress userdata).
+/// Progress userdata), `absolute_path`.
 enum CoreTable {
     static let tables = [LuaTable(topLevel: topLevel, classes: [progressClass])]
 
@@ -25,6 +25,12 @@ enum CoreTable {
         }),
         ("interrupted", { a in a.lua.push(Interrupts.received != 0); return 1 }),
         ("clock", { a in a.lua.push(Double(DispatchTime.now().uptimeNanoseconds) / 1e9); return 1 }),
+        ("absolute_path", { a in
+            let path = try a.string(1)
+            guard !path.isEmpty else { throw a.bad(1, "path") }
+            a.lua.push(URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path)
+            return 1
+        }),
         ("progress", { a in
             let p = Progress(total: try a.int(1), label: try a.string(2, default: "progress"), startCount: try a.int(3, default: 0))
             a.lua.pushObject(p, metatable: Metatable.progress)

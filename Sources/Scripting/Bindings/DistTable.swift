@@ -35,7 +35,9 @@ enum DistTable {
         ("allreduce", { a in
             let t = try a.tensor(1)
             let op = try a.string(2, default: "sum")
-            guard op == "sum" || op == "mean" else { throw ScriptError("bad argument #2 (\"sum\" or \"mean\" expected, got \"\(op)\")") }
+            guard op == "sum" || op == "mean" else {
+                throw ScriptError("bad argument #2 (\"sum\" or \"mean\" expected, got \"\(op)\")")
+            }
             try world.allreduce(t, mean: op == "mean")
             a.lua.pushValue(1)
             return 1

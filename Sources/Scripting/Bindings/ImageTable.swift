@@ -22,17 +22,7 @@ enum ImageTable {
             let x = try a.tensor(1), path = try a.string(2)
             let o = try a.options(3)
             let img = try Frames.gray(x, scale: try o.int("scale") ?? 1)
-            var extra: [(String, String)] = []
-            if let t = o.index, o.has("text") {
-                a.lua.getField(t, "text")
-                defer { a.lua.pop() }
-                a.lua.forEachPair(-1) {
-                    if let k = a.lua.string(-2) { extra.append((k, a.lua.string(-1) ?? a.lua.describe(-1))) }
-                }
-            }
-            // sorted: Lua's table order varies between runs, and the same sheet must be the same file
-            let text = [("Software", "ddpm-swift")] + extra.sorted { $0.0 < $1.0 }
-            try PNG.write(path, width: img.width, height: img.height, gray: img.pixels, text: text)
+            try PNG.write(path, width: img.width, height: img.height, gray: img.pixels, text: try text(a, o))
             return 0
         }),
         ("bytes", { a in a.lua.push(bytes: Frames.bytes(try a.tensor(1))); return 1 }),
@@ -43,13 +33,31 @@ enum ImageTable {
         }),
     ]
 
+    /// The provenance entries of an options table's `text = {key = value}`, sorted by key (Lua's
+    /// table order varies between runs, and the same image must be the same file), after
+    /// Software = ddpm-swift.
+    static func text(_ a: Arguments, _ o: Options) throws -> [(String, String)] {
+        var extra: [(String, String)] = []
+        if let t = o.index, o.has("text") {
+            a.lua.getField(t, "text")
+            defer { a.lua.pop() }
+            guard a.lua.type(-1) == LUA_TTABLE else { throw o.bad("text", "table of key = value strings") }
+            a.lua.forEachPair(-1) {
+                if let k = a.lua.string(-2) { extra.append((k, a.lua.string(-1) ?? a.lua.describe(-1))) }
+            }
+        }
+        return [("Software", "ddpm-swift")] + extra.sorted { $0.0 < $1.0 }
+    }
+
     static let gif: [(String, Binding)] = [
         ("open", { a in
             let path = try a.string(1)
             let o = try a.options(2)
+            // provenance (`text`): a GIF comment extension of key=value lines
+            let comment = o.has("text") ? try text(a, o).map { "\($0.0)=\($0.1)" }.joined(separator: "\n") : ""
             // The size comes from the first frame; create lazily.
             a.lua.pushObject(PendingGIF(path: path, delay: try o.int("delay") ?? 4, loop: try o.int("loop") ?? 0,
-                                        scale: try o.int("scale") ?? 1), metatable: Metatable.gif)
+                                        scale: try o.int("scale") ?? 1, comment: comment), metatable: Metatable.gif)
             return 1
         }),
     ]
@@ -81,13 +89,13 @@ enum ImageTable {
 
 /// A GIF whose size is fixed by its first frame.
 final class PendingGIF {
-    let path: String, delay: Int, loop: Int, scale: Int
+    let path: String, delay: Int, loop: Int, scale: Int, comment: String
     private var gif: GIFWriter?
     private var closed = false
     var frames: Int { gif?.frames ?? 0 }
 
-    init(path: String, delay: Int, loop: Int, scale: Int) {
-        self.path = path; self.delay = delay; self.loop = loop; self.scale = scale
+    init(path: String, delay: Int, loop: Int, scale: Int, comment: String) {
+        self.path = path; self.delay = delay; self.loop = loop; self.scale = scale; self.comment = comment
     }
 
     func writer(width: Int, height: Int) throws -> GIFWriter {
@@ -98,7 +106,7 @@ final class PendingGIF {
             }
             return gif
         }
-        let g = try GIFWriter(path: path, width: width, height: height, loop: loop)
+        let g = try GIFWriter(path: path, width: width, height: height, loop: loop, comment: comment)
         gif = g
         return g
     }

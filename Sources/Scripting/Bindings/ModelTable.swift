@@ -1,5 +1,6 @@
 import Autograd
 import CLua
+import Diffusion
 import Foundation
 import Layers
 import Storage
@@ -63,8 +64,32 @@ enum ModelTable {
         ("unet", { a in
             push(a.lua, try UNet(try config(a, 1), generator: &Generator.global)); return 1
         }),
-        ("load_model", { a in push(a.lua, try UNet.load(try a.string(1))); return 1 }),
+        ("load_model", { a in
+            let path = try a.string(1)
+            let m = try UNet.load(path)
+            // a diverged run's weights load fine and sample noise: say so before sampling
+            if let warning = SafeTensors.nonFiniteWarning(m.namedParameters().map { ($0.0, $0.1) }) {
+                FileHandle.standardError.write(Data("warning: \(escapingControlCharacters(path)): \(warning)\n".utf8))
+            }
+            let schedule: Schedule
+            do {
+                schedule = try Schedule(metadata: try SafeTensors.inspect(path).metadata)
+            } catch let e as TensorError {
+                throw ScriptError("\(path): its schedule metadata: \(e.message)")
+            }
+            push(a.lua, m)
+            ScheduleTable.push(a.lua, schedule)
+            a.lua.setUserValue(-2)
+            return 1
+        }),
     ]
+
+    /// The schedule attached to the model at `i` (`model.schedule`), if any.
+    static func attachedSchedule(_ a: Arguments, _ i: Int32 = 1) -> Schedule? {
+        a.lua.pushUserValue(i)
+        defer { a.lua.pop() }
+        return a.lua.object(-1, metatable: Metatable.schedule, as: ScheduleBox.self)?.schedule
+    }
 
     static let forward: Binding = { a in
         let m = try model(a)
@@ -72,6 +97,9 @@ enum ModelTable {
         guard x.rank == 4 else { throw ScriptError("bad argument #2 (x must be (batch, channels, H, W), got \(Shape.describe(x.shape)))") }
         let n = x.shape[0]
         let t = try a.integers(3, count: n, what: "timesteps")
+        if let s = attachedSchedule(a), let bad = t.first(where: { $0 < 0 || $0 >= s.steps }) {
+            throw ScriptError("timestep \(bad) out of range [0, \(s.steps)) of the model's schedule (\(s.name), \(s.steps) steps)")
+        }
         let labels = a.has(4) ? try a.integers(4, count: n, what: "labels") : nil
         TensorTable.push(a.lua, try m(x, t: t, labels: labels))
         return 1
@@ -128,5 +156,26 @@ enum ModelTable {
                 a.lua.push("ddpm.Model(\(m.config.json), \(m.parameterCount) parameters)")
                 return 1
             }),
-        ])
+        ],
+        // model.schedule: the schedule the model was trained with (ddpm.load_model attaches the
+        // weights' one; nil for a new model until set); forward checks timesteps against it.
+        getters: ["schedule": { a in _ = try model(a); a.lua.pushUserValue(1); return 1 }],
+        setters: ["schedule": { a in
+            _ = try model(a)
+            guard a.lua.isNil(3) || a.lua.object(3, metatable: Metatable.schedule, as: ScheduleBox.self) != nil else {
+                throw a.bad(3, "schedule or nil")
+            }
+            a.lua.pushValue(3)
+            a.lua.setUserValue(1)
+            return 0
+        }])
+}
+
+extension Lua {
+    /// Pushes the user value of the userdata at `i` (nil when none).
+    func pushUserValue(_ i: Int32) { _ = lua_getiuservalue(L, i, 1) }
+
+    /// Pops the value on top into the user value of the userdata at `i` (an index that counts
+    /// the value, e.g. -2 for the userdata just below it).
+    func setUserValue(_ i: Int32) { _ = lua_setiuservalue(L, i, 1) }
 }

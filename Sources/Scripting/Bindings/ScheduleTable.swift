@@ -1,6 +1,7 @@
 import Autograd
 import CLua
 import Diffusion
+import Storage
 
 /// `ddpm.schedule.*` and the Schedule userdata. Built-ins are native; `from_betas` and
 /// `from_alpha_bar` take any schedule written in Lua and run the same native math on it.
@@ -60,22 +61,44 @@ enum ScheduleTable {
                     return v
                 }
             }
-            push(a.lua, try Schedule(betas: betas, name: "custom"))
+            guard !betas.isEmpty else { throw ScriptError("bad argument #1 (needs at least one beta)") }
+            // entries count from 1 as Lua tables and tensor elements do; timesteps from 0
+            if let k = betas.firstIndex(where: { !($0 > 0 && $0 < 1) }) {
+                throw ScriptError("bad argument #1 (beta \(k + 1), of timestep \(k), is \(betas[k]): betas must be in (0, 1))")
+            }
+            push(a.lua, try Schedule(betas: betas, name: try a.options(2).string("name") ?? "custom"))
             return 1
         }),
         ("from_alpha_bar", { a in
             let f = try a.function(1)
             let steps = try a.int(2, default: 1000), maxBeta = try a.number(3, default: 0.999)
+            guard steps >= 1 && steps <= Schedule.maxSteps else {
+                throw ScriptError("bad argument #2 (steps must be in [1, \(Schedule.maxSteps)], got \(steps))")
+            }
             let lua = a.lua
-            let s = try Schedule.fromAlphaBar({ u in
+            let alphaBar = { (u: Double) throws -> Double in
                 lua.pushValue(f)
                 lua.push(u)
                 try lua.call(arguments: 1, results: 1)
                 defer { lua.pop() }
                 guard let v = lua.number(-1) else { throw ScriptError("alpha-bar function returned \(lua.describe(-1)), expected a number") }
                 return v
-            }, steps: steps, maxBeta: maxBeta, name: "alpha_bar")
-            push(a.lua, s)
+            }
+            // alpha-bar before any noise is 1; any other fn(0) would silently rescale every alpha-bar
+            let f0 = try alphaBar(0)
+            guard Swift.abs(f0 - 1) <= 1e-9 else {
+                throw ScriptError("bad argument #1 (fn(0) must be 1, alpha-bar before any noise; got \(f0): divide by fn(0))")
+            }
+            push(a.lua, try Schedule.fromAlphaBar(alphaBar, steps: steps, maxBeta: maxBeta, name: "alpha_bar"))
+            return 1
+        }),
+        ("from_weights", { a in
+            let path = try a.string(1)
+            do {
+                push(a.lua, try Schedule(metadata: try SafeTensors.inspect(path).metadata))
+            } catch let e as TensorError where !e.message.hasPrefix(path) {
+                throw ScriptError("\(path): \(e.message)")
+            }
             return 1
         }),
     ]
@@ -84,6 +107,7 @@ enum ScheduleTable {
         metatable: Metatable.schedule, display: "Schedule",
         methods: [
             ("betas", { a in pushArray(a.lua, try schedule(a).betas); return 1 }),
+            ("metadata", { a in SafeTensorsTable.pushStringTable(a.lua, try schedule(a).metadata); return 1 }),
             ("alpha_bars", { a in pushArray(a.lua, try schedule(a).alphaBar); return 1 }),
             ("alpha_bar", { a in
                 let s = try schedule(a)
