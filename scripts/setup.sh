@@ -4,8 +4,8 @@
 #   scripts/setup.sh [--no-data] [--data-optional] [--dataset mnist|fashion]
 #
 #   1. Installs the C libraries the package links against (Lua 5.4, OpenBLAS,
-#      libpng, giflib, zlib) plus pkg-config, and the lua5.4 interpreter (for the
-#      Lua C module's test), if any of them is missing.
+#      libpng, giflib, zlib, Open MPI with its mpirun) plus pkg-config, and the
+#      lua5.4 interpreter (for the Lua C module's test), if any of them is missing.
 #   2. Puts the four MNIST files (gzipped, as the code reads them) into
 #      data/mnist/ under the repo root. Sources, in order:
 #        $DDPM_MNIST_MIRROR (a folder holding the .gz files),
@@ -20,8 +20,8 @@
 #                    data/fashion-mnist to it (scripts/configs/fashion.lua trains on it)
 set -euo pipefail
 
-APT_PACKAGES=(liblua5.4-dev libopenblas-dev libpng-dev libgif-dev zlib1g-dev pkg-config lua5.4)
-PKG_CONFIG_MODULES=(lua5.4 openblas libpng libgif zlib)
+APT_PACKAGES=(liblua5.4-dev libopenblas-dev libpng-dev libgif-dev zlib1g-dev libopenmpi-dev openmpi-bin pkg-config lua5.4)
+PKG_CONFIG_MODULES=(lua5.4 openblas libpng libgif zlib ompi-c)
 MNIST_FILES=(
     train-images-idx3-ubyte.gz
     train-labels-idx1-ubyte.gz
@@ -90,6 +90,8 @@ missing_modules() {
         fi
         echo "$m"
     done
+    # the launcher (openmpi-bin) is a separate package from the library
+    command -v mpirun >/dev/null 2>&1 || echo "mpirun"
 }
 
 as_root() {
