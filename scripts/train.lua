@@ -1,7 +1,16 @@
 -- Training recipe: the whole loop in Lua, every heavy op native.
--- Data -> noise -> L1 (or L2) noise loss -> backward -> Adam -> EMA, with label dropout for
+-- Data -> noise -> loss on the model's output -> backward -> Adam -> EMA, with label dropout for
 -- classifier-free guidance, a checkpoint every N steps (atomic; Ctrl-C saves one and exits),
 -- a sample sheet every N steps, a loss CSV and a loss-curve PNG.
+--
+-- The objective, from the config's train table (lib/objective.lua; docs/lua-api.md, "Training configs"):
+--   objective = "eps" | "v" | "x0"      what the model outputs (default eps); saved as the weights'
+--                                       `objective`, which every sampler reads
+--   loss = "l1" | "l2" | "huber"        the penalty (default l1); huber_delta = 0.1 (quadratic below it)
+--   loss_weight = "none" | "min_snr"    per-sample weights (default none); gamma = 5: min(SNR, gamma)/SNR
+--                                       for eps, min(SNR, gamma)/(SNR+1) for v, min(SNR, gamma) for x0
+--   ema_warmup = true | false           EMA decay min(ema, (1+n)/(10+n)) at update n (default true)
+--   offset_noise = 0.1                  adds 0.1 x one normal value per image and channel to the noise
 --
 --   ddpm train --config configs/tiny.lua --steps 200 --out runs/tiny     (or: ddpm run scripts/train.lua ...)
 --   ddpm train --out runs/tiny --resume                                   continue where it stopped
@@ -14,6 +23,7 @@
 local args = require("lib.args")
 local common = require("lib.common")
 local evaluation = require("lib.evaluation")
+local objective = require("lib.objective")
 local plot = require("lib.plot")
 local T = ddpm.tensor
 
@@ -33,6 +43,7 @@ local opts = args.parse(arg, {config = "configs/tiny.lua", steps = "config", out
 })
 local cfg = common.load_config(opts.config)
 local tc = cfg.train or {}
+local recipe = objective.options(tc)
 local total = args.integer(opts, "steps", "config", 1) or tc.steps or 1000
 local batch = args.integer(opts, "batch", "config", 1) or tc.batch or 64
 local out = opts.out
@@ -47,10 +58,9 @@ if opts.lr ~= "config" and not ((tonumber(opts.lr) or 0) > 0) then
 end
 local base_lr = opts.lr ~= "config" and tonumber(opts.lr) or tc.lr or 1e-4
 local opt = ddpm.optim.adam(model, {lr = base_lr, clip_norm = tc.clip_norm, weight_decay = tc.weight_decay or 0})
-local ema = ddpm.ema(model, tc.ema or 0.999)
+local ema = ddpm.ema(model, tc.ema or 0.999, {warmup = recipe.ema_warmup})
 local data = ddpm.data.mnist{split = "train", size = cfg.model.image_size or 32,
                              resize = tc.resize or "bilinear", path = opts.data ~= "" and opts.data or nil}
-local loss_fn = (tc.loss or "l1") == "l2" and ddpm.loss.mse or ddpm.loss.l1
 local dropout = tc.label_dropout or 0
 local checkpoint_path = out .. "/checkpoint.safetensors"
 
@@ -75,7 +85,7 @@ local log = common.open_log(out .. "/loss.csv", "step,loss,grad_norm,lr,seconds"
 local probe, eval_log
 if tc.eval_every then
   probe = evaluation.probe{schedule = schedule, size = cfg.model.image_size or 32, per_class = tc.eval_per_class,
-                           data = opts.data ~= "" and opts.data or nil}
+                           data = opts.data ~= "" and opts.data or nil, objective = recipe.objective}
   eval_log = common.open_log(out .. "/eval.csv", "step,accuracy,frechet",
                              common.log_lines_upto(out .. "/eval.csv", step))
 end
@@ -97,7 +107,7 @@ local function weights_metadata()
     local before = ddpm.safetensors.metadata(opts.init).steps
     meta.init = opts.init .. (before and (" (" .. before .. " steps)") or "")
   end
-  meta.loss = tc.loss or "l1"
+  for k, v in pairs(objective.metadata(recipe)) do meta[k] = v end
   meta.label_dropout = tostring(dropout)
   meta.guidance_convention = "eps_u + w * (eps_c - eps_u); w = 1 is no guidance"
   return meta
@@ -113,7 +123,8 @@ local function sample_sheet()
   local labels = {}
   for d = 0, 9 do labels[#labels + 1] = d end
   local sc = cfg.sample or {}
-  local x = ddpm.sample{model = ema:model(), schedule = schedule, labels = labels, sampler = "ddim",
+  local x = ddpm.sample{model = ema:model(), objective = recipe.objective, schedule = schedule, labels = labels,
+                        sampler = "ddim",
                         steps = math.min(sc.steps or 20, schedule.steps), guidance = sc.guidance or 1, seed = 1234}
   ddpm.image.save(ddpm.image.grid(x, {cols = 10}), string.format("%s/samples/step-%06d.png", out, step), {scale = 2})
 end
@@ -144,9 +155,11 @@ while step < total do
   local u = T.rand({batch}):totable()
   local t = {}
   for i = 1, batch do t[i] = math.min(math.floor(u[i] * schedule.steps), schedule.steps - 1) end
-  local noise = T.randn(x0:shape())
-  local x_t = ddpm.no_grad(function() return schedule:add_noise(x0, t, noise) end)
-  local loss = loss_fn(model:forward(x_t, t, labels), noise)
+  local noise = objective.noise(x0:shape(), recipe.offset_noise)
+  local x_t, target = ddpm.no_grad(function()
+    return schedule:add_noise(x0, t, noise), objective.target(schedule, recipe.objective, x0, noise, t)
+  end)
+  local loss = objective.loss(recipe, schedule, model:forward(x_t, t, labels), target, t)
   local lv = loss:item()
   if lv ~= lv or lv == math.huge or lv == -math.huge then
     log:close()

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Autograd
+import Diffusion
 import Evaluation
 import Foundation
 import Layers
@@ -28,6 +29,10 @@ struct Info: ParsableCommand {
                 let modelCount = entries.filter { $0.name.hasPrefix(prefix) && names.contains(String($0.name.dropFirst(prefix.count))) }
                     .reduce(0) { $0 + $1.shape.reduce(1, *) }
                 print("model parameters: \(modelCount) in \(params.count) tensors (config expects \(params.reduce(0) { $0 + $1.1.count }))")
+                let objective = try Objective(metadata: metadata)
+                let recorded = metadata[Objective.metadataKey] == nil ? " (none recorded: eps)" : ""
+                print("objective: \(objective.rawValue)\(recorded), the model's output "
+                      + "(eps noise, v velocity, x0 image)")
             } else if let json = metadata["classifier_config"] {
                 let config = try ClassifierConfig(json: json)
                 var rng = Generator(seed: 0)

@@ -41,7 +41,8 @@ end
 M.config_fields = {
   top = {"model", "schedule", "train", "sample"},
   train = {"batch", "lr", "steps", "seed", "clip_norm", "weight_decay", "ema", "resize", "loss", "label_dropout",
-           "checkpoint_every", "sample_every", "eval_every", "eval_per_class", "lr_decay_start", "lr_min"},
+           "checkpoint_every", "sample_every", "eval_every", "eval_per_class", "lr_decay_start", "lr_min",
+           "objective", "loss_weight", "gamma", "huber_delta", "ema_warmup", "offset_noise"},
   sample = {"steps", "guidance"},
 }
 
