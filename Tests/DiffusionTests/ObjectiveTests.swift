@@ -110,7 +110,8 @@ final class ObjectiveTests: XCTestCase {
             XCTAssertEqual((e as? TensorError)?.message, "prediction: timestep 10 out of range [0, 10)")
         }
         XCTAssertThrowsError(try s.prediction(Tensor(zeros: [2, 1, 2, 1]), objective: .x0, x: x, t: [1])) { e in
-            XCTAssertEqual((e as? TensorError)?.message, "prediction: output [2, 1, 2, 1] and x_t [2, 1, 2, 2] differ in shape")
+            XCTAssertEqual((e as? TensorError)?.message,
+                           "prediction: output [2, 1, 2, 1] and x_t [2, 1, 2, 2] differ in shape")
         }
     }
 }
