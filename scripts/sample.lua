@@ -100,18 +100,12 @@ else
   local dir = opts.out:gsub("/$", "")
   local size = model:config().image_size
   local images_path, labels_path = dir .. "/train-images-idx3-ubyte", dir .. "/train-labels-idx1-ubyte"
-  -- written to temporary names and renamed at the end: an interrupted run leaves no half file
-  local fi = assert(io.open(images_path .. ".tmp", "wb"))
-  local fl = assert(io.open(labels_path .. ".tmp", "wb"))
-  fi:write(string.pack(">I4I4I4I4", 0x0803, n, size, size))
-  fl:write(string.pack(">I4I4", 0x0801, n))
-  each_batch(function(x, first, last)
-    fi:write(ddpm.image.bytes(x))
-    for i = first, last do fl:write(string.char(labels[i])) end
-  end)
-  fi:close(); fl:close()
-  assert(os.rename(images_path .. ".tmp", images_path))
-  assert(os.rename(labels_path .. ".tmp", labels_path))
+  -- both files are written at the end, atomically and as a pair: an interrupted run or a
+  -- failed write (a full disk) leaves the old pair as it was
+  local parts = {}
+  each_batch(function(x) parts[#parts + 1] = ddpm.image.bytes(x) end)
+  ddpm.data.write_idx{images_path = images_path, labels_path = labels_path, pixels = table.concat(parts),
+                      rows = size, cols = size, labels = labels}
   print(string.format("wrote %s and %s (%d labelled %dx%d digits, seeds %d..%d) in %.1f s",
                       images_path, labels_path, n, size, size, opts.seed, opts.seed + n - 1, ddpm.clock() - t0))
 end

@@ -27,32 +27,84 @@ local objective = require("lib.objective")
 local plot = require("lib.plot")
 local T = ddpm.tensor
 
-local opts = args.parse(arg, {config = "configs/tiny.lua", steps = "config", out = "runs/default", resume = false,
-                              data = "", batch = "config", lr = "config", quiet = false, init = ""}, {
+local opts = args.parse(arg, {config = "", steps = "config", out = "runs/default", resume = false,
+                              override_config = false, data = "", batch = "config", lr = "config", quiet = false,
+                              init = ""}, {
   usage = "ddpm train [options]  (or: ddpm run scripts/train.lua [options])",
   summary = "Trains a diffusion model; --out gets checkpoints, model.safetensors (EMA), loss.csv, loss.png, samples/.",
-  config = "config file, or a bare name such as tiny for scripts/configs/tiny.lua",
+  config = "config file, or a bare name such as tiny for scripts/configs/tiny.lua "
+           .. "(none: configs/tiny.lua, or on --resume the run's own)",
   steps = "total training steps ('config': the config's train.steps)",
-  out = "output folder",
-  resume = "continue from --out's checkpoint",
+  out = "output folder (one run at a time: train.lock)",
+  resume = "continue from --out's checkpoint, under the config it saved",
+  override_config = "with --resume: continue under --config instead of the run's saved config",
   data = "MNIST folder (none: $DDPM_DATA, then data/mnist)",
   batch = "batch size ('config': the config's train.batch)",
   lr = "learning rate ('config': the config's train.lr)",
   quiet = "no sample sheet at the end",
   init = "start from these weights (fine-tuning: fresh optimizer, EMA starts there)",
 })
-local cfg = common.load_config(opts.config)
+local out = opts.out
+common.mkdir(out .. "/samples")
+-- one training run per folder: a second one is refused while this one runs (the lock goes with
+-- the process, so a lock left by a killed run is taken over)
+local lock = ddpm.checkpoint.lock(out)
+local checkpoint_path = out .. "/checkpoint.safetensors"
+
+--- Config tables equal in their plain values (what a checkpoint stores of them).
+local function same_config(a, b)
+  local plain = {number = true, string = true, boolean = true, table = true}
+  if type(a) ~= "table" or type(b) ~= "table" then return a == b end
+  for k, v in pairs(a) do if plain[type(v)] and not same_config(v, b[k]) then return false end end
+  for k, v in pairs(b) do if plain[type(v)] and a[k] == nil then return false end end
+  return true
+end
+
+-- The run's config: a new run loads --config (default configs/tiny.lua); a resumed run continues
+-- under the config and schedule its checkpoint saved, and a different --config is an error
+-- unless --override-config.
+local saved
+if opts.resume then
+  if not common.file_exists(checkpoint_path) then
+    error("--resume: no checkpoint at " .. checkpoint_path .. " (start without --resume)", 0)
+  end
+  saved = ddpm.checkpoint.read(checkpoint_path)
+end
+local cfg, config_name
+local run = saved and saved.run
+if run and run.config and not opts.override_config then
+  cfg, config_name = run.config, run.config_path or checkpoint_path
+  if opts.config ~= "" and not same_config(common.load_config(opts.config), cfg) then
+    error(string.format("--resume: --config %s differs from the config the run was started with (%s, saved in %s); "
+                        .. "leave out --config to continue the run as it was, "
+                        .. "or add --override-config to continue under %s",
+                        opts.config, config_name, checkpoint_path, opts.config), 0)
+  end
+else
+  -- checkpoints that predate saved configs hold the config's path
+  config_name = opts.config ~= "" and opts.config or (saved and type(saved.config) == "string" and saved.config)
+                or "configs/tiny.lua"
+  cfg = common.load_config(config_name)
+  if saved and opts.override_config then
+    print(string.format("--override-config: continuing %s under %s", checkpoint_path, config_name))
+  end
+end
 local tc = cfg.train or {}
 local recipe = objective.options(tc)
 local total = args.integer(opts, "steps", "config", 1) or tc.steps or 1000
 local batch = args.integer(opts, "batch", "config", 1) or tc.batch or 64
-local out = opts.out
-common.mkdir(out .. "/samples")
 
 ddpm.seed(tc.seed or 0)
 local model = ddpm.unet(cfg.model)
 if opts.init ~= "" then model:load(opts.init) end
-local schedule = common.schedule(cfg.schedule)
+-- a resumed run keeps the schedule it trained with (its betas are in the checkpoint)
+local schedule, schedule_name
+if run and run.schedule and not opts.override_config then
+  schedule, schedule_name = common.schedule_from_metadata(run.schedule), run.schedule.schedule
+else
+  schedule = common.schedule(cfg.schedule)
+  schedule_name = schedule.name
+end
 if opts.lr ~= "config" and not ((tonumber(opts.lr) or 0) > 0) then
   error("--lr must be a number > 0 or 'config', got '" .. tostring(opts.lr) .. "'", 0)
 end
@@ -62,23 +114,59 @@ local ema = ddpm.ema(model, tc.ema or 0.999, {warmup = recipe.ema_warmup})
 local data = ddpm.data.mnist{split = "train", size = cfg.model.image_size or 32,
                              resize = tc.resize or "bilinear", path = opts.data ~= "" and opts.data or nil}
 local dropout = tc.label_dropout or 0
-local checkpoint_path = out .. "/checkpoint.safetensors"
+local init_text = run and run.init
+if opts.init ~= "" then
+  local before = ddpm.safetensors.metadata(opts.init).steps
+  init_text = opts.init .. (before and (" (" .. before .. " steps)") or "")
+end
 
 local step, seconds = 0, 0
+
+local function schedule_metadata()
+  local meta = common.schedule_metadata(schedule)
+  meta.schedule = schedule_name
+  return meta
+end
+
+local function weights_metadata()
+  local meta = schedule_metadata()
+  meta.steps = tostring(step)
+  meta.ema_decay = tostring(tc.ema or 0.999)
+  meta.data = "mnist train " .. (cfg.model.image_size or 32) .. "px " .. (tc.resize or "bilinear")
+  meta.recipe = config_name
+  meta.init = init_text
+  for k, v in pairs(objective.metadata(recipe)) do meta[k] = v end
+  meta.label_dropout = tostring(dropout)
+  meta.guidance_convention = "eps_u + w * (eps_c - eps_u); w = 1 is no guidance"
+  return meta
+end
+
+-- model.safetensors (the EMA weights) is written after checkpoint.safetensors from the same
+-- state, so it can lag the checkpoint only if the process dies between the two writes; --resume
+-- trusts the checkpoint and rewrites model.safetensors from it first.
+local function save_checkpoint()
+  ddpm.checkpoint.save(checkpoint_path, {model = model, optimizer = opt, ema = ema, data = data,
+                                         step = step, seconds = seconds, run = {config = cfg, config_path = config_name,
+                                         schedule = schedule_metadata(), init = init_text}})
+  ema:model():save(out .. "/model.safetensors", weights_metadata())
+end
+
 if opts.resume then
-  if not common.file_exists(checkpoint_path) then
-    error("--resume: no checkpoint at " .. checkpoint_path .. " (start without --resume)", 0)
-  end
   local state = ddpm.checkpoint.load(checkpoint_path, {model = model, optimizer = opt, ema = ema, data = data})
   step, seconds = state.step, state.seconds or 0
+  ema:model():save(out .. "/model.safetensors", weights_metadata())
   print(string.format("resumed from %s at step %d", checkpoint_path, step))
 end
 
--- The logs are rewritten up to the resumed step (a crash may have logged steps after the checkpoint).
-local kept = common.log_lines_upto(out .. "/loss.csv", step)
-local losses = {}
-for i, line in ipairs(kept) do losses[i] = tonumber(line:match("^%d+,([^,]+)")) end
-local log = common.open_log(out .. "/loss.csv", "step,loss,grad_norm,lr,seconds", kept)
+-- loss.csv: a new run starts it, a resumed run appends to it (never rewriting what an earlier
+-- run saved); every line is flushed as it is written. After a hard kill the steps between the
+-- last checkpoint and the kill appear twice: the later rows are the resumed run's.
+local losses = {}  -- losses[s]: the loss of step s (a later row of a step replaces an earlier one)
+for _, line in ipairs(common.log_lines_upto(out .. "/loss.csv", step)) do
+  local s, v = line:match("^(%d+),([^,]+)")
+  losses[tonumber(s)] = tonumber(v)
+end
+local log = common.open_log(out .. "/loss.csv", "step,loss,grad_norm,lr,seconds", opts.resume)
 
 -- Optional quality probe of the EMA weights every train.eval_every steps (eval.csv): accuracy of
 -- the requested digit and the Fréchet distance to the test set, from the project's classifier.
@@ -86,8 +174,7 @@ local probe, eval_log
 if tc.eval_every then
   probe = evaluation.probe{schedule = schedule, size = cfg.model.image_size or 32, per_class = tc.eval_per_class,
                            data = opts.data ~= "" and opts.data or nil, objective = recipe.objective}
-  eval_log = common.open_log(out .. "/eval.csv", "step,accuracy,frechet",
-                             common.log_lines_upto(out .. "/eval.csv", step))
+  eval_log = common.open_log(out .. "/eval.csv", "step,accuracy,frechet", opts.resume)
 end
 local function evaluate()
   local accuracy, frechet = probe(ema:model())
@@ -95,28 +182,6 @@ local function evaluate()
   eval_log:flush()
   print(string.format("\nstep %d: accuracy %.1f %%, Frechet %.2f (EMA weights, DDIM-20 unguided, %d digits)",
                       step, 100 * accuracy, frechet, 10 * (tc.eval_per_class or 20)))
-end
-
-local function weights_metadata()
-  local meta = common.schedule_metadata(schedule)
-  meta.steps = tostring(step)
-  meta.ema_decay = tostring(tc.ema or 0.999)
-  meta.data = "mnist train " .. (cfg.model.image_size or 32) .. "px " .. (tc.resize or "bilinear")
-  meta.recipe = opts.config
-  if opts.init ~= "" then
-    local before = ddpm.safetensors.metadata(opts.init).steps
-    meta.init = opts.init .. (before and (" (" .. before .. " steps)") or "")
-  end
-  for k, v in pairs(objective.metadata(recipe)) do meta[k] = v end
-  meta.label_dropout = tostring(dropout)
-  meta.guidance_convention = "eps_u + w * (eps_c - eps_u); w = 1 is no guidance"
-  return meta
-end
-
-local function save_checkpoint()
-  ddpm.checkpoint.save(checkpoint_path, {model = model, optimizer = opt, ema = ema, data = data,
-                                         step = step, seconds = seconds, config = opts.config})
-  ema:model():save(out .. "/model.safetensors", weights_metadata())
 end
 
 local function sample_sheet()
@@ -130,15 +195,17 @@ local function sample_sheet()
 end
 
 local function loss_curve()
+  local values = {}
+  for s = 1, step do values[#values + 1] = losses[s] end
   -- smoothed over windows so the curve shows the trend, not the per-batch noise
-  local w = math.max(1, math.floor(#losses / 200))
+  local w = math.max(1, math.floor(#values / 200))
   local pts = {}
-  for i = 1, #losses, w do
+  for i = 1, #values, w do
     local s, n = 0, 0
-    for j = i, math.min(i + w - 1, #losses) do s = s + losses[j]; n = n + 1 end
+    for j = i, math.min(i + w - 1, #values) do s = s + values[j]; n = n + 1 end
     pts[#pts + 1] = s / n
   end
-  ddpm.image.save(plot.curve(pts, {x_last = #losses}), out .. "/loss.png")
+  ddpm.image.save(plot.curve(pts, {x_last = #values}), out .. "/loss.png")
 end
 
 local progress = ddpm.progress(total, "train", step)  -- rate and ETA from the steps run now
@@ -172,11 +239,11 @@ while step < total do
   ema:update()
   step = step + 1
   seconds = seconds + (ddpm.clock() - t0)
-  losses[#losses + 1] = lv
+  losses[step] = lv
   log:write(string.format("%d,%.6f,%.4f,%.3g,%.1f\n", step, lv, gn, opt.lr, seconds))
   progress:update(step, string.format("loss %.4f", lv))
   if ddpm.interrupted() then interrupted = true break end
-  if step % every == 0 or step == total then save_checkpoint(); log:flush() end
+  if step % every == 0 or step == total then save_checkpoint() end
   if tc.sample_every and step % tc.sample_every == 0 then sample_sheet() end
   if probe and step % tc.eval_every == 0 then evaluate() end
 end
@@ -185,6 +252,7 @@ if interrupted then
   log:close()
   loss_curve()
   print(string.format("\ninterrupted at step %d: checkpoint saved to %s (continue with --resume)", step, checkpoint_path))
+  lock:release()
   os.exit(130)
 end
 log:close()

@@ -4,24 +4,75 @@ import Imaging
 /// IDX files (MNIST, Fashion-MNIST): big-endian magic (0, 0, type 0x08 = ubyte, rank), the
 /// dimensions, then the data. Gzipped files are read transparently.
 public enum IDX {
-    /// (dims, bytes) of a ubyte IDX file, checked against its declared size.
-    public static func read(_ path: String) throws -> (dims: [Int], bytes: [UInt8]) {
-        let b: [UInt8]
-        do { b = try Zlib.readMaybeGzip(path) } catch let e as ImageError { throw TensorError(e.message) }
-        func bad(_ why: String) -> TensorError { TensorError("\(path): \(why) (corrupt or not an IDX file)") }
-        guard b.count >= 4, b[0] == 0, b[1] == 0 else { throw bad("bad magic number") }
-        guard b[2] == 0x08 else { throw bad("element type 0x\(String(b[2], radix: 16)) is not unsigned byte") }
-        let rank = Int(b[3])
-        guard rank >= 1, rank <= 4, b.count >= 4 + 4 * rank else { throw bad("bad rank \(rank)") }
-        var dims: [Int] = []
-        for i in 0..<rank {
-            let o = 4 + 4 * i
-            dims.append(Int(b[o]) << 24 | Int(b[o + 1]) << 16 | Int(b[o + 2]) << 8 | Int(b[o + 3]))
+    /// Largest data section read (bytes after the header).
+    public static let maxBytes = 1 << 30
+
+    /// (dims, bytes) of a ubyte IDX file, checked against its declared size. The header is read
+    /// first: `reserve` sees the dimensions before the data buffer is allocated (to refuse what
+    /// will not fit in memory), and the data is read straight into a buffer of the declared size.
+    public static func read(_ path: String, reserve: ([Int]) throws -> Void = { _ in }) throws
+        -> (dims: [Int], bytes: [UInt8]) {
+        do {
+            return try readChecked(path, reserve: reserve)
+        } catch let e as ImageError {
+            throw TensorError(e.message)
         }
-        let header = 4 + 4 * rank
-        let n = dims.reduce(1, *)
-        guard b.count - header == n else { throw bad("\(b.count - header) data bytes for dimensions \(dims) (expected \(n))") }
-        return (dims, Array(b[header...]))
+    }
+
+    /// Writes a labelled image set as an IDX pair (images (count, rows, cols), labels (count)),
+    /// both atomically and as a set: a failed write (a full disk) leaves the old pair in place.
+    public static func write(imagesPath: String, labelsPath: String, pixels: [UInt8], rows: Int, cols: Int,
+                             labels: [Int]) throws {
+        let n = labels.count
+        guard rows >= 1, cols >= 1, rows < 1 << 31, cols < 1 << 31, n < 1 << 31 else {
+            throw TensorError("idx: \(n) images of \(rows)x\(cols) cannot be written")
+        }
+        guard pixels.count == n * rows * cols else {
+            throw TensorError("idx: \(pixels.count) pixel bytes for \(n) images of \(rows)x\(cols) "
+                              + "(expected \(n * rows * cols))")
+        }
+        if let bad = labels.first(where: { !(0...255).contains($0) }) {
+            throw TensorError("idx: label \(bad) is not a byte (0...255)")
+        }
+        func be32(_ v: Int) -> [UInt8] { [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: v >> $0) } }
+        try AtomicFile.writeAll([
+            (imagesPath, { try $0.write([0, 0, 8, 3] + be32(n) + be32(rows) + be32(cols)); try $0.write(pixels) }),
+            (labelsPath, { try $0.write([0, 0, 8, 1] + be32(n) + labels.map { UInt8($0) }) }),
+        ])
+    }
+
+    private static func readChecked(_ path: String, reserve: ([Int]) throws -> Void) throws
+        -> (dims: [Int], bytes: [UInt8]) {
+        let reader = try GzipReader(path)
+        func bad(_ why: String) -> TensorError { TensorError("\(path): \(why) (corrupt or not an IDX file)") }
+        func next(_ n: Int) throws -> [UInt8] {
+            var b = [UInt8](repeating: 0, count: n)
+            let got = try b.withUnsafeMutableBytes { try reader.read(into: $0) }
+            return Array(b.prefix(got))
+        }
+        let magic = try next(4)
+        guard magic.count == 4, magic[0] == 0, magic[1] == 0 else { throw bad("bad magic number") }
+        guard magic[2] == 0x08 else { throw bad("element type 0x\(String(magic[2], radix: 16)) is not unsigned byte") }
+        let rank = Int(magic[3])
+        guard rank >= 1, rank <= 4 else { throw bad("bad rank \(rank)") }
+        let raw = try next(4 * rank)
+        guard raw.count == 4 * rank else { throw bad("header cut short (rank \(rank))") }
+        let dims = (0..<rank).map { i in raw[4 * i..<4 * i + 4].reduce(0) { $0 << 8 | Int($1) } }
+        var n = 1
+        for d in dims {
+            let (p, overflow) = n.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= maxBytes else { throw bad("dimensions \(dims) describe more than \(maxBytes) bytes") }
+            n = p
+        }
+        try Memory.check(bytes: n, for: "\(path): dimensions \(dims)")
+        try reserve(dims)
+        var bytes = [UInt8](repeating: 0, count: n)
+        let got = try bytes.withUnsafeMutableBytes { try reader.read(into: $0) }
+        let extra = got == n ? try reader.remainingCount() : 0
+        guard got == n, extra == 0 else {
+            throw bad("\(got + extra) data bytes for dimensions \(dims) (expected \(n))")
+        }
+        return (dims, bytes)
     }
 }
 
@@ -43,21 +94,27 @@ public final class ImageDataset {
 
     public init(imagesPath: String, labelsPath: String, size: Int? = nil, resize: Resize = .bilinear,
                 generator: Generator) throws {
-        let (idims, pixels) = try IDX.read(imagesPath)
+        // Every check on the dimensions, and the memory for the pixels and the resized floats,
+        // before the data is read.
+        let (idims, pixels) = try IDX.read(imagesPath) { dims in
+            guard dims.count == 3 else {
+                throw TensorError("\(imagesPath): expected images (count, rows, cols), got dimensions \(dims)")
+            }
+            let (n, h, w) = (dims[0], dims[1], dims[2])
+            guard h >= 1, w >= 1 else {
+                throw TensorError("\(imagesPath): images of \(h)x\(w) pixels (rows and columns must be >= 1)")
+            }
+            let target = try ImageDataset.targetSize(h: h, w: w, size: size, resize: resize)
+            let floats = try Shape.checkedCount([n, 1, target, target], op: "dataset")
+            try Memory.check(bytes: n * h * w + 4 * floats,
+                             for: "dataset \(imagesPath) (\(n) images at \(target)x\(target))")
+        }
         let (ldims, lbytes) = try IDX.read(labelsPath)
-        guard idims.count == 3 else { throw TensorError("\(imagesPath): expected images (count, rows, cols), got dimensions \(idims)") }
         guard ldims.count == 1, ldims[0] == idims[0] else {
             throw TensorError("\(labelsPath): \(ldims.first ?? 0) labels for \(idims[0]) images in \(imagesPath)")
         }
         let (n, h, w) = (idims[0], idims[1], idims[2])
-        let target = size ?? max(h, w)
-        guard target >= 1 && target <= 1024 else { throw TensorError("dataset: size \(target) out of range") }
-        if resize == .pad && (target < h || target < w) {
-            throw TensorError("dataset: resize \"pad\" cannot shrink \(h)x\(w) images to \(target)")
-        }
-        if resize == .none && (target != h || target != w) {
-            throw TensorError("dataset: images are \(h)x\(w); size \(target) needs resize \"bilinear\" or \"pad\"")
-        }
+        let target = try ImageDataset.targetSize(h: h, w: w, size: size, resize: resize)
         self.size = target
         labels = lbytes.map(Int.init)
         images = Tensor(uninitialized: [n, 1, target, target])
@@ -67,6 +124,19 @@ public final class ImageDataset {
         self.generator = generator
         epochStart = generator
         shuffle()
+    }
+
+    /// The side of the stored images: `size`, else the larger of h and w; checked against the mode.
+    static func targetSize(h: Int, w: Int, size: Int?, resize: Resize) throws -> Int {
+        let target = size ?? max(h, w)
+        guard target >= 1 && target <= 1024 else { throw TensorError("dataset: size \(target) out of range") }
+        if resize == .pad && (target < h || target < w) {
+            throw TensorError("dataset: resize \"pad\" cannot shrink \(h)x\(w) images to \(target)")
+        }
+        if resize == .none && (target != h || target != w) {
+            throw TensorError("dataset: images are \(h)x\(w); size \(target) needs resize \"bilinear\" or \"pad\"")
+        }
+        return target
     }
 
     /// Pixels 0...255 -> [-1, 1], resized. Bilinear follows PyTorch's align_corners=False
@@ -108,8 +178,10 @@ public final class ImageDataset {
         guard n >= 1 else { throw TensorError("dataset:batch: size \(n) must be >= 1") }
         guard count > 0 else { throw TensorError("dataset:batch: the dataset is empty") }
         let plane = size * size
+        _ = try Shape.checkedAllocation([n, 1, size, size], op: "dataset:batch")
         let x = Tensor(uninitialized: [n, 1, size, size])
         var ys: [Int] = []
+        ys.reserveCapacity(n)
         for k in 0..<n {
             if cursor == count { epoch += 1; shuffle() }
             let i = order[cursor]
@@ -124,7 +196,8 @@ public final class ImageDataset {
     public var state: [UInt64] { [UInt64(epoch), UInt64(cursor)] + epochStart.stateWords }
 
     public func restore(_ s: [UInt64]) throws {
-        guard s.count == 6, let g = Generator(stateWords: Array(s[2...])), Int(s[1]) <= count else {
+        guard s.count == 6, let g = Generator(stateWords: Array(s[2...])), s[1] <= UInt64(count),
+              s[0] <= UInt64(Int32.max) else {
             throw TensorError("dataset: saved state does not match this dataset")
         }
         generator = g

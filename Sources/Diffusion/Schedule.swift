@@ -16,9 +16,22 @@ public struct Schedule: Sendable {
 
     public var steps: Int { betas.count }
 
+    /// Most timesteps a schedule may have (DDPMs use 1000-4000): a larger request is an error
+    /// before anything is allocated.
+    public static let maxSteps = 1_000_000
+
+    static func checkSteps(_ steps: Int, _ op: String) throws {
+        guard steps >= 1 && steps <= maxSteps else {
+            throw TensorError("\(op): steps \(steps) must be in 1...\(maxSteps)")
+        }
+    }
+
     /// Any betas in (0, 1).
     public init(betas: [Double], name: String = "custom") throws {
         guard !betas.isEmpty else { throw TensorError("schedule: needs at least one beta") }
+        guard betas.count <= Schedule.maxSteps else {
+            throw TensorError("schedule: \(betas.count) betas (at most \(Schedule.maxSteps))")
+        }
         if let i = betas.firstIndex(where: { !($0 > 0 && $0 < 1) }) {
             throw TensorError("schedule: the beta of timestep \(i) is \(betas[i]), not in (0, 1)")
         }
@@ -36,7 +49,7 @@ public struct Schedule: Sendable {
 
     /// betas = linspace(beta_start, beta_end, steps), the DDPM paper's (and the seed's) schedule.
     public static func linear(steps: Int = 1000, betaStart: Double = 1e-4, betaEnd: Double = 0.02) throws -> Schedule {
-        guard steps >= 1 else { throw TensorError("schedule.linear: steps \(steps) must be >= 1") }
+        try checkSteps(steps, "schedule.linear")
         let betas = (0..<steps).map { steps == 1 ? betaStart : betaStart + (betaEnd - betaStart) * Double($0) / Double(steps - 1) }
         return try Schedule(betas: betas, name: "linear")
     }
@@ -50,7 +63,7 @@ public struct Schedule: Sendable {
 
     /// betas = sigmoid(linspace(-6, 6, steps)) * (end - start) + start (sigmoid on betas).
     public static func sigmoid(steps: Int = 1000, betaStart: Double = 1e-4, betaEnd: Double = 0.02) throws -> Schedule {
-        guard steps >= 1 else { throw TensorError("schedule.sigmoid: steps \(steps) must be >= 1") }
+        try checkSteps(steps, "schedule.sigmoid")
         let betas = (0..<steps).map { i -> Double in
             let x = steps == 1 ? 0 : -6 + 12 * Double(i) / Double(steps - 1)
             return 1 / (1 + Foundation.exp(-x)) * (betaEnd - betaStart) + betaStart
@@ -62,7 +75,7 @@ public struct Schedule: Sendable {
     /// beta_t = min(1 - f((t+1)/steps) / f(t/steps), max_beta), at least min_beta.
     public static func fromAlphaBar(_ f: (Double) throws -> Double, steps: Int, maxBeta: Double = 0.999, minBeta: Double = 0,
                                     name: String = "alpha_bar") throws -> Schedule {
-        guard steps >= 1 else { throw TensorError("schedule: steps \(steps) must be >= 1") }
+        try checkSteps(steps, name == "cosine" ? "schedule.cosine" : "schedule")
         let values = try (0...steps).map { try f(Double($0) / Double(steps)) }
         guard let f0 = values.first, f0 > 0, values.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
             throw TensorError("schedule: alpha-bar function must be finite, >= 0 and > 0 at u = 0")
@@ -103,9 +116,6 @@ public struct Schedule: Sendable {
         }
         try self.init(betas: betas, name: metadata["schedule"] ?? "custom")
     }
-
-    /// The most timesteps a schedule read from a file may have.
-    public static let maxSteps = 1_000_000
 
     public func check(_ op: String, _ t: Int) throws {
         guard t >= 0 && t < steps else { throw TensorError("\(op): timestep \(t) out of range [0, \(steps))") }

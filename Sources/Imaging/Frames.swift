@@ -13,6 +13,7 @@ public enum Frames {
         guard scale >= 1 && scale <= 64 else { throw TensorError("image: scale \(scale) must be in 1...64") }
         let h = image.shape[image.rank - 2], w = image.shape[image.rank - 1]
         let (W, H) = (w * scale, h * scale)
+        try Memory.check(bytes: 3 * W * H, for: "image: \(W)x\(H) pixels")
         var out = [UInt8](repeating: 0, count: W * H)
         for y in 0..<H {
             for x in 0..<W {
@@ -42,8 +43,20 @@ public enum Frames {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let columns = max(1, cols ?? Int(Double(n).squareRoot().rounded(.up)))
         guard pad >= 0 else { throw TensorError("image.grid: pad \(pad) must be >= 0") }
-        let rows = max(1, (n + columns - 1) / columns)
-        let H = rows * (h + pad) + pad, W = columns * (w + pad) + pad
+        let rows = max(1, n / columns + (n % columns == 0 ? 0 : 1))
+        // pad and cols come from the caller: sizes are computed without overflow and checked
+        // against the tensor limit and the free memory before the grid is allocated
+        func side(_ count: Int, _ size: Int) throws -> Int {
+            let (cell, o1) = size.addingReportingOverflow(pad)
+            let (all, o2) = count.multipliedReportingOverflow(by: cell)
+            let (total, o3) = all.addingReportingOverflow(pad)
+            guard !(o1 || o2 || o3) else {
+                throw TensorError("image.grid: \(count) images of \(size) pixels with pad \(pad) is too large")
+            }
+            return total
+        }
+        let H = try side(rows, h), W = try side(columns, w)
+        _ = try Shape.checkedAllocation([c, H, W], op: "image.grid")
         let out = Tensor(repeating: value, shape: [c, H, W])
         for k in 0..<n {
             let oy = pad + (k / columns) * (h + pad), ox = pad + (k % columns) * (w + pad)

@@ -1,3 +1,4 @@
+import Autograd
 import CGIF
 import Foundation
 
@@ -20,8 +21,8 @@ public final class GIFWriter {
         self.path = path
         self.width = width
         self.height = height
-        let url = URL(fileURLWithPath: path)
-        tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
+        AtomicFile.removeStaleTemporaries(for: path)
+        tmp = AtomicFile.temporaryPath(for: path)
         var err: Int32 = 0
         guard let g = EGifOpenFileName(tmp, false, &err) else {
             throw ImageError("\(path): cannot create GIF (\(GIFWriter.describe(err)))")

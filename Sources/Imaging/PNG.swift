@@ -1,3 +1,4 @@
+import Autograd
 import CPNG
 import Foundation
 
@@ -30,12 +31,12 @@ public enum PNG {
         }
         chunk("IDAT", try Zlib.compress(raw))
         chunk("IEND", [])
-        try AtomicWrite.bytes(file, to: path)
+        try AtomicFile.write(path, bytes: file)
     }
 
     /// Any PNG -> (width, height, 8-bit gray pixels).
     public static func read(_ path: String) throws -> (width: Int, height: Int, gray: [UInt8]) {
-        guard FileManager.default.fileExists(atPath: path) else { throw ImageError("\(path): no such file") }
+        do { try Files.checkRegular(path) } catch let e as TensorError { throw ImageError(e.message) }
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
         defer { png_image_free(&image) }
@@ -59,7 +60,7 @@ public enum PNG {
 
     /// The tEXt chunks of a PNG (provenance), read directly.
     public static func textChunks(_ path: String) throws -> [String: String] {
-        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let bytes = [UInt8](try Files.read(path))
         var out: [String: String] = [:]
         var i = 8
         while i + 8 <= bytes.count {
@@ -76,22 +77,5 @@ public enum PNG {
             i += 12 + n
         }
         return out
-    }
-}
-
-/// Temp file + rename for image files.
-enum AtomicWrite {
-    static func bytes(_ bytes: [UInt8], to path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-        do {
-            try Data(bytes).write(to: tmp)
-        } catch {
-            throw ImageError("\(path): cannot write (\(error.localizedDescription))")
-        }
-        guard rename(tmp.path, path) == 0 else {
-            try? FileManager.default.removeItem(at: tmp)
-            throw ImageError("\(path): cannot move the temp file into place (\(String(cString: strerror(errno))))")
-        }
     }
 }

@@ -1,7 +1,9 @@
+import Autograd
 import CZlib
 import Foundation
 
-/// The one place that calls zlib: deflate for PNG, CRC-32 for PNG chunks, gunzip for IDX files.
+/// The one place that calls zlib: deflate for PNG, CRC-32 for PNG chunks, gunzip for IDX files
+/// (GzipReader).
 public enum Zlib {
     /// zlib-wrapped deflate of `bytes` (PNG IDAT payload).
     public static func compress(_ bytes: [UInt8], level: Int32 = 6) throws -> [UInt8] {
@@ -17,26 +19,50 @@ public enum Zlib {
     public static func crc32(_ bytes: [UInt8], start: UInt32 = 0) -> UInt32 {
         bytes.withUnsafeBufferPointer { UInt32(CZlib.crc32(uLong(start), $0.baseAddress, uInt($0.count))) }
     }
+}
 
-    /// Reads a whole file, gunzipping it when it is gzip (plain files pass through).
-    public static func readMaybeGzip(_ path: String, limit: Int = 1 << 30) throws -> [UInt8] {
-        guard FileManager.default.fileExists(atPath: path) else { throw ImageError("\(path): no such file") }
-        guard let gz = gzopen(path, "rb") else { throw ImageError("\(path): cannot open") }
-        defer { gzclose(gz) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { gzread(gz, $0.baseAddress, UInt32($0.count)) }
+/// A file read in order, gunzipped when it is gzip: callers read a header first and size their
+/// buffers from it, so nothing grows by reallocation.
+public final class GzipReader {
+    public let path: String
+    private let gz: gzFile
+
+    public init(_ path: String) throws {
+        do { try Files.checkRegular(path) } catch let e as TensorError { throw ImageError(e.message) }
+        guard let gz = gzopen(path, "rb") else {
+            throw ImageError("\(path): cannot open (\(String(cString: strerror(errno))))")
+        }
+        self.path = path
+        self.gz = gz
+    }
+
+    deinit { gzclose(gz) }
+
+    /// Fills `buffer` as far as the file goes; returns the bytes read (less only at the end).
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        var done = 0
+        while done < buffer.count, let base = buffer.baseAddress {
+            let n = gzread(gz, base + done, UInt32(Swift.min(buffer.count - done, 1 << 30)))
             if n < 0 {
                 var err: Int32 = 0
                 let msg = gzerror(gz, &err).map { String(cString: $0) } ?? "read error"
                 throw ImageError("\(path): corrupt or truncated gzip data (\(msg))")
             }
             if n == 0 { break }
-            out.append(contentsOf: chunk.prefix(Int(n)))
-            guard out.count <= limit else { throw ImageError("\(path): more than \(limit) bytes after decompression") }
+            done += Int(n)
         }
-        return out
+        return done
+    }
+
+    /// The bytes left until the end (read and discarded), for messages about trailing data.
+    public func remainingCount() throws -> Int {
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var total = 0
+        while true {
+            let n = try chunk.withUnsafeMutableBytes { try read(into: $0) }
+            if n == 0 { return total }
+            total += n
+        }
     }
 }
 

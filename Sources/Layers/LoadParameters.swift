@@ -22,7 +22,8 @@ extension Module {
             matched.append((p, t))
         }
         let known = Set(params.map(\.0))
-        let extra = source.keys.filter { !known.contains($0) }.sorted()
+        // names from a file: control characters shown as escapes
+        let extra = source.keys.filter { !known.contains($0) }.sorted().map { escapingControlCharacters($0) }
         if strict && !(missing.isEmpty && extra.isEmpty && misshapen.isEmpty) {
             var lines = ["load: parameters do not match the model (strict)"]
             if !missing.isEmpty { lines.append("  missing (\(missing.count)): " + missing.joined(separator: ", ")) }

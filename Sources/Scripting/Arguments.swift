@@ -39,8 +39,8 @@ struct Arguments {
 
     func int(_ i: Int32, default d: Int? = nil) throws -> Int {
         if let v = lua.number(i) {
-            guard v == v.rounded(), Swift.abs(v) < 9e15 else { throw bad(i, "integer") }
-            return Int(v)
+            guard let k = exactInteger(v) else { throw bad(i, "integer") }
+            return k
         }
         if !has(i), let d { return d }
         throw bad(i, "integer")
@@ -84,7 +84,7 @@ struct Arguments {
         if let bad = shape.first(where: { $0 < 0 }) {
             throw ScriptError("bad argument #\(i) (shape entries must be >= 0, got \(bad))")
         }
-        _ = try Shape.checkedCount(shape, op: "shape")
+        _ = try Shape.checkedAllocation(shape, op: "shape")
         return shape
     }
 
@@ -116,10 +116,10 @@ func readIntegers(_ lua: Lua, _ i: Int32, what: String) throws -> [Int] {
     for k in 0..<n {
         lua.getIndex(i, k + 1)
         defer { lua.pop() }
-        guard let v = lua.number(-1), v == v.rounded(), Swift.abs(v) < 9e15 else {
+        guard let v = lua.number(-1).flatMap(exactInteger) else {
             throw ScriptError("\(what) entry \(k + 1) must be an integer, got \(lua.describe(-1))")
         }
-        out.append(Int(v))
+        out.append(v)
     }
     return out
 }
@@ -127,16 +127,16 @@ func readIntegers(_ lua: Lua, _ i: Int32, what: String) throws -> [Int] {
 /// A number (repeated n times), a table or a tensor of integers with n entries.
 func integerList(_ lua: Lua, _ i: Int32, count n: Int, what: String, argument: String) throws -> [Int] {
     if let v = lua.number(i) {
-        guard v == v.rounded() else { throw ScriptError("\(what) must be integers, got \(v)") }
-        return [Int](repeating: Int(v), count: n)
+        guard let k = exactInteger(v) else { throw ScriptError("\(what) must be integers, got \(lua.describe(i))") }
+        return [Int](repeating: k, count: n)
     }
     var values: [Int]
     if lua.type(i) == LUA_TTABLE {
         values = try readIntegers(lua, i, what: what)
     } else if let t = lua.object(i, metatable: Metatable.tensor, as: Tensor.self) {
         values = try t.values.map {
-            guard $0 == $0.rounded() else { throw ScriptError("\(what) must be integers, got \($0)") }
-            return Int($0)
+            guard let k = exactInteger(Double($0)) else { throw ScriptError("\(what) must be integers, got \($0)") }
+            return k
         }
     } else {
         throw ScriptError("bad \(argument) (\(what): number, table or tensor expected, got \(lua.describe(i)))")
@@ -145,6 +145,14 @@ func integerList(_ lua: Lua, _ i: Int32, count n: Int, what: String, argument: S
         throw ScriptError("\(what): \(values.count) entries for a batch of \(n)")
     }
     return values
+}
+
+/// A Lua number that is a whole number within +-9e15 (beyond, doubles skip integers) as an Int;
+/// nil for fractions, NaN, infinities and huge values. Every number a script passes as an
+/// integer goes through this check, so no conversion traps.
+func exactInteger(_ v: Double) -> Int? {
+    guard v == v.rounded(), Swift.abs(v) < 9e15 else { return nil }
+    return Int(v)
 }
 
 /// The fields of an options table such as `{steps=50, eta=0}`. Missing table = all defaults.
@@ -189,8 +197,8 @@ struct Options {
 
     func int(_ key: String) throws -> Int? {
         try with(key) {
-            guard let v = lua.number(-1), v == v.rounded(), Swift.abs(v) < 9e15 else { throw bad(key, "integer") }
-            return Int(v)
+            guard let v = lua.number(-1).flatMap(exactInteger) else { throw bad(key, "integer") }
+            return v
         }
     }
 

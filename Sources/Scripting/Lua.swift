@@ -76,6 +76,14 @@ struct Lua {
         return String(cString: p)
     }
 
+    /// A string's bytes, NULs included (binary data such as pixels).
+    func bytes(_ i: Int32) -> [UInt8]? {
+        guard type(i) == LUA_TSTRING else { return nil }
+        var n = 0
+        guard let p = lua_tolstring(L, i, &n) else { return nil }
+        return [UInt8](UnsafeRawBufferPointer(start: p, count: n))
+    }
+
     func bool(_ i: Int32) -> Bool? { type(i) == LUA_TBOOLEAN ? lua_toboolean(L, i) != 0 : nil }
 
     /// The string form of any value, for messages (no metamethods).

@@ -44,6 +44,7 @@ final class Progress {
 
     static func rate(_ r: Double) -> String { r <= 0 ? "- it/s" : r >= 1 ? String(format: "%.1f it/s", r) : String(format: "%.2f s/it", 1 / max(r, 1e-9)) }
     static func time(_ s: Double) -> String {
+        guard s.isFinite, s < 1e9 else { return "-" }
         let t = Int(s.rounded())
         return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
     }

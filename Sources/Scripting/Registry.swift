@@ -16,6 +16,7 @@ enum Metatable {
     static let dataset = "ddpm.Dataset"
     static let gif = "ddpm.Gif"
     static let progress = "ddpm.Progress"
+    static let runLock = "ddpm.RunLock"
 }
 
 /// What one file of Bindings/ adds to the `ddpm` module: the functions of its table

@@ -58,8 +58,15 @@ public enum ReferenceCheck {
         }
         let x = try need("input/x").copy()
         x.requiresGrad = true
-        let t = try need("input/t").values.map { Int($0) }
-        let labels = try need("input/labels").values.map { Int($0) }
+        func integers(_ key: String) throws -> [Int] {
+            try need(key).values.map {
+                guard let k = Int(exactly: $0) else {
+                    throw TensorError("\(directory)/model.safetensors: \(key) holds \($0), not an integer")
+                }
+                return k
+            }
+        }
+        let t = try integers("input/t"), labels = try integers("input/labels")
         let noise = try need("input/noise")
 
         var acts: [String: Tensor] = [:]

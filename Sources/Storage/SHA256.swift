@@ -50,7 +50,6 @@ public enum SHA256 {
     }
 
     public static func hex(ofFile path: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else { throw TensorError("\(path): cannot read the file") }
-        return hex(of: [UInt8](data))
+        hex(of: [UInt8](try Files.read(path)))
     }
 }

@@ -23,6 +23,20 @@ public struct SafeTensors {
 
     static let maxHeader = 100 << 20
 
+    /// A warning naming the tensors that hold NaN or infinite values (a diverged run's weights
+    /// load fine but sample noise), or nil when every value is finite.
+    public static func nonFiniteWarning(_ tensors: [(name: String, tensor: Tensor)]) -> String? {
+        var bad: [String] = [], total = 0
+        for (name, t) in tensors {
+            var k = 0
+            for i in 0..<t.count where !t.data[i].isFinite { k += 1 }
+            if k > 0 { bad.append("\(escapingControlCharacters(name)) (\(k) of \(t.count))"); total += k }
+        }
+        guard !bad.isEmpty else { return nil }
+        let shown = bad.prefix(5).joined(separator: ", ") + (bad.count > 5 ? ", ..." : "")
+        return "\(total) NaN or infinite values in \(bad.count) tensor\(bad.count == 1 ? "" : "s"): \(shown)"
+    }
+
     /// Reads a whole file. Errors name the file and what is wrong with it.
     public static func read(_ path: String) throws -> SafeTensors {
         let data = try load(path)
@@ -48,11 +62,7 @@ public struct SafeTensors {
     }
 
     private static func load(_ path: String) throws -> Data {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw TensorError("\(path): no such file")
-        }
-        guard !isDir.boolValue else { throw TensorError("\(path): is a directory, not a safetensors file") }
+        try Files.checkRegular(path)
         do {
             return try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {
@@ -75,51 +85,82 @@ public struct SafeTensors {
         guard n <= UInt64(data.count - 8) else { throw bad("header length \(n) exceeds file size \(data.count)") }
         guard n <= UInt64(maxHeader) else { throw bad("header length \(n) is over the \(maxHeader)-byte limit") }
         let headerBytes = data.subdata(in: 8..<(8 + Int(n)))
-        guard let obj = try? JSONSerialization.jsonObject(with: headerBytes), let dict = obj as? [String: Any] else {
+        // The JSON starts at the first byte: no byte-order mark, no other encoding than UTF-8.
+        guard headerBytes.first == UInt8(ascii: "{"), String(data: headerBytes, encoding: .utf8) != nil,
+              let obj = try? JSONSerialization.jsonObject(with: headerBytes), let dict = obj as? [String: Any] else {
             throw bad("header is not a JSON object")
+        }
+        if let key = JSONKeys.firstDuplicate(in: headerBytes) {
+            throw bad("header has the key \(escapingControlCharacters(key)) twice")
         }
         let dataStart = 8 + Int(n)
         let dataSize = data.count - dataStart
         var metadata: [String: String] = [:]
         var entries: [Entry] = []
         for (name, value) in dict {
+            let shown = escapingControlCharacters(name)
             if name == "__metadata__" {
                 guard let m = value as? [String: Any] else { throw bad("__metadata__ is not an object") }
                 for (k, v) in m {
-                    guard let s = v as? String else { throw bad("__metadata__ value for \(k) is not a string") }
+                    guard let s = v as? String else {
+                        throw bad("__metadata__ value for \(escapingControlCharacters(k)) is not a string")
+                    }
                     metadata[k] = s
                 }
                 continue
             }
             guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
                   let shapeAny = info["shape"] as? [Any], let offsAny = info["data_offsets"] as? [Any] else {
-                throw bad("entry \(name) lacks dtype, shape or data_offsets")
+                throw bad("entry \(shown) lacks dtype, shape or data_offsets")
             }
             guard let size = dtypeSizes[dtype] else {
-                throw TensorError("\(path): tensor \(name) has unsupported dtype \(dtype) (supported: \(dtypeSizes.keys.sorted().joined(separator: ", ")))")
+                throw TensorError("\(path): tensor \(shown) has unsupported dtype \(escapingControlCharacters(dtype)) "
+                                  + "(supported: \(dtypeSizes.keys.sorted().joined(separator: ", ")))")
             }
-            let shape = shapeAny.compactMap { ($0 as? NSNumber)?.intValue }
-            let offs = offsAny.compactMap { ($0 as? NSNumber)?.intValue }
-            guard shape.count == shapeAny.count, shape.allSatisfy({ $0 >= 0 }), offs.count == 2 else {
-                throw bad("entry \(name) has a malformed shape or data_offsets")
+            // Whole JSON integers only: 2.5, 2.0, 1e3 or true are not sizes.
+            let shape = shapeAny.compactMap(jsonInteger), offs = offsAny.compactMap(jsonInteger)
+            guard shape.count == shapeAny.count, shape.allSatisfy({ $0 >= 0 }), offs.count == 2,
+                  offsAny.count == 2 else {
+                throw bad("entry \(shown) has a malformed shape or data_offsets (non-negative whole numbers expected)")
             }
             // Overflow-safe element count: a hostile shape must not become a huge allocation.
             var elements = 1
             for d in shape {
                 let (p, o) = elements.multipliedReportingOverflow(by: d)
-                guard !o, p <= dataSize else { throw bad("tensor \(name) shape \(shape) is larger than the file") }
+                guard !o, p <= dataSize else { throw bad("tensor \(shown) shape \(shape) is larger than the file") }
                 elements = p
             }
             guard offs[0] >= 0, offs[0] <= offs[1], offs[1] <= dataSize else {
-                throw bad("tensor \(name) data_offsets \(offs) lie outside the \(dataSize)-byte data section")
+                throw bad("tensor \(shown) data_offsets \(offs) lie outside the \(dataSize)-byte data section")
             }
             guard offs[1] - offs[0] == elements * size else {
-                throw bad("tensor \(name): \(offs[1] - offs[0]) bytes for shape \(shape) of \(dtype) (expected \(elements * size))")
+                throw bad("tensor \(shown): \(offs[1] - offs[0]) bytes for shape \(shape) of \(dtype) "
+                          + "(expected \(elements * size))")
             }
             entries.append(Entry(name: name, dtype: dtype, shape: shape, begin: offs[0], end: offs[1]))
         }
         entries.sort { $0.begin < $1.begin || ($0.begin == $1.begin && $0.name < $1.name) }
+        // Each byte belongs to at most one tensor (empty tensors take none).
+        var previous: Entry?
+        for e in entries where e.end > e.begin {
+            if let p = previous, e.begin < p.end {
+                let (a, b) = (escapingControlCharacters(p.name), escapingControlCharacters(e.name))
+                throw bad("tensors \(a) and \(b) overlap "
+                          + "(data_offsets [\(p.begin), \(p.end)] and [\(e.begin), \(e.end)])")
+            }
+            previous = e
+        }
         return ((entries, metadata), dataStart)
+    }
+
+    /// A JSON whole number as an Int (nil for fractions, floats such as 2.0, booleans and
+    /// numbers beyond Int).
+    static func jsonInteger(_ v: Any) -> Int? {
+        guard let n = v as? NSNumber else { return nil }
+        switch String(cString: n.objCType) {
+        case "i", "s", "l", "q": return n.intValue
+        default: return nil
+        }
     }
 
     private static func convert(_ dtype: String, _ src: UnsafeRawBufferPointer, into dst: UnsafeMutablePointer<Float>, count: Int) {
@@ -169,42 +210,10 @@ public struct SafeTensors {
         json.append(contentsOf: [UInt8](repeating: 0x20, count: (8 - json.count % 8) % 8))
         var prefix = Data(count: 8)
         prefix.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(json.count).littleEndian, as: UInt64.self) }
-        try AtomicFile.write(path) { handle in
-            try handle.write(contentsOf: prefix)
-            try handle.write(contentsOf: json)
-            for (_, t) in tensors {
-                try handle.write(contentsOf: Data(bytesNoCopy: t.data, count: 4 * t.count, deallocator: .none))
-            }
-        }
-    }
-}
-
-/// Temp file + fsync + rename: readers see the old file or the new one, never a partial one.
-public enum AtomicFile {
-    public static func write(_ path: String, _ body: (FileHandle) throws -> Void) throws {
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-            throw TensorError("\(path): folder \(dir) does not exist")
-        }
-        let tmp = "\(dir)/.\(url.lastPathComponent).tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: tmp, contents: nil) else {
-            throw TensorError("\(path): cannot create \(tmp) (permissions or disk full?)")
-        }
-        do {
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: tmp))
-            defer { try? handle.close() }
-            try body(handle)
-            try handle.synchronize()
-        } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw TensorError("\(path): write failed (\(error.localizedDescription)); the previous file is untouched")
-        }
-        guard rename(tmp, path) == 0 else {
-            let why = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw TensorError("\(path): cannot rename temp file into place (\(why))")
+        try AtomicFile.write(path) { out in
+            try out.write(prefix)
+            try out.write(json)
+            for (_, t) in tensors { try out.write(UnsafeRawBufferPointer(start: t.data, count: 4 * t.count)) }
         }
     }
 }

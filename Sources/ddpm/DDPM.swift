@@ -47,7 +47,7 @@ struct DDPM: ParsableCommand {
 
 /// Input errors (bad file, bad shape) end the process with a message and exit status 1.
 func fail(_ message: String) -> ExitCode {
-    FileHandle.standardError.write(Data("ddpm: \(message)\n".utf8))
+    FileHandle.standardError.write(Data("ddpm: \(escapingControlCharacters(message, keepingLines: true))\n".utf8))
     return ExitCode(1)
 }
 

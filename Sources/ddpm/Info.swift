@@ -16,7 +16,7 @@ struct Info: ParsableCommand {
         try runReportingErrors {
             let (metadata, entries) = try SafeTensors.inspect(file)
             let total = entries.reduce(0) { $0 + $1.shape.reduce(1, *) }
-            print("file: \(file)")
+            print("file: \(escapingControlCharacters(file))")
             print("tensors: \(entries.count), elements: \(total)")
             if let json = metadata["config"] {
                 let config = try UNetConfig(json: json)
@@ -43,8 +43,13 @@ struct Info: ParsableCommand {
             let dtypes = Dictionary(grouping: entries, by: \.dtype).map { "\($0.key) x\($0.value.count)" }.sorted()
             print("dtypes: \(dtypes.joined(separator: ", "))")
             print("metadata:")
+            // keys and values come from the file: control characters are shown as escapes
             for (k, v) in metadata.sorted(by: { $0.key < $1.key }) {
-                print("  \(k): \(v.count > 300 ? String(v.prefix(300)) + "..." : v)")
+                let shown = escapingControlCharacters(v.count > 300 ? String(v.prefix(300)) + "..." : v)
+                print("  \(escapingControlCharacters(k)): \(shown)")
+            }
+            if let warning = SafeTensors.nonFiniteWarning(try SafeTensors.read(file).tensors) {
+                FileHandle.standardError.write(Data("ddpm: warning: \(file): \(warning)\n".utf8))
             }
         }
     }

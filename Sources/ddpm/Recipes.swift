@@ -9,18 +9,26 @@ import Foundation
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model (runs scripts/train.lua).",
-        discussion: "Writes checkpoint.safetensors, model.safetensors (EMA), loss.csv, loss.png and samples/ into --out. Ctrl-C saves a checkpoint; --resume continues from it.")
+        discussion: """
+            Writes checkpoint.safetensors, model.safetensors (EMA), loss.csv, loss.png and samples/ into --out. \
+            Ctrl-C saves a checkpoint; --resume continues from it under the config the checkpoint saved. \
+            One run per --out at a time (train.lock).
+            """)
 
-    @Option(parsing: .unconditional, help: "Config file (a Lua table; see scripts/configs/).") var config = "configs/tiny.lua"
+    @Option(parsing: .unconditional, help: "Config file (a Lua table; see scripts/configs/; default: configs/tiny.lua, on --resume the run's own).")
+    var config: String?
     @Option(parsing: .unconditional, help: "Total training steps (default: the config's).") var steps: Int?
     @Option(parsing: .unconditional, help: "Output folder.") var out = "runs/default"
-    @Flag(help: "Continue from --out's checkpoint.") var resume = false
+    @Flag(help: "Continue from --out's checkpoint, under the config it saved.") var resume = false
+    @Flag(help: "With --resume: continue under --config instead of the run's saved config.") var overrideConfig = false
     @Option(parsing: .unconditional, help: "Start from these weights (fine-tuning; fresh optimizer, EMA starts there).") var initWeights: String?
     @Option(parsing: .unconditional, help: "MNIST folder (default: $DDPM_DATA, then data/mnist).") var data: String?
     @Option(parsing: .unconditional, help: "Batch size (default: the config's).") var batch: Int?
 
     func run() throws {
-        var a = ["--config", config, "--out", out]
+        var a = ["--out", out]
+        if let config { a += ["--config", config] }
+        if overrideConfig { a.append("--override-config") }
         if let steps { a += ["--steps", "\(steps)"] }
         if let data { a += ["--data", data] }
         if let batch { a += ["--batch", "\(batch)"] }

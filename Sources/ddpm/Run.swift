@@ -1,4 +1,5 @@
 import ArgumentParser
+import Autograd
 import Foundation
 import Scripting
 
@@ -23,7 +24,8 @@ func runRecipe(_ path: String, _ arguments: [String], traceback: Bool = true) th
     } catch let e as ScriptError {
         // Script errors already start with file:line; print them as Lua would.
         let message = traceback ? e.message : (e.message.components(separatedBy: "\nstack traceback:\n").first ?? e.message)
-        FileHandle.standardError.write(Data("\(message)\n".utf8))
+        // control characters from a file (a tensor name, a metadata value) are shown as escapes
+        FileHandle.standardError.write(Data("\(escapingControlCharacters(message, keepingLines: true))\n".utf8))
         throw ExitCode(1)
     }
 }

@@ -51,6 +51,54 @@ final class DatasetsTests: XCTestCase {
         XCTAssertEqual(same.epoch, 1)
     }
 
+    func expectError(_ body: @autoclosure () throws -> Any, contains text: String,
+                     file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try body(), file: file, line: line) { e in
+            XCTAssert("\(e)".contains(text), "\"\(e)\" lacks \"\(text)\"", file: file, line: line)
+        }
+    }
+
+    /// Headers a hostile or broken file can carry: dimensions whose product overflows, images of
+    /// no rows, a FIFO and a device instead of a file. Each is an error naming the file.
+    func testHostileIDXHeadersAreErrors() throws {
+        let dir = try temporaryDirectory()
+        let labels = try idx(dir, "l", dims: [20], bytes: [UInt8](repeating: 1, count: 20))
+        let huge = try idx(dir, "huge", dims: [0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF_FFFF], bytes: [])
+        expectError(try IDX.read(huge), contains: "\(huge): dimensions [4294967295, 4294967295, 4294967295] describe more than")
+        expectError(try ImageDataset(imagesPath: huge, labelsPath: labels, generator: Generator(seed: 1)),
+                    contains: "describe more than 1073741824 bytes")
+        let noRows = try idx(dir, "rows", dims: [20, 0, 28], bytes: [])
+        expectError(try ImageDataset(imagesPath: noRows, labelsPath: labels, generator: Generator(seed: 1)),
+                    contains: "\(noRows): images of 0x28 pixels (rows and columns must be >= 1)")
+        let noCols = try idx(dir, "cols", dims: [20, 28, 0], bytes: [])
+        expectError(try ImageDataset(imagesPath: noCols, labelsPath: labels, size: 8, generator: Generator(seed: 1)),
+                    contains: "images of 28x0 pixels")
+        XCTAssertEqual(mkfifo("\(dir)/fifo", 0o600), 0)
+        expectError(try IDX.read("\(dir)/fifo"), contains: "\(dir)/fifo: not a regular file (a FIFO)")
+        expectError(try IDX.read("/dev/zero"), contains: "/dev/zero: not a regular file (a character device)")
+    }
+
+    /// A dataset's saved stream position comes from a checkpoint file: out-of-range words are an
+    /// error, not a trapping conversion.
+    func testRestoreRejectsOutOfRangeState() throws {
+        let dir = try temporaryDirectory()
+        let ds = try ImageDataset(imagesPath: try idx(dir, "i", dims: [2, 2, 2], bytes: [UInt8](repeating: 0, count: 8)),
+                                  labelsPath: try idx(dir, "l", dims: [2], bytes: [1, 2]), generator: Generator(seed: 1))
+        let words = Array(ds.state[2...])
+        expectError(try ds.restore([0, UInt64.max] + words), contains: "saved state does not match this dataset")
+        expectError(try ds.restore([UInt64.max, 0] + words), contains: "saved state does not match this dataset")
+        XCTAssertNoThrow(try ds.restore([1, 2] + words))
+    }
+
+    /// ds:batch sizes come from scripts: a batch beyond the tensor limit is an error before any
+    /// allocation.
+    func testHugeBatchIsAnError() throws {
+        let dir = try temporaryDirectory()
+        let ds = try ImageDataset(imagesPath: try idx(dir, "i", dims: [2, 2, 2], bytes: [UInt8](repeating: 0, count: 8)),
+                                  labelsPath: try idx(dir, "l", dims: [2], bytes: [1, 2]), generator: Generator(seed: 1))
+        expectError(try ds.batch(1_000_000_000_000), contains: "dataset:batch: shape [1000000000000, 1, 2, 2] has more than")
+    }
+
     /// Augmentation: every image is its input moved by one whole-pixel offset within the limit,
     /// the uncovered border filled with background.
     func testShiftAugmentationMovesEachImageWithinTheLimit() throws {

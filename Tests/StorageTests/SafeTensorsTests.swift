@@ -133,4 +133,52 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertEqual(try SafeTensors.read(path)["a"]?.values, [2, 2, 2])
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir!), ["keep.safetensors"])
     }
+
+    /// Headers the format does not allow, which JSONSerialization alone would accept.
+    func testAmbiguousHeadersAreErrors() throws {
+        let zeros = [UInt8](repeating: 0, count: 16)
+        expectError(try rawFile("frac-shape.safetensors", header: #"{"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}"#, data: zeros),
+                    contains: "entry a has a malformed shape or data_offsets")
+        expectError(try rawFile("float-shape.safetensors", header: #"{"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}}"#, data: zeros),
+                    contains: "entry a has a malformed shape or data_offsets")
+        expectError(try rawFile("frac-offset.safetensors", header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0.5,8.5]}}"#, data: zeros),
+                    contains: "entry a has a malformed shape or data_offsets")
+        expectError(try rawFile("bool-shape.safetensors", header: #"{"a":{"dtype":"U8","shape":[true],"data_offsets":[0,1]}}"#, data: zeros),
+                    contains: "entry a has a malformed shape or data_offsets")
+        expectError(try rawFile("three-offsets.safetensors", header: #"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1,2]}}"#, data: zeros),
+                    contains: "entry a has a malformed shape or data_offsets")
+        expectError(try rawFile("overlap.safetensors", header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, data: zeros),
+                    contains: "tensors a and b overlap (data_offsets [0, 8] and [4, 12])")
+        expectError(try rawFile("same.safetensors", header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: zeros),
+                    contains: "tensors a and b overlap")
+        expectError(try rawFile("dup.safetensors", header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#, data: zeros),
+                    contains: "header has the key a twice")
+        expectError(try rawFile("dup-escaped.safetensors", header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"\u0061":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#, data: zeros),
+                    contains: "header has the key a twice")
+        expectError(try rawFile("dup-meta.safetensors", header: #"{"__metadata__":{"k":"1","k":"2"}}"#, data: []),
+                    contains: "header has the key k twice")
+        let header = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#
+        expectError(try rawFile("bom.safetensors", header: "\u{FEFF}" + header, data: zeros), contains: "header is not a JSON object")
+        // what stays valid: empty tensors sharing an offset, keys equal only inside different objects
+        let ok = try rawFile("ok.safetensors", header: #"{"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"f":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"U8","shape":[2],"data_offsets":[8,10]},"__metadata__":{"a":"x","dtype":"y"}}  "#, data: [UInt8](repeating: 0, count: 10))
+        let f = try SafeTensors.read(ok)
+        XCTAssertEqual(f.tensors.map(\.name).sorted(), ["a", "b", "e", "f"])
+        XCTAssertEqual(f.metadata, ["a": "x", "dtype": "y"])
+    }
+
+    /// `.NAME.tmp-PID` files of writes that a kill interrupted are removed by the next write of
+    /// that file; those of other files and of running processes stay.
+    func testStaleTemporaryFilesAreRemovedByTheNextWrite() throws {
+        let dead = Process()
+        dead.executableURL = URL(fileURLWithPath: "/bin/true")
+        try dead.run()
+        dead.waitUntilExit()
+        let stale = "\(dir!)/.w.safetensors.tmp-\(dead.processIdentifier)"
+        let live = "\(dir!)/.w.safetensors.tmp-1"  // pid 1 always runs
+        let other = "\(dir!)/.x.safetensors.tmp-\(dead.processIdentifier)"
+        for p in [stale, live, other] { try Data([1, 2, 3]).write(to: URL(fileURLWithPath: p)) }
+        try SafeTensors(tensors: [("a", Tensor(zeros: [1]))]).write("\(dir!)/w.safetensors")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir!).sorted(),
+                       [".w.safetensors.tmp-1", ".x.safetensors.tmp-\(dead.processIdentifier)", "w.safetensors"])
+    }
 }

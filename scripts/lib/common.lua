@@ -129,6 +129,17 @@ function M.schedule_metadata(s)
   return s:metadata()
 end
 
+--- The schedule a metadata table describes (s:metadata()'s form, as saved in a checkpoint's run
+--- record): its betas and name, or the linear schedule of `schedule_steps` when it has no betas.
+function M.schedule_from_metadata(meta)
+  if meta.betas then
+    local betas = {}
+    for b in meta.betas:gmatch("[^,]+") do betas[#betas + 1] = tonumber(b) end
+    return ddpm.schedule.from_betas(betas, {name = meta.schedule})
+  end
+  return ddpm.schedule.linear{steps = tonumber(meta.schedule_steps) or 1000}
+end
+
 --- The default weights: weights/mnist-small.safetensors (the shipped model with the best
 --- evaluation), else the first other weights/mnist-*.safetensors that is a diffusion model.
 function M.default_weights()
@@ -225,8 +236,8 @@ function M.digits(s)
   return out
 end
 
---- The data lines of a CSV log whose first field (a step) is at most `step`: a resumed run
---- rewrites its logs without what was logged after its checkpoint. No file: no lines.
+--- The data lines of a CSV log whose first field (a step) is at most `step` (a resumed run reads
+--- its log up to its checkpoint's step). No file: no lines.
 function M.log_lines_upto(path, step)
   local kept = {}
   local f = io.open(path)
@@ -239,12 +250,21 @@ function M.log_lines_upto(path, step)
   return kept
 end
 
---- Opens a CSV log for writing: the header, then `kept` lines (see log_lines_upto).
-function M.open_log(path, header, kept)
-  local f, err = io.open(path, "w")
+--- Opens a CSV log: a new file with `header`, or with `append` the existing file to continue
+--- (nothing in it is rewritten). Lines are flushed as they are written.
+function M.open_log(path, header, append)
+  local size, last = 0, nil
+  local old = append and io.open(path, "rb")
+  if old then
+    size = old:seek("end")
+    if size > 0 then old:seek("set", size - 1); last = old:read(1) end
+    old:close()
+  end
+  local f, err = io.open(path, size > 0 and "a" or "w")
   if not f then error("cannot write " .. path .. ": " .. tostring(err), 0) end
-  f:write(header, "\n")
-  for _, line in ipairs(kept or {}) do f:write(line, "\n") end
+  f:setvbuf("line")
+  if size == 0 then f:write(header, "\n")
+  elseif last ~= "\n" then f:write("\n") end  -- a line cut short stays on its own
   return f
 end
 

@@ -64,6 +64,28 @@ enum DataTable {
             a.lua.pushObject(ds, metatable: Metatable.dataset)
             return 1
         }),
+        ("write_idx", { a in
+            // {images_path=, labels_path=, pixels = bytes (count*rows*cols), rows=, cols=, labels = {...}}
+            let o = try a.options(1)
+            try o.rejectUnknown(["images_path", "labels_path", "pixels", "rows", "cols", "labels"], what: "write_idx")
+            guard let images = try o.string("images_path"), let labels = try o.string("labels_path"),
+                  let rows = try o.int("rows"), let cols = try o.int("cols") else {
+                throw ScriptError("options images_path=, labels_path=, pixels=, rows=, cols= and labels= are required")
+            }
+            guard let index = o.index, a.lua.getField(index, "pixels") == LUA_TSTRING,
+                  let pixels = a.lua.bytes(-1) else {
+                if o.index != nil { a.lua.pop() }
+                throw ScriptError("option pixels: a string of pixel bytes expected (ddpm.image.bytes)")
+            }
+            a.lua.pop()
+            let count = try SampleTable.labelCount(o)
+            guard let values = try o.integers("labels", count: count) else {
+                throw ScriptError("option labels= is required")
+            }
+            try IDX.write(imagesPath: images, labelsPath: labels, pixels: pixels, rows: rows, cols: cols,
+                          labels: values)
+            return 0
+        }),
     ]
 
     static let datasetClass = LuaClass(

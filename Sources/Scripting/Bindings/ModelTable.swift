@@ -70,6 +70,10 @@ enum ModelTable {
         ("load_model", { a in
             let path = try a.string(1)
             let m = try UNet.load(path)
+            // a diverged run's weights load fine and sample noise: say so before sampling
+            if let warning = SafeTensors.nonFiniteWarning(m.namedParameters().map { ($0.0, $0.1) }) {
+                FileHandle.standardError.write(Data("warning: \(escapingControlCharacters(path)): \(warning)\n".utf8))
+            }
             let metadata = try SafeTensors.inspect(path).metadata
             let schedule: Schedule, objective: Objective
             do {

@@ -13,11 +13,11 @@ final class AdamBox {
     init(_ adam: Adam, _ model: Module) { self.adam = adam; self.model = model }
 }
 
-/// `ddpm.optim.adam`, `ddpm.ema`, `ddpm.checkpoint.*` and the Adam and EMA userdata.
+/// `ddpm.optim.adam`, `ddpm.ema`, `ddpm.checkpoint.*` and the Adam, EMA and RunLock userdata.
 enum OptimTable {
     static let tables = [
         LuaTable(name: "optim", functions: optim, topLevel: [("ema", emaFunction)], classes: [adamClass, emaClass]),
-        LuaTable(name: "checkpoint", functions: checkpoint),
+        LuaTable(name: "checkpoint", functions: checkpoint, classes: [runLockClass]),
     ]
 
     static func adam(_ a: Arguments, _ i: Int32 = 1) throws -> AdamBox { try a.object(i, Metatable.adam, AdamBox.self, "optimizer") }
@@ -89,7 +89,12 @@ enum OptimTable {
     static func plainValues(_ lua: Lua, _ t: Int32, skip: Set<String>) throws -> String {
         func value(_ i: Int32, depth: Int) throws -> Any? {
             switch lua.type(i) {
-            case LUA_TNUMBER: return lua.integer(i).map { $0 as Any } ?? lua.number(i)
+            case LUA_TNUMBER:
+                if let n = lua.integer(i) { return n }
+                guard let x = lua.number(i), x.isFinite else {
+                    throw ScriptError("the plain value \(lua.describe(i)) cannot be saved (numbers must be finite)")
+                }
+                return x
             case LUA_TSTRING: return lua.string(i)
             case LUA_TBOOLEAN: return lua.bool(i)
             case LUA_TTABLE:
@@ -129,6 +134,13 @@ enum OptimTable {
         }
     }
 
+    /// A checkpoint's plain values as a table, with its `run` entry as the field `run`.
+    static func pushValues(_ lua: Lua, _ values: String, run: String?) {
+        var d = ((try? JSONSerialization.jsonObject(with: Data(values.utf8))) as? [String: Any]) ?? [:]
+        if let run, let r = try? JSONSerialization.jsonObject(with: Data(run.utf8)) { d["run"] = r }
+        pushJSON(lua, d)
+    }
+
     static let checkpoint: [(String, Binding)] = [
         ("save", { a in
             let path = try a.string(1)
@@ -139,7 +151,18 @@ enum OptimTable {
             if let ds = try o.object("data", Metatable.dataset, ImageDataset.self, "dataset") {
                 ck.extra["data"] = ds.state.map(String.init).joined(separator: ",")
             }
-            if let t = o.index { ck.values = try plainValues(a.lua, t, skip: ["model", "optimizer", "ema", "data"]) }
+            if let t = o.index {
+                ck.values = try plainValues(a.lua, t, skip: ["model", "optimizer", "ema", "data", "run"])
+                // `run` (what the run is: its config, its schedule) gets its own metadata entry
+                if a.lua.getField(t, "run") == LUA_TTABLE {
+                    defer { a.lua.pop() }
+                    ck.extra["run"] = try plainValues(a.lua, a.lua.absolute(-1), skip: [])
+                } else {
+                    let given = a.lua.isNil(-1) ? nil : a.lua.describe(-1)
+                    a.lua.pop()
+                    if let given { throw ScriptError("option run: table expected, got \(given)") }
+                }
+            }
             try ck.save(path, generator: Generator.global)
             return 0
         }),
@@ -154,8 +177,32 @@ enum OptimTable {
                 try ds.restore(s.split(separator: ",").compactMap { UInt64($0) })
             }
             if let g = r.generator { Generator.global = g }
-            pushJSON(a.lua, (try? JSONSerialization.jsonObject(with: Data(r.values.utf8))) ?? [String: Any]())
+            pushValues(a.lua, r.values, run: r.extra["run"])
+            return 1
+        }),
+        ("read", { a in
+            // the plain values alone, nothing restored (what a run saved about itself)
+            let path = try a.string(1)
+            let meta = try SafeTensors.inspect(path).metadata
+            guard meta["format"] == "ddpm-swift-checkpoint", let values = meta["values"] else {
+                throw ScriptError("\(path): not a ddpm checkpoint (no format=ddpm-swift-checkpoint in its metadata)")
+            }
+            pushValues(a.lua, values, run: meta["extra.run"])
+            return 1
+        }),
+        ("lock", { a in
+            let folder = try a.string(1)
+            a.lua.pushObject(try RunLock(folder + "/train.lock"), metatable: Metatable.runLock)
             return 1
         }),
     ]
+
+    static let runLockClass = LuaClass(
+        metatable: Metatable.runLock, display: "RunLock",
+        methods: [
+            ("release", { a in try a.object(1, Metatable.runLock, RunLock.self, "lock").release(); return 0 }),
+        ],
+        getters: [
+            "path": { a in a.lua.push(try a.object(1, Metatable.runLock, RunLock.self, "lock").path); return 1 },
+        ])
 }
