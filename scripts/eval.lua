@@ -6,7 +6,11 @@
 --   diversity  mean pairwise feature distance within a class, next to real data's.
 --   ddpm eval --weights weights/mnist-small.safetensors --per-class 100 [--json]
 --   ddpm eval --classifier-only        the classifier's own test accuracy
+--   ddpm eval --cas 500 [--cas-steps 2000]   classification accuracy score (lib/cas.lua): a new classifier
+--              trained only on 500 generated digits per class, tested on real MNIST, next to the same
+--              classifier trained on 500 real training digits per class
 local args = require("lib.args")
+local cas = require("lib.cas")
 local common = require("lib.common")
 local evaluation = require("lib.evaluation")
 
@@ -19,21 +23,40 @@ local help = {
   json = "print JSON instead of the table",
   classifier_only = "only the classifier's accuracy on the MNIST test set",
   data = "MNIST folder (none: $DDPM_DATA, then data/mnist)",
+  cas = "classification accuracy score with N generated digits per class (0: the classifier's verdicts instead)",
+  cas_steps = "with --cas: training steps of each classifier (batch 128)",
 }
 for k, v in pairs(common.sampling_help) do help[k] = v end
 local opts = args.parse(arg, {weights = "", classifier = "", per_class = 100, sampler = "ddim", steps = "auto",
                               guidance = -1, guidance_interval = "", eta = 0, seed = 0, batch = 100, json = false,
-                              classifier_only = false, data = ""}, help)
+                              classifier_only = false, data = "", cas = 0, cas_steps = 2000}, help)
 -- the sampling options are checked (and the weights loaded) before the slow classifier pass
 local weights, model, schedule, guidance, steps, interval
 if not opts.classifier_only then
   args.at_least(opts, "batch", 1)
-  if opts.per_class < 2 then error("--per-class must be >= 2 (diversity and Fréchet need two images)", 0) end
+  args.at_least(opts, "cas", 0)
+  args.at_least(opts, "cas_steps", 1)
+  if opts.cas == 0 and opts.per_class < 2 then
+    error("--per-class must be >= 2 (diversity and Fréchet need two images)", 0)
+  end
   weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
+end
+local path = opts.data ~= "" and opts.data or nil
+local sampling = {model = model, schedule = schedule, per_class = opts.cas > 0 and opts.cas or opts.per_class,
+                  batch = opts.batch, seed = opts.seed, sampler = opts.sampler, steps = steps, eta = opts.eta,
+                  guidance = guidance, guidance_interval = interval, label = "eval"}
+
+if opts.cas > 0 and not opts.classifier_only then
+  local r = cas.score{sampling = sampling, steps = opts.cas_steps, data = path}
+  local provenance = {weights = common.provenance_path(weights), weights_sha256 = ddpm.sha256(weights),
+                      sampler = opts.sampler, steps = steps, guidance = guidance,
+                      guidance_interval = common.interval_text(interval), eta = opts.eta, seed = opts.seed}
+  for k, v in pairs(provenance) do r[k] = v end
+  if opts.json then print(evaluation.json(r)) else cas.print_table(r) end
+  return
 end
 local classifier_path = evaluation.find_classifier(opts.classifier)
 local clf = ddpm.load_classifier(classifier_path)
-local path = opts.data ~= "" and opts.data or nil
 local test = ddpm.data.mnist{split = "test", size = 32, path = path}
 local function say(...) if not opts.json then print(string.format(...)) end end
 local function percent_by_class(t)
@@ -63,21 +86,9 @@ local n = opts.per_class
 -- Real reference: features of the whole test set, and of the first n training images of each class.
 local test_features = evaluation.dataset_features(clf, test, 1, #test)
 local train = ddpm.data.mnist{split = "train", size = 32, path = path}
-local picked, full = {}, 0
-for c = 0, 9 do picked[c] = {} end
-for first = 1, #train, 1000 do
-  local _, labels = train:slice(first, math.min(1000, #train - first + 1))
-  for i, c in ipairs(labels) do
-    if #picked[c] < n then
-      picked[c][#picked[c] + 1] = first + i - 1
-      if #picked[c] == n then full = full + 1 end
-    end
-  end
-  if full == 10 then break end
-end
+local picked = evaluation.first_per_class(train, n)
 local real_features, real_diversity = {}, {}
 for c = 0, 9 do
-  if #picked[c] < n then error(string.format("the training set has only %d images of digit %d (--per-class %d)", #picked[c], c, n), 0) end
   local images = {}
   for _, i in ipairs(picked[c]) do images[#images + 1] = (train:get(i)) end
   local f = ddpm.no_grad(function() return clf:features(ddpm.tensor.cat(images, 1)) end)
@@ -86,27 +97,12 @@ for c = 0, 9 do
 end
 local real_all = ddpm.tensor.cat(real_features, 1)
 
--- Generated digits: n of each class, class by class in order, sampled in batches of --batch
--- (classes mixed within a batch); image i uses seed + i.
-local total = 10 * n
-local batches = math.ceil(total / opts.batch)
-local progress = ddpm.progress(batches * steps, "eval")
-local parts, predicted, sample_seconds = {}, {}, 0
-for b = 0, batches - 1 do
-  local first = b * opts.batch
-  local count = math.min(opts.batch, total - first)
-  local labels, seeds = {}, {}
-  for k = 1, count do labels[k] = (first + k - 1) // n; seeds[k] = opts.seed + first + k - 1 end
-  local s0 = ddpm.clock()
-  local x = ddpm.sample{model = model, schedule = schedule, labels = labels, seeds = seeds, sampler = opts.sampler,
-                        steps = steps, eta = opts.eta, guidance = guidance, guidance_interval = interval,
-                        on_step = function(i) progress:update(b * steps + i) end}
-  sample_seconds = sample_seconds + ddpm.clock() - s0
+-- Generated digits: n of each class, class by class in order; image i uses seed + i.
+local parts, predicted = {}, {}
+local sample_seconds = evaluation.generate(sampling, function(x)
   for _, p in ipairs(clf:predict(x)) do predicted[#predicted + 1] = p end
   parts[#parts + 1] = ddpm.no_grad(function() return clf:features(x) end)
-  if ddpm.interrupted() then error("interrupted", 0) end
-end
-progress:close()
+end)
 local generated = ddpm.tensor.cat(parts, 1)
 local accuracy_per_class, diversity, right = {}, {}, 0
 for c = 0, 9 do

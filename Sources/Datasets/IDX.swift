@@ -126,6 +126,23 @@ public final class ImageDataset {
         shuffle()
     }
 
+    /// A dataset of images already in memory (copied): (count, 1, size, size) in [-1, 1], such as
+    /// generated digits, with one label >= 0 each.
+    public init(images: Tensor, labels: [Int], generator: Generator) throws {
+        let s = images.shape
+        guard s.count == 4, s[1] == 1, s[2] == s[3], s[2] >= 1, s[0] >= 1 else {
+            throw TensorError("dataset: images must be (count >= 1, 1, size, size), got \(Shape.describe(s))")
+        }
+        guard labels.count == s[0] else { throw TensorError("dataset: \(labels.count) labels for \(s[0]) images") }
+        if let bad = labels.first(where: { $0 < 0 }) { throw TensorError("dataset: label \(bad) is negative") }
+        self.images = images.copy()
+        self.labels = labels
+        size = s[2]
+        self.generator = generator
+        epochStart = generator
+        shuffle()
+    }
+
     /// The side of the stored images: `size`, else the larger of h and w; checked against the mode.
     static func targetSize(h: Int, w: Int, size: Int?, resize: Resize) throws -> Int {
         let target = size ?? max(h, w)

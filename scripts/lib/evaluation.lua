@@ -18,6 +18,83 @@ function M.find_classifier(given)
   error("no classifier: pass --classifier FILE or train one with `ddpm run scripts/train_classifier.lua`", 0)
 end
 
+--- Trains `clf` (a new ddpm.classifier) on dataset `ds` for `o.steps` steps from the global
+--- generator's current state: Adam, batches of `o.batch` (128), the learning rate `o.lr` (1e-3)
+--- decaying on a cosine to 0 over the run, random shifts of up to `o.shift` (2) pixels. Shows
+--- progress labelled `o.label`. Returns the training seconds.
+function M.train_classifier(clf, ds, o)
+  local batch, lr, shift, steps = o.batch or 128, o.lr or 1e-3, o.shift or 2, o.steps
+  local opt = ddpm.optim.adam(clf, {lr = lr})
+  local progress = ddpm.progress(steps, o.label or "train classifier")
+  local t0, smoothed = ddpm.clock(), nil
+  for step = 1, steps do
+    -- cosine decay to 0 over the run: a short run still ends at a settled minimum
+    opt.lr = math.max(lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps)), 1e-7)
+    local x, labels = ds:batch(batch)
+    -- random shifts: generated digits are not always centred like MNIST's
+    if shift > 0 then x = ddpm.data.shift(x, shift) end
+    local loss = ddpm.loss.cross_entropy(clf(x), labels)
+    opt:zero_grad()
+    loss:backward()
+    opt:step()
+    smoothed = smoothed and 0.98 * smoothed + 0.02 * loss:item() or loss:item()
+    progress:update(step, string.format("loss %.4f", smoothed))
+    if ddpm.interrupted() then error("interrupted at step " .. step .. " (nothing saved)", 0) end
+  end
+  progress:close()
+  return ddpm.clock() - t0
+end
+
+--- Generates `o.per_class` digits of each class, class by class in order, with ddpm.sample in
+--- batches of `o.batch` (classes mixed within a batch); image i (0-based) uses seed o.seed + i, as
+--- `ddpm sample` does. `on_batch(x, labels)` gets each batch in turn. o: model, schedule,
+--- per_class, batch, seed, sampler, steps, eta, guidance, guidance_interval, label (progress).
+--- Returns the sampling seconds.
+function M.generate(o, on_batch)
+  local n, total = o.per_class, 10 * o.per_class
+  local batches = math.ceil(total / o.batch)
+  local progress = ddpm.progress(batches * o.steps, o.label or "sample")
+  local seconds = 0
+  for b = 0, batches - 1 do
+    local first = b * o.batch
+    local count = math.min(o.batch, total - first)
+    local labels, seeds = {}, {}
+    for k = 1, count do labels[k] = (first + k - 1) // n; seeds[k] = o.seed + first + k - 1 end
+    local s0 = ddpm.clock()
+    local x = ddpm.sample{model = o.model, schedule = o.schedule, labels = labels, seeds = seeds, sampler = o.sampler,
+                          steps = o.steps, eta = o.eta, guidance = o.guidance, guidance_interval = o.guidance_interval,
+                          on_step = function(i) progress:update(b * o.steps + i) end}
+    seconds = seconds + ddpm.clock() - s0
+    on_batch(x, labels)
+    if ddpm.interrupted() then error("interrupted", 0) end
+  end
+  progress:close()
+  return seconds
+end
+
+--- Indices (1-based, file order) of the first `n` images of each class 0..9 of `ds`:
+--- picked[c] = {i1, ..., in}; an error when a class has fewer.
+function M.first_per_class(ds, n)
+  local picked, full = {}, 0
+  for c = 0, 9 do picked[c] = {} end
+  for first = 1, #ds, 1000 do
+    local _, labels = ds:slice(first, math.min(1000, #ds - first + 1))
+    for i, c in ipairs(labels) do
+      if picked[c] and #picked[c] < n then
+        picked[c][#picked[c] + 1] = first + i - 1
+        if #picked[c] == n then full = full + 1 end
+      end
+    end
+    if full == 10 then break end
+  end
+  for c = 0, 9 do
+    if #picked[c] < n then
+      error(string.format("the training set has only %d images of digit %d (%d per class asked)", #picked[c], c, n), 0)
+    end
+  end
+  return picked
+end
+
 --- Accuracy of `clf` on every image of `ds` (in file order), overall and per class (0-based).
 function M.accuracy(clf, ds, batch)
   batch = batch or 500
