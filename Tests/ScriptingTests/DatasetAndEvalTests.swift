@@ -371,9 +371,9 @@ final class DatasetAndEvalTests: XCTestCase {
             a, b, c = table.unpack(errors)
             """)
         XCTAssertEqual(host.global("a") as? String, "\(dir)/a.lua: unknown train field(s) log_every (known: batch, "
-                       + "checkpoint_every, clip_norm, ema, ema_warmup, eval_every, eval_per_class, gamma, huber_delta, "
-                       + "label_dropout, loss, loss_weight, lr, lr_decay_start, lr_min, objective, offset_noise, resize, "
-                       + "sample_every, seed, steps, weight_decay)")
+                       + "checkpoint_every, clip_norm, ema, ema_warmup, eval_every, eval_per_class, gamma, "
+                       + "huber_delta, label_dropout, loss, loss_weight, lr, lr_decay_start, lr_min, objective, "
+                       + "offset_noise, resize, sample_every, seed, steps, weight_decay)")
         XCTAssertEqual(host.global("b") as? String, "\(dir)/b.lua: unknown sample field(s) sampler (known: guidance, steps)")
         XCTAssertEqual(host.global("c") as? String,
                        "\(dir)/c.lua: unknown config field(s) trian (known: model, sample, schedule, train)")

@@ -132,6 +132,8 @@ final class ObjectiveRecipeTests: XCTestCase {
             XCTAssertEqual(meta["objective"], name)
             r = try runDDPM(["info", weights])
             XCTAssertTrue(r.stdout.contains("objective: \(name), the model's output"), r.stdout)
+            r = try runDDPM(["info", "\(dir)/\(name)/checkpoint.safetensors"])
+            XCTAssertTrue(r.stdout.contains("objective: \(name) (the run's config), the model's output"), r.stdout)
             for sampler in ["ddim", "ddpm"] {
                 r = try runDDPM(["sample", "--weights", weights, "--sampler", sampler, "--digits", "38",
                                  "--per-digit", "2", "--guidance", "2", "--out", "\(dir)/\(name)-\(sampler).png"])
