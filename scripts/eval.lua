@@ -6,12 +6,14 @@
 --   diversity  mean pairwise feature distance within a class, next to real data's.
 --   ddpm eval --weights weights/mnist-small.safetensors --per-class 100 [--json]
 --   ddpm eval --classifier-only        the classifier's own test accuracy
+--   mpirun -np 4 ddpm eval ...         the generated digits split over 4 ranks; rank 0 reports
 --   ddpm eval --cas 500 [--cas-steps 2000]   classification accuracy score (lib/cas.lua): a new classifier
 --              trained only on 500 generated digits per class, tested on real MNIST, next to the same
 --              classifier trained on 500 real training digits per class
 local args = require("lib.args")
 local cas = require("lib.cas")
 local common = require("lib.common")
+local dist = require("lib.dist")
 local evaluation = require("lib.evaluation")
 
 local help = {
@@ -42,12 +44,13 @@ if not opts.classifier_only then
   weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
 end
 local path = opts.data ~= "" and opts.data or nil
-local sampling = {model = model, schedule = schedule, per_class = opts.cas > 0 and opts.cas or opts.per_class,
-                  batch = opts.batch, seed = opts.seed, sampler = opts.sampler, steps = steps, eta = opts.eta,
-                  guidance = guidance, guidance_interval = interval, label = "eval"}
 
 if opts.cas > 0 and not opts.classifier_only then
-  local r = cas.score{sampling = sampling, steps = opts.cas_steps, data = path}
+  if ddpm.dist.size() > 1 then error("--cas runs in one process: run it without mpirun", 0) end
+  local r = cas.score{sampling = {model = model, schedule = schedule, per_class = opts.cas, batch = opts.batch,
+                                  seed = opts.seed, sampler = opts.sampler, steps = steps, eta = opts.eta,
+                                  guidance = guidance, guidance_interval = interval},
+                      steps = opts.cas_steps, data = path}
   local provenance = {weights = common.provenance_path(weights), weights_sha256 = ddpm.sha256(weights),
                       sampler = opts.sampler, steps = steps, guidance = guidance,
                       guidance_interval = common.interval_text(interval), eta = opts.eta, seed = opts.seed}
@@ -55,10 +58,14 @@ if opts.cas > 0 and not opts.classifier_only then
   if opts.json then print(evaluation.json(r)) else cas.print_table(r) end
   return
 end
+
+-- Under mpirun every rank classifies its share of the test set and samples and classifies its
+-- share of the digits (lib/dist.lua); rank 0 gathers the predictions and features and reports.
+local lead = ddpm.dist.rank() == 0
 local classifier_path = evaluation.find_classifier(opts.classifier)
 local clf = ddpm.load_classifier(classifier_path)
 local test = ddpm.data.mnist{split = "test", size = 32, path = path}
-local function say(...) if not opts.json then print(string.format(...)) end end
+local function say(...) if not opts.json and lead then print(string.format(...)) end end
 local function percent_by_class(t)
   local out = {}
   for c = 0, 9 do out[tostring(c)] = t[c] and math.floor(t[c] * 10000 + 0.5) / 100 or nil end
@@ -71,7 +78,27 @@ local function class_line(t)
 end
 
 local t0 = ddpm.clock()
-local test_accuracy, test_per_class = evaluation.accuracy(clf, test)
+-- The test set in batches of 500: the classifier's verdicts (accuracy overall and per class) and
+-- its features (the reference of the Fréchet distance).
+local right, per_right, per_total, test_parts = 0, {}, {}, {}
+for c = 0, 9 do per_right[c], per_total[c] = 0, 0 end
+dist.deal(#test, 500).run(function(first, last)
+  local x = test:slice(first, last - first + 1)
+  local predicted = ddpm.tensor.from(clf:predict(x))
+  if opts.classifier_only then return predicted end
+  return predicted, ddpm.no_grad(function() return clf:features(x) end)
+end, function(first, last, predicted, features)
+  local _, labels = test:slice(first, last - first + 1)
+  for i, p in ipairs(predicted:totable()) do
+    local l = labels[i]
+    per_total[l] = per_total[l] + 1
+    if p == l then right = right + 1; per_right[l] = per_right[l] + 1 end
+  end
+  test_parts[#test_parts + 1] = features
+end, opts.classifier_only and 1 or 2)
+if not lead and opts.classifier_only then return end
+local test_accuracy, test_per_class = right / #test, {}
+for c = 0, 9 do test_per_class[c] = per_total[c] > 0 and per_right[c] / per_total[c] or 0 end
 if opts.classifier_only then
   local result = {classifier = classifier_path, classifier_sha256 = ddpm.sha256(classifier_path), test_images = #test,
                   accuracy = math.floor(test_accuracy * 10000 + 0.5) / 100, accuracy_per_class = percent_by_class(test_per_class)}
@@ -84,25 +111,44 @@ end
 local n = opts.per_class
 
 -- Real reference: features of the whole test set, and of the first n training images of each class.
-local test_features = evaluation.dataset_features(clf, test, 1, #test)
-local train = ddpm.data.mnist{split = "train", size = 32, path = path}
-local picked = evaluation.first_per_class(train, n)
-local real_features, real_diversity = {}, {}
-for c = 0, 9 do
-  local images = {}
-  for _, i in ipairs(picked[c]) do images[#images + 1] = (train:get(i)) end
-  local f = ddpm.no_grad(function() return clf:features(ddpm.tensor.cat(images, 1)) end)
-  real_features[#real_features + 1] = f
-  real_diversity[c] = ddpm.metrics.diversity(f)
+local test_features, real_all, real_diversity
+if lead then
+  test_features = ddpm.tensor.cat(test_parts, 1)
+  local train = ddpm.data.mnist{split = "train", size = 32, path = path}
+  local picked = evaluation.first_per_class(train, n)
+  local real_features = {}
+  real_diversity = {}
+  for c = 0, 9 do
+    local images = {}
+    for _, i in ipairs(picked[c]) do images[#images + 1] = (train:get(i)) end
+    local f = ddpm.no_grad(function() return clf:features(ddpm.tensor.cat(images, 1)) end)
+    real_features[#real_features + 1] = f
+    real_diversity[c] = ddpm.metrics.diversity(f)
+  end
+  real_all = ddpm.tensor.cat(real_features, 1)
 end
-local real_all = ddpm.tensor.cat(real_features, 1)
 
--- Generated digits: n of each class, class by class in order; image i uses seed + i.
-local parts, predicted = {}, {}
-local sample_seconds = evaluation.generate(sampling, function(x)
-  for _, p in ipairs(clf:predict(x)) do predicted[#predicted + 1] = p end
-  parts[#parts + 1] = ddpm.no_grad(function() return clf:features(x) end)
-end)
+-- Generated digits: n of each class, class by class in order, sampled in batches of --batch
+-- (classes mixed within a batch); image i uses seed + i.
+local total = 10 * n
+local plan = dist.deal(total, opts.batch)
+local progress = lead and ddpm.progress(plan.rounds * steps, "eval") or dist.silent
+local parts, predicted, sample_seconds = {}, {}, 0
+plan.run(function(first, last, round)
+  local labels, seeds = {}, {}
+  for i = first, last do labels[#labels + 1] = (i - 1) // n; seeds[#seeds + 1] = opts.seed + i - 1 end
+  local s0 = ddpm.clock()
+  local x = ddpm.sample{model = model, schedule = schedule, labels = labels, seeds = seeds, sampler = opts.sampler,
+                        steps = steps, eta = opts.eta, guidance = guidance, guidance_interval = interval,
+                        on_step = function(i) progress:update(round * steps + i) end}
+  sample_seconds = sample_seconds + ddpm.clock() - s0  -- this rank's sampling time
+  return ddpm.tensor.from(clf:predict(x)), ddpm.no_grad(function() return clf:features(x) end)
+end, function(_, _, classes, features)
+  for _, p in ipairs(classes:totable()) do predicted[#predicted + 1] = math.tointeger(p) end
+  parts[#parts + 1] = features
+end, 2)
+progress:close()
+if not lead then return end
 local generated = ddpm.tensor.cat(parts, 1)
 local accuracy_per_class, diversity, right = {}, {}, 0
 for c = 0, 9 do

@@ -5,6 +5,8 @@
 local args = require("lib.args")
 local common = require("lib.common")
 local T = ddpm.tensor
+-- One process's work: under mpirun rank 0 alone makes the GIFs (the others would write the same files).
+if ddpm.dist.rank() ~= 0 then return end
 
 local help = {
   usage = "ddpm gif [options]  (or: ddpm run scripts/gif.lua [options])",

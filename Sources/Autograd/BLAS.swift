@@ -20,28 +20,26 @@ public enum BLAS {
         let lda = lda ?? (transA ? m : k), ldb = ldb ?? (transB ? k : n), ldc = ldc ?? n
         let parts = Parallel.workers
         guard parts > 1, m * n * k >= 1 << 20, max(m, n) >= 2 * parts * 8 else {
-            sgemmSerial(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc)
+            sgemmSerial(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, alpha: alpha, beta: beta,
+                        lda: lda, ldb: ldb, ldc: ldc)
             return
         }
-        flops &+= 2 * m * n * k
-        let counted = flops
         if n >= m {
             // columns of C and of op(B); multiples of 16 keep the kernels' panels whole
             Parallel.run(parts) { p in
                 let j0 = (n * p / parts) & ~15, j1 = p == parts - 1 ? n : (n * (p + 1) / parts) & ~15
                 guard j1 > j0 else { return }
-                sgemmSerial(c + j0, a, b + (transB ? j0 * ldb : j0), m: m, n: j1 - j0, k: k, transA: transA, transB: transB,
-                            alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc, count: false)
+                sgemmSerial(c + j0, a, b + (transB ? j0 * ldb : j0), m: m, n: j1 - j0, k: k,
+                            transA: transA, transB: transB, alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc)
             }
         } else {
             Parallel.run(parts) { p in
                 let i0 = (m * p / parts) & ~15, i1 = p == parts - 1 ? m : (m * (p + 1) / parts) & ~15
                 guard i1 > i0 else { return }
-                sgemmSerial(c + i0 * ldc, a + (transA ? i0 : i0 * lda), b, m: i1 - i0, n: n, k: k, transA: transA, transB: transB,
-                            alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc, count: false)
+                sgemmSerial(c + i0 * ldc, a + (transA ? i0 : i0 * lda), b, m: i1 - i0, n: n, k: k,
+                            transA: transA, transB: transB, alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc)
             }
         }
-        flops = counted
     }
 
     /// One single-threaded sgemm (for use inside parallel regions).
@@ -49,25 +47,22 @@ public enum BLAS {
     public static func sgemmSerial(
         _ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
         m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
-        alpha: Float = 1, beta: Float = 0, lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil, count: Bool = true
+        alpha: Float = 1, beta: Float = 0, lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil
     ) {
         guard m > 0, n > 0 else { return }
         _ = configured
-        if count { flops &+= 2 * m * n * k }
         if k == 0 {
             if beta == 0 { for i in 0..<m { (c + i * (ldc ?? n)).update(repeating: 0, count: n) } }
             return
         }
         // OpenBLAS runs products of at most 100^3 multiply-adds through its small-matrix kernel,
-        // which neither packs the operands nor clears C in a pass of its own. Above that limit,
-        // in row pieces under it:
-        // - narrow products (few columns: Winograd products of one block at 8x8 or 4x4), which
-        //   otherwise pay for packing A, run 1.4-1.8x faster (128x64x128 -> 2 x 64x64x128: 115 ->
-        //   161 GFLOP/s per core, 256x16x256: 82 -> 120, 512x8x512: 47 -> 82);
-        // - wide products with short sums and a fresh C (1x1 convolutions over whole images, whose
-        //   output streams to memory) skip the clearing pass over C: 1.4-1.5x faster on both
-        //   cores (384x1024x32, 64 images: 15.2 -> 9.8 ms).
-        // Other wide products are better whole (64x256x64 in pieces: 112 -> 105 GFLOP/s).
+        // which neither packs the operands nor clears C in a pass of its own. So two kinds of
+        // larger products run in row pieces under that limit:
+        // - narrow ones (few columns: Winograd's products of one block at 8x8 or 4x4), which
+        //   would otherwise pay for packing A;
+        // - wide ones with short sums into a fresh C (1x1 convolutions over whole images, whose
+        //   output streams to memory), which skip the clearing pass over C.
+        // Other wide products run faster whole (docs/performance.md has the measurements).
         let smallLimit = 1_000_000
         let narrow = n <= 64, wideShortFresh = n >= 512 && k <= 64 && beta == 0
         if !transA, !transB, narrow || wideShortFresh, m * n * k > smallLimit, n * k * 8 <= smallLimit {
@@ -106,7 +101,8 @@ public enum BLAS {
     /// names the core type to force through OPENBLAS_CORETYPE (read by OpenBLAS at load time,
     /// so the process must restart with it set); nil when the choice is already right.
     public static func betterCoreType(cpuFlags: String) -> String? {
-        let weak = ["Prescott", "Katmai", "Coppermine", "Northwood", "Core2", "Penryn", "Dunnington", "Nehalem", "unknown"]
+        let weak = ["Prescott", "Katmai", "Coppermine", "Northwood", "Core2", "Penryn", "Dunnington", "Nehalem",
+                    "unknown"]
         guard weak.contains(coreName) else { return nil }
         let flags = Set(cpuFlags.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).map(String.init))
         if flags.contains("avx512f") && flags.contains("avx512bw") && flags.contains("avx512vl") {
@@ -115,9 +111,4 @@ public enum BLAS {
         if flags.contains("avx2") && flags.contains("fma") { return "Haswell" }
         return nil
     }
-
-    /// FLOPs (2 per multiply-add) counted in convolutions and matrix products, like PyTorch's
-    /// FlopCounterMode; the benchmark reads and resets it. Only updated outside parallel
-    /// regions (sgemmSerial inside them passes count: false or is counted by its caller).
-    nonisolated(unsafe) public static var flops: Int = 0
 }

@@ -41,8 +41,10 @@ public func softmaxRow(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
     var m0 = Vec(repeating: -.infinity), m1 = m0, m2 = m0, m3 = m0
     var i = 0
     while i + 64 <= n16 {
-        let v0 = UnsafeRawPointer(p + i).loadUnaligned(as: Vec.self), v1 = UnsafeRawPointer(p + i + 16).loadUnaligned(as: Vec.self)
-        let v2 = UnsafeRawPointer(p + i + 32).loadUnaligned(as: Vec.self), v3 = UnsafeRawPointer(p + i + 48).loadUnaligned(as: Vec.self)
+        let v0 = UnsafeRawPointer(p + i).loadUnaligned(as: Vec.self)
+        let v1 = UnsafeRawPointer(p + i + 16).loadUnaligned(as: Vec.self)
+        let v2 = UnsafeRawPointer(p + i + 32).loadUnaligned(as: Vec.self)
+        let v3 = UnsafeRawPointer(p + i + 48).loadUnaligned(as: Vec.self)
         // pointwiseMax and .max() are scalarised
         m0 = m0.replacing(with: v0, where: v0 .> m0); m1 = m1.replacing(with: v1, where: v1 .> m1)
         m2 = m2.replacing(with: v2, where: v2 .> m2); m3 = m3.replacing(with: v3, where: v3 .> m3)
@@ -80,7 +82,11 @@ public func softmaxRow(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
     let inv = 1 / s
     let invv = Vec(repeating: inv)
     i = 0
-    while i < n16 { UnsafeMutableRawPointer(p + i).storeBytes(of: UnsafeRawPointer(p + i).loadUnaligned(as: Vec.self) * invv, as: Vec.self); i += 16 }
+    while i < n16 {
+        let v = UnsafeRawPointer(p + i).loadUnaligned(as: Vec.self)
+        UnsafeMutableRawPointer(p + i).storeBytes(of: v * invv, as: Vec.self)
+        i += 16
+    }
     while i < n { p[i] *= inv; i += 1 }
     return mx + logf(s)
 }
@@ -100,16 +106,23 @@ public func softmaxRowBackward(_ g: UnsafeMutablePointer<Float>, _ y: UnsafePoin
     let d = Vec(repeating: dot)
     i = 0
     while i < n16 {
-        let gv = UnsafeRawPointer(g + i).loadUnaligned(as: Vec.self), yv = UnsafeRawPointer(y + i).loadUnaligned(as: Vec.self)
+        let gv = UnsafeRawPointer(g + i).loadUnaligned(as: Vec.self)
+        let yv = UnsafeRawPointer(y + i).loadUnaligned(as: Vec.self)
         UnsafeMutableRawPointer(g + i).storeBytes(of: yv * (gv - d), as: Vec.self)
         i += 16
     }
     while i < n { g[i] = y[i] * (g[i] - dot); i += 1 }
 }
 
-@inline(__always) public func load16(_ p: UnsafePointer<Float>) -> Vec { UnsafeRawPointer(p).loadUnaligned(as: Vec.self) }
-@inline(__always) public func load16(_ p: UnsafeMutablePointer<Float>) -> Vec { UnsafeRawPointer(p).loadUnaligned(as: Vec.self) }
-@inline(__always) public func store16(_ p: UnsafeMutablePointer<Float>, _ v: Vec) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec.self) }
+@inline(__always) public func load16(_ p: UnsafePointer<Float>) -> Vec {
+    UnsafeRawPointer(p).loadUnaligned(as: Vec.self)
+}
+@inline(__always) public func load16(_ p: UnsafeMutablePointer<Float>) -> Vec {
+    UnsafeRawPointer(p).loadUnaligned(as: Vec.self)
+}
+@inline(__always) public func store16(_ p: UnsafeMutablePointer<Float>, _ v: Vec) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec.self)
+}
 
 /// Runs `vector(i)` for i = start, start+16, ... while 16 elements remain, then `tail(i)` for the rest.
 @inline(__always)

@@ -1,4 +1,4 @@
-/// Finite-difference gradient check: compares the tape's gradient of L = sum(f(x) * R), R a
+/// Finite-difference gradient check: compares the graph's gradient of L = sum(f(x) * R), R a
 /// fixed random tensor, with central differences (L accumulated in Double). Returns, per input,
 /// max |analytic - numeric| / max(max |numeric|, 1e-3). Float32 forward passes limit the
 /// agreement to ~1e-3 with eps = 1e-2; keep inputs small (two forwards per element).

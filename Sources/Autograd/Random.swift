@@ -42,7 +42,9 @@ public struct Generator: Sendable {
     @inline(__always) public mutating func uniform() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
 
     /// Uniform in [0, 1) with 53 random bits.
-    @inline(__always) public mutating func uniformDouble() -> Double { Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0) }
+    @inline(__always) public mutating func uniformDouble() -> Double {
+        Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
+    }
 
     /// Uniform integer in [0, n), n > 0 (multiply-shift; bias below 2^-32 for our n).
     @inline(__always) public mutating func int(below n: Int) -> Int {
@@ -66,10 +68,4 @@ public struct Generator: Sendable {
     public mutating func fillUniform(_ p: UnsafeMutablePointer<Float>, count: Int, low: Float = 0, high: Float = 1) {
         for i in 0..<count { p[i] = low + (high - low) * uniform() }
     }
-}
-
-extension Generator {
-    /// The process-wide default generator (Lua's `ddpm.seed(n)` reseeds it); checkpoints save its
-    /// state so a resumed run draws the same numbers.
-    nonisolated(unsafe) public static var global = Generator(seed: 0)
 }

@@ -2,7 +2,7 @@ import Foundation
 
 /// A float32, contiguous, row-major n-dimensional array that can take part in reverse-mode autodiff.
 ///
-/// Images are NCHW. A tensor is a reference type: the tape, optimizers and parameter tables all
+/// Images are NCHW. A tensor is a reference type: the graph, optimizers and parameter tables all
 /// refer to the same object, and `grad` accumulates into it until cleared.
 ///
 ///     let x = Tensor.randn([2, 1, 8, 8], generator: &rng)
@@ -48,7 +48,8 @@ public final class Tensor: @unchecked Sendable {
     /// Copies `values`; throws when their number differs from the shape's element count.
     public convenience init(_ values: [Float], shape: [Int]) throws {
         guard try values.count == Shape.checkedCount(shape, op: "tensor") else {
-            throw TensorError("tensor: \(values.count) values do not fill shape \(shape) (\(Shape.count(shape)) elements)")
+            throw TensorError("tensor: \(values.count) values do not fill shape \(shape) (\(Shape.count(shape)) "
+                              + "elements)")
         }
         self.init(uninitialized: shape)
         values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: values.count) }
@@ -91,7 +92,7 @@ public final class Tensor: @unchecked Sendable {
         return data[0]
     }
 
-    /// A deep copy that is not connected to the tape.
+    /// A deep copy that is not connected to the graph.
     public func copy() -> Tensor {
         let t = Tensor(uninitialized: shape)
         t.data.update(from: data, count: count)
@@ -128,12 +129,13 @@ public final class Storage: @unchecked Sendable {
 
 /// Reuses large buffers by exact size. A training step allocates the same shapes every step;
 /// without reuse each big temporary is a fresh mmap that the kernel zero-fills page by page and
-/// unmaps again (measured: a quarter of a training step in page faults). Small buffers go to
-/// the system allocator, which already recycles them.
+/// unmaps again. Small buffers go to the system allocator, which already recycles them.
 public enum BufferPool {
     static let threshold = 1 << 16
     /// Upper bound on idle cached bytes; buffers released beyond it are freed.
-    nonisolated(unsafe) public static var capacity = 6 << 30
+    public static let capacity = 6 << 30
+    /// The idle buffers by size, and their total bytes: global because every Storage of the
+    /// process allocates from and returns to this one pool; `lock` guards both.
     nonisolated(unsafe) static var free: [Int: [UnsafeMutableRawPointer]] = [:]
     nonisolated(unsafe) static var cached = 0
     static let lock = NSLock()

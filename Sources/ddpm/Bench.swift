@@ -59,7 +59,7 @@ struct Bench: ParsableCommand {
         if kinds.contains("params") { emit(["kind": "params", "config": label, "params": model.parameterCount]) }
         var fwdBwdFlops = 0, fwdFlops = 0
         if kinds.contains("flops") || kinds.contains("train") || kinds.contains("fwd") {
-            (fwdFlops, fwdBwdFlops) = try countFlops(model)
+            (fwdFlops, fwdBwdFlops) = countFlops(config)
         }
         if kinds.contains("flops") {
             emit(["kind": "flops", "config": label, "batch": 1, "size": size, "fwd_flops": fwdFlops,
@@ -119,7 +119,7 @@ struct Bench: ParsableCommand {
             var times: [Double] = []
             for _ in 0..<20 {
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                for _ in 0..<10 { BLAS.sgemmSerial(c.data, a.data, bm.data, m: m, n: n, k: k, transA: ta, transB: tb, count: false) }
+                for _ in 0..<10 { BLAS.sgemmSerial(c.data, a.data, bm.data, m: m, n: n, k: k, transA: ta, transB: tb) }
                 times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e7)
             }
             emit(["kind": "sgemm", "m": m, "n": n, "k": k, "transA": ta, "transB": tb,
@@ -135,18 +135,16 @@ struct Bench: ParsableCommand {
         for (ch, side) in [(32, size), (64, size / 2), (128, size / 4), (128, size / 8)] {
             let xl = leaf([b, ch, side, side]), wl = leaf([ch, ch, 3, 3]), bl = leaf([ch])
             for (kernel, winograd) in [("im2col", false), ("winograd", true)] {
-                useWinograd = winograd
-                defer { useWinograd = true }
                 try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel)", flops: 2 * b * side * side * ch * ch * 9, [xl, wl, bl]) {
-                    try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1)
+                    try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1, winograd: winograd)
                 }
                 xl.requiresGrad = false
                 try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel) dW", flops: 2 * b * side * side * ch * ch * 9, passes: 2, [wl, bl]) {
-                    try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1)
+                    try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1, winograd: winograd)
                 }
                 xl.requiresGrad = true; wl.requiresGrad = false; bl.requiresGrad = false
                 try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel) dX", flops: 2 * b * side * side * ch * ch * 9, passes: 2, [xl]) {
-                    try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1)
+                    try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1, winograd: winograd)
                 }
                 wl.requiresGrad = true; bl.requiresGrad = true
             }
@@ -164,19 +162,11 @@ struct Bench: ParsableCommand {
         }
     }
 
-    /// FLOPs of one forward and of forward+backward at batch 1, counted in every sgemm
-    /// (2 per multiply-add), like PyTorch's FlopCounterMode (convs, matmuls, attention bmm).
-    func countFlops(_ model: UNet) throws -> (Int, Int) {
-        var rng = Generator(seed: 1)
-        let x = Tensor.randn([1, 1, size, size], generator: &rng)
-        BLAS.flops = 0
-        _ = try withNoGrad { try model(x, t: [500], labels: [3]) }
-        let fwd = BLAS.flops
-        BLAS.flops = 0
-        let out = try model(x, t: [500], labels: [3])
-        try Tensor.l1Loss(out, Tensor.randn(out.shape, generator: &rng)).backward()
-        model.zeroGrad()
-        return (fwd, BLAS.flops)
+    /// FLOPs of one forward and of forward+backward at batch 1, from the model's shapes
+    /// (UNetConfig.flops: convolutions, linears, attention products, as PyTorch's FlopCounterMode).
+    func countFlops(_ config: UNetConfig) -> (Int, Int) {
+        let f = config.flops(batch: 1, height: size, width: size)
+        return (f.forward, f.forwardBackward)
     }
 
     /// FLOPs of the attention blocks at full resolution (level 0 down and the last up stage).

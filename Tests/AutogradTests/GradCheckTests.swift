@@ -3,7 +3,7 @@ import Foundation
 import XCTest
 
 /// Every differentiable op, checked against central finite differences. Adding an op means
-/// adding a line here.
+/// adding a line here (testEveryRecordingOpHasAGradientCheck fails until there is one).
 final class GradCheckTests: XCTestCase {
     var rng = Generator(seed: 7)
 
@@ -21,11 +21,25 @@ final class GradCheckTests: XCTestCase {
         return t
     }
 
+    /// Set by testEveryRecordingOpHasAGradientCheck: `check` then only collects the ops that each
+    /// check's graph records, without the finite differences.
+    var covered: Set<Op>?
+
     func check(_ name: String, _ inputs: [Tensor], tolerance: Double = 5e-3, eps: Float = 1e-2,
                _ f: ([Tensor]) throws -> Tensor) throws {
+        if covered != nil {
+            let xs = inputs.map { x -> Tensor in
+                let c = x.copy()
+                c.requiresGrad = true
+                return c
+            }
+            covered?.formUnion(recordedOps(try f(xs)))
+            return
+        }
         let errors = try gradCheck(inputs, eps: eps, f)
         for (i, e) in errors.enumerated() {
-            XCTAssertLessThan(e, tolerance, "\(name): input \(i) gradient differs from finite differences (relative error \(e))")
+            XCTAssertLessThan(e, tolerance,
+                              "\(name): input \(i) gradient differs from finite differences (relative error \(e))")
         }
     }
 
@@ -72,12 +86,22 @@ final class GradCheckTests: XCTestCase {
 
     func testMatrixProducts() throws {
         try check("matmul", [randn([3, 4]), randn([4, 2])]) { try $0[0].matmul($0[1]) }
-        try check("linear", [randn([3, 4]), randn([5, 4]), randn([5])]) { try .linear($0[0], weight: $0[1], bias: $0[2]) }
+        try check("linear", [randn([3, 4]), randn([5, 4]), randn([5])]) {
+            try .linear($0[0], weight: $0[1], bias: $0[2])
+        }
     }
 
     func testConvolutions() throws {
         try check("conv2d 3x3 pad 1", [randn([2, 2, 5, 5]), randn([3, 2, 3, 3]), randn([3])]) {
             try .conv2d($0[0], weight: $0[1], bias: $0[2], stride: 1, padding: 1)
+        }
+        // even height, width a multiple of 4: the Winograd path, forward and both gradients
+        for (n, c, o, h, w) in [(2, 3, 4, 4, 8), (1, 2, 3, 6, 4)] {
+            XCTAssertTrue(winogradApplies(c: c, o: o, h: h, w: w, kh: 3, kw: 3, stride: 1, pad: 1))
+            let inputs = [randn([n, c, h, w]), randn([o, c, 3, 3]), randn([o])]
+            try check("conv2d 3x3 pad 1 Winograd \(n)x\(c)->\(o) \(h)x\(w)", inputs) {
+                try .conv2d($0[0], weight: $0[1], bias: $0[2], stride: 1, padding: 1)
+            }
         }
         try check("conv2d 3x3 stride 2", [randn([1, 2, 6, 5]), randn([2, 2, 3, 3]), randn([2])]) {
             try .conv2d($0[0], weight: $0[1], bias: $0[2], stride: 2, padding: 1)
@@ -98,9 +122,11 @@ final class GradCheckTests: XCTestCase {
             try .groupNorm($0[0], groups: 2, weight: $0[1], bias: $0[2])
         }
         try check("weight_standardize", [randn([3, 2, 3, 3])]) { try $0[0].weightStandardized() }
-        try check("group_norm_silu with modulation and residual", [randn([2, 4, 3, 5], scale: 2), uniform([4], 0.5, 1.5), randn([4]),
-                                                      randn([2, 4, 1, 1], scale: 0.5), randn([2, 4, 1, 1], scale: 0.5), randn([2, 4, 3, 5])]) {
-            try .groupNormSiLU($0[0], groups: 2, weight: $0[1], bias: $0[2], scale: $0[3], shift: $0[4], residual: $0[5])
+        let modulated = [randn([2, 4, 3, 5], scale: 2), uniform([4], 0.5, 1.5), randn([4]),
+                         randn([2, 4, 1, 1], scale: 0.5), randn([2, 4, 1, 1], scale: 0.5), randn([2, 4, 3, 5])]
+        try check("group_norm_silu with modulation and residual", modulated) {
+            try .groupNormSiLU($0[0], groups: 2, weight: $0[1], bias: $0[2], scale: $0[3], shift: $0[4],
+                               residual: $0[5])
         }
         try check("group_norm_silu plain", [randn([2, 4, 17], scale: 2), uniform([4], 0.5, 1.5), randn([4])]) {
             try .groupNormSiLU($0[0], groups: 4, weight: $0[1], bias: $0[2])
@@ -110,7 +136,9 @@ final class GradCheckTests: XCTestCase {
     func testAttentionAndSoftmax() throws {
         try check("softmax", [randn([3, 5])]) { try $0[0].softmax() }
         try check("attention (sgemm path)", [randn([2, 3 * 2 * 3, 5])]) { try .attention($0[0], heads: 2, dim: 3) }
-        try check("attention (fused kernels)", [randn([1, 3 * 16, 16], scale: 0.5)]) { try .attention($0[0], heads: 1, dim: 16) }
+        try check("attention (fused kernels)", [randn([1, 3 * 16, 16], scale: 0.5)]) {
+            try .attention($0[0], heads: 1, dim: 16)
+        }
     }
 
     func testMiscOps() throws {
@@ -159,6 +187,29 @@ final class GradCheckTests: XCTestCase {
         }
     }
 
+    /// The ops recorded in the graph that produced `y`.
+    func recordedOps(_ y: Tensor) -> Set<Op> {
+        var ops = Set<Op>(), seen = Set<ObjectIdentifier>(), stack = [y]
+        while let t = stack.popLast() {
+            guard let node = t.creator, seen.insert(ObjectIdentifier(node)).inserted else { continue }
+            ops.insert(node.op)
+            stack.append(contentsOf: node.inputs)
+        }
+        return ops
+    }
+
+    /// Every op that records a backward (every case of `Op`: `recorded` takes one) appears in the
+    /// graph of at least one finite-difference check above.
+    func testEveryRecordingOpHasAGradientCheck() throws {
+        covered = []
+        defer { covered = nil }
+        let groups = [testElementwiseBinaryWithBroadcasting, testElementwiseUnary, testReductions, testShapeOps,
+                      testMatrixProducts, testConvolutions, testNormalisation, testAttentionAndSoftmax, testMiscOps]
+        for group in groups { try group() }
+        let missing = Op.allCases.filter { !(covered ?? []).contains($0) }.map(\.rawValue)
+        XCTAssertEqual(missing, [], "ops that record a backward but have no finite-difference check in GradCheckTests")
+    }
+
     /// Cross-entropy's value against a hand computation, and its label checks.
     func testCrossEntropyValueAndErrors() throws {
         let z = try Tensor([1, 2, 3, 0, 0, 0], shape: [2, 3])
@@ -178,7 +229,7 @@ final class GradCheckTests: XCTestCase {
     func testGradCheckCatchesAWrongGradient() throws {
         let errors = try gradCheck([randn([5])]) { x in
             // forward x^2, but the recorded derivative is the one of x^3
-            x[0].unary("wrong", { $0 * $0 }) { x, _ in 3 * x * x }
+            x[0].unary(.square, { $0 * $0 }) { x, _ in 3 * x * x }
         }
         XCTAssertGreaterThan(errors[0], 0.1)
     }

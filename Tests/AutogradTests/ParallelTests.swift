@@ -19,11 +19,13 @@ final class ParallelTests: XCTestCase {
         }
         for i in 0..<5000 {
             region(false)
-            XCTAssertEqual(Array(UnsafeBufferPointer(start: counts, count: k)), Array(repeating: 1, count: k), "region \(i)")
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: counts, count: k)), Array(repeating: 1, count: k),
+                           "region \(i)")
             if i % 1000 == 999 { usleep(5000) }  // helpers fall asleep and must be woken
         }
         region(true)
-        XCTAssertEqual(Array(UnsafeBufferPointer(start: counts, count: k + k * k)), Array(repeating: 1, count: k + k * k))
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: counts, count: k + k * k)),
+                       Array(repeating: 1, count: k + k * k))
         var total = 0
         let sums = UnsafeMutablePointer<Int>.allocate(capacity: k)
         defer { sums.deallocate() }
@@ -43,8 +45,21 @@ final class ParallelTests: XCTestCase {
             Parallel.run(Parallel.workers) { _ in
                 while let i = queue.take() { seen[i] += 1 }  // distinct items: no two workers write one slot
             }
-            XCTAssertEqual(Array(UnsafeBufferPointer(start: seen, count: count)), Array(repeating: 1, count: count), "\(count) items")
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: seen, count: count)), Array(repeating: 1, count: count),
+                           "\(count) items")
             XCTAssertNil(queue.take())
         }
+    }
+
+    /// Threads per process: DDPM_THREADS when it is a whole number 1...1024, else the CPUs of the
+    /// affinity mask (taskset and mpirun's binding limit it), which this process has at least one of.
+    func testThreadCountSetting() throws {
+        XCTAssertEqual(Parallel.threadCount("3"), 3)
+        let cpus = try XCTUnwrap(Parallel.allowedCPUs())
+        XCTAssertGreaterThanOrEqual(cpus, 1)
+        XCTAssertLessThanOrEqual(cpus, ProcessInfo.processInfo.activeProcessorCount)
+        XCTAssertEqual(Parallel.threadCount(nil), cpus)
+        XCTAssertEqual(Parallel.threadCount("0"), cpus)  // ignored, with a warning on stderr
+        XCTAssertEqual(Parallel.threadCount("two"), cpus)
     }
 }

@@ -367,11 +367,13 @@ final class DatasetAndEvalTests: XCTestCase {
               local ok, e = pcall(common.load_config, '\(dir)/' .. name .. '.lua')
               errors[#errors + 1] = ok and "accepted" or e
             end
-            for _, c in ipairs({"tiny", "small", "fast", "reference"}) do common.load_config('configs/' .. c .. '.lua') end
+            for _, c in ipairs({"tiny", "small", "fast", "reference", "fashion"}) do
+              common.load_config('configs/' .. c .. '.lua')
+            end
             a, b, c = table.unpack(errors)
             """)
         XCTAssertEqual(host.global("a") as? String, "\(dir)/a.lua: unknown train field(s) log_every (known: batch, "
-                       + "checkpoint_every, clip_norm, ema, ema_warmup, eval_every, eval_per_class, gamma, "
+                       + "checkpoint_every, clip_norm, data, ema, ema_warmup, eval_every, eval_per_class, gamma, "
                        + "huber_delta, label_dropout, loss, loss_weight, lr, lr_decay_start, lr_min, objective, "
                        + "offset_noise, resize, sample_every, seed, steps, weight_decay)")
         XCTAssertEqual(host.global("b") as? String, "\(dir)/b.lua: unknown sample field(s) sampler (known: guidance, steps)")

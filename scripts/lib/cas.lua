@@ -20,13 +20,40 @@ local function percent_by_class(t)
   return out
 end
 
---- o: sampling (the table evaluation.generate takes), steps (classifier training steps), data
+--- Generates `o.per_class` digits of each class, class by class in order, with ddpm.sample in
+--- batches of `o.batch` (classes mixed within a batch); image i (0-based) uses seed o.seed + i, as
+--- `ddpm sample` does. `on_batch(x, labels)` gets each batch in turn. o: model, schedule,
+--- per_class, batch, seed, sampler, steps, eta, guidance, guidance_interval, label (progress).
+--- Returns the sampling seconds.
+function M.generate(o, on_batch)
+  local n, total = o.per_class, 10 * o.per_class
+  local batches = math.ceil(total / o.batch)
+  local progress = ddpm.progress(batches * o.steps, o.label or "CAS: sampling")
+  local seconds = 0
+  for b = 0, batches - 1 do
+    local first = b * o.batch
+    local count = math.min(o.batch, total - first)
+    local labels, seeds = {}, {}
+    for k = 1, count do labels[k] = (first + k - 1) // n; seeds[k] = o.seed + first + k - 1 end
+    local s0 = ddpm.clock()
+    local x = ddpm.sample{model = o.model, schedule = o.schedule, labels = labels, seeds = seeds, sampler = o.sampler,
+                          steps = o.steps, eta = o.eta, guidance = o.guidance, guidance_interval = o.guidance_interval,
+                          on_step = function(i) progress:update(b * o.steps + i) end}
+    seconds = seconds + ddpm.clock() - s0
+    on_batch(x, labels)
+    if ddpm.interrupted() then error("interrupted", 0) end
+  end
+  progress:close()
+  return seconds
+end
+
+--- o: sampling (the table M.generate takes), steps (classifier training steps), data
 --- (MNIST folder or nil). Returns the result table (accuracies in percent, gap in points).
 function M.score(o)
   local n, size = o.sampling.per_class, o.sampling.model:config().image_size
   local t0 = ddpm.clock()
   local parts, labels = {}, {}
-  local sampling_seconds = evaluation.generate(o.sampling, function(x, l)
+  local sampling_seconds = M.generate(o.sampling, function(x, l)
     parts[#parts + 1] = x
     for _, c in ipairs(l) do labels[#labels + 1] = c end
   end)

@@ -45,33 +45,6 @@ function M.train_classifier(clf, ds, o)
   return ddpm.clock() - t0
 end
 
---- Generates `o.per_class` digits of each class, class by class in order, with ddpm.sample in
---- batches of `o.batch` (classes mixed within a batch); image i (0-based) uses seed o.seed + i, as
---- `ddpm sample` does. `on_batch(x, labels)` gets each batch in turn. o: model, schedule,
---- per_class, batch, seed, sampler, steps, eta, guidance, guidance_interval, label (progress).
---- Returns the sampling seconds.
-function M.generate(o, on_batch)
-  local n, total = o.per_class, 10 * o.per_class
-  local batches = math.ceil(total / o.batch)
-  local progress = ddpm.progress(batches * o.steps, o.label or "sample")
-  local seconds = 0
-  for b = 0, batches - 1 do
-    local first = b * o.batch
-    local count = math.min(o.batch, total - first)
-    local labels, seeds = {}, {}
-    for k = 1, count do labels[k] = (first + k - 1) // n; seeds[k] = o.seed + first + k - 1 end
-    local s0 = ddpm.clock()
-    local x = ddpm.sample{model = o.model, schedule = o.schedule, labels = labels, seeds = seeds, sampler = o.sampler,
-                          steps = o.steps, eta = o.eta, guidance = o.guidance, guidance_interval = o.guidance_interval,
-                          on_step = function(i) progress:update(b * o.steps + i) end}
-    seconds = seconds + ddpm.clock() - s0
-    on_batch(x, labels)
-    if ddpm.interrupted() then error("interrupted", 0) end
-  end
-  progress:close()
-  return seconds
-end
-
 --- Indices (1-based, file order) of the first `n` images of each class 0..9 of `ds`:
 --- picked[c] = {i1, ..., in}; an error when a class has fewer.
 function M.first_per_class(ds, n)

@@ -17,11 +17,13 @@ func softmaxRowsBackward(_ gy: UnsafeMutablePointer<Float>, _ y: UnsafePointer<F
 extension Tensor {
     // y = softmax over the last dim; dx = y (g - sum(g y))
     public func softmax() throws -> Tensor {
-        guard rank >= 1, let n = shape.last, n > 0 else { throw TensorError("softmax: tensor of shape \(Shape.describe(shape)) has no last dimension") }
+        guard rank >= 1, let n = shape.last, n > 0 else {
+            throw TensorError("softmax: tensor of shape \(Shape.describe(shape)) has no last dimension")
+        }
         let out = copy()
         softmaxRows(out.data, rows: count / n, n: n)
         let saved = out.detached()
-        return out.recorded("softmax", [self]) { g in
+        return out.recorded(.softmax, [self]) { g in
             let gx = g.copy()
             softmaxRowsBackward(gx.data, saved.data, rows: gx.count / n, n: n)
             return [gx]
@@ -36,7 +38,9 @@ extension Tensor {
     /// (the fused path hands them out one at a time to whichever core is free).
     // S = scale Q^T K, P = softmax(S), O = V P^T;
     // dV = dO P, dP = dO^T V, dS = P (dP - rowsum(dP P)), dQ = scale K dS^T, dK = scale Q dS
-    public static func attention(_ qkv: Tensor, heads: Int, dim: Int) throws -> Tensor {
+    /// `fused: false` forces the sgemm path where the fused kernels would apply (KernelTests
+    /// compare the two).
+    public static func attention(_ qkv: Tensor, heads: Int, dim: Int, fused allowFused: Bool = true) throws -> Tensor {
         let hidden = heads * dim
         guard qkv.rank == 3, heads > 0, dim > 0, qkv.shape[1] == 3 * hidden else {
             throw TensorError("attention: input \(Shape.describe(qkv.shape)) is not (batch, 3*\(heads)*\(dim), tokens)")
@@ -46,7 +50,7 @@ extension Tensor {
         let out = Tensor(uninitialized: [b, hidden, n])
         let rows = Swift.min(attentionBlock, n)
         let pairs = b * heads
-        let fused = useFusedAttention && fusedAttentionApplies(dim: dim, tokens: n)
+        let fused = allowFused && fusedAttentionApplies(dim: dim, tokens: n)
         // each query's log-sum-exp of its scores (fused path), for the backward pass
         let lse = Tensor(uninitialized: fused ? [pairs, n] : [0])
         if fused {
@@ -69,16 +73,15 @@ extension Tensor {
                 let o = out.data + (bi * hidden + h * dim) * n
                 for i0 in stride(from: 0, to: n, by: rows) {
                     let r = Swift.min(rows, n - i0)
-                    BLAS.sgemmSerial(p.data, q + i0, k, m: r, n: n, k: dim, transA: true, alpha: scale, lda: n, count: false)
+                    BLAS.sgemmSerial(p.data, q + i0, k, m: r, n: n, k: dim, transA: true, alpha: scale, lda: n)
                     for i in 0..<r { softmaxRow(p.data + i * n, n) }
-                    BLAS.sgemmSerial(o + i0, v, p.data, m: dim, n: r, k: n, transB: true, ldc: n, count: false)
+                    BLAS.sgemmSerial(o + i0, v, p.data, m: dim, n: r, k: n, transB: true, ldc: n)
                 }
             }
         }
         }
-        BLAS.flops &+= 4 * pairs * n * n * dim
         let saved = qkv.detached(), output = out.detached()
-        return out.recorded("attention", [qkv]) { g in
+        return out.recorded(.attention, [qkv]) { g in
             let gqkv = Tensor(uninitialized: saved.shape)
             if fused {
                 let queue = WorkQueue(count: pairs)
@@ -89,11 +92,11 @@ extension Tensor {
                         let (q, k, v) = qkvPointers(saved.data, bi, h, hidden: hidden, dim: dim, n: n)
                         let (gq, gk, gv) = qkvPointers(gqkv.data, bi, h, hidden: hidden, dim: dim, n: n)
                         let head = (bi * hidden + h * dim) * n
-                        fusedAttentionBackward(gq: gq, gk: gk, gv: gv, go: g.data + head, o: output.data + head, lse: lse.data + pair * n,
-                                               q: q, k: k, v: v, d: dim, n: n, scale: scale, scratch: scratch)
+                        fusedAttentionBackward(gq: gq, gk: gk, gv: gv, go: g.data + head, o: output.data + head,
+                                               lse: lse.data + pair * n, q: q, k: k, v: v, d: dim, n: n, scale: scale,
+                                               scratch: scratch)
                     }
                 }
-                BLAS.flops &+= 8 * pairs * n * n * dim
                 return [gqkv]
             }
             Parallel.run(pairs) { w in
@@ -106,29 +109,23 @@ extension Tensor {
                     for i0 in stride(from: 0, to: n, by: rows) {
                         let r = Swift.min(rows, n - i0)
                         let first: Float = i0 == 0 ? 0 : 1  // dV and dK accumulate over row blocks
-                        BLAS.sgemmSerial(p.data, q + i0, k, m: r, n: n, k: dim, transA: true, alpha: scale, lda: n, count: false)
+                        BLAS.sgemmSerial(p.data, q + i0, k, m: r, n: n, k: dim, transA: true, alpha: scale, lda: n)
                         for i in 0..<r { softmaxRow(p.data + i * n, n) }
-                        BLAS.sgemmSerial(gv, go + i0, p.data, m: dim, n: n, k: r, beta: first, lda: n, count: false)
-                        BLAS.sgemmSerial(gp.data, go + i0, v, m: r, n: n, k: dim, transA: true, lda: n, count: false)
+                        BLAS.sgemmSerial(gv, go + i0, p.data, m: dim, n: n, k: r, beta: first, lda: n)
+                        BLAS.sgemmSerial(gp.data, go + i0, v, m: r, n: n, k: dim, transA: true, lda: n)
                         for i in 0..<r { softmaxRowBackward(gp.data + i * n, p.data + i * n, n) }
-                        BLAS.sgemmSerial(gq + i0, k, gp.data, m: dim, n: r, k: n, transB: true, alpha: scale, ldc: n, count: false)
-                        BLAS.sgemmSerial(gk, q + i0, gp.data, m: dim, n: n, k: r, alpha: scale, beta: first, lda: n, count: false)
+                        BLAS.sgemmSerial(gq + i0, k, gp.data, m: dim, n: r, k: n, transB: true, alpha: scale, ldc: n)
+                        BLAS.sgemmSerial(gk, q + i0, gp.data, m: dim, n: n, k: r, alpha: scale, beta: first, lda: n)
                     }
                 }
             }
-            // The reference's backward FLOPs (the recomputed scores are ours, not counted).
-            BLAS.flops &+= 8 * pairs * n * n * dim
             return [gqkv]
         }
     }
 }
 
-/// The fused SIMD kernels (AttentionKernels.swift) where they apply; false forces the sgemm
-/// reference path (tests compare the two).
-nonisolated(unsafe) public var useFusedAttention = true
-
 /// Query rows per block in the sgemm path: a (block, N) strip of scores stays in L2.
-nonisolated(unsafe) public var attentionBlock = 64
+let attentionBlock = 64
 
 /// Pointers to the (dim, n) q, k and v blocks of one (batch, head) in a (B, 3*hidden, n) buffer.
 @inline(__always)

@@ -64,8 +64,10 @@ func eightRowProduct(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ x: UnsafePo
             a6 = a6.addingProduct(Vec(repeating: x[6 * ldx + c]), b0)
             a7 = a7.addingProduct(Vec(repeating: x[7 * ldx + c]), b0)
         }
-        put(out + j, a0, sv, accumulate); put(out + ldo + j, a1, sv, accumulate); put(out + 2 * ldo + j, a2, sv, accumulate); put(out + 3 * ldo + j, a3, sv, accumulate)
-        put(out + 4 * ldo + j, a4, sv, accumulate); put(out + 5 * ldo + j, a5, sv, accumulate); put(out + 6 * ldo + j, a6, sv, accumulate); put(out + 7 * ldo + j, a7, sv, accumulate)
+        put(out + j, a0, sv, accumulate); put(out + ldo + j, a1, sv, accumulate)
+        put(out + 2 * ldo + j, a2, sv, accumulate); put(out + 3 * ldo + j, a3, sv, accumulate)
+        put(out + 4 * ldo + j, a4, sv, accumulate); put(out + 5 * ldo + j, a5, sv, accumulate)
+        put(out + 6 * ldo + j, a6, sv, accumulate); put(out + 7 * ldo + j, a7, sv, accumulate)
     }
 }
 
@@ -74,30 +76,37 @@ func eightRowProduct(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ x: UnsafePo
 /// traffic on D compared with four, which is what bounds the attention backward; 32 columns per
 /// pass (16 vectors of X in registers) reuse each broadcast of G twice. Each of the two output
 /// vectors is one chain of eight FMAs from its loaded value (rows j are independent, so the core
-/// overlaps their chains): no separate multiplies and adds, 2-7 % faster attention backward at
-/// 1024 tokens than two half chains added.
+/// overlaps their chains): no separate multiplies and adds.
 @inline(__always)
-func rank8Kernel(_ dst: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, d: Int, n: Int) {
+func rank8Kernel(_ dst: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                 d: Int, n: Int) {
     var c = 0
     while c + 32 <= d {
         let x0 = load16(x + c), x1 = load16(x + d + c), x2 = load16(x + 2 * d + c), x3 = load16(x + 3 * d + c)
-        let x4 = load16(x + 4 * d + c), x5 = load16(x + 5 * d + c), x6 = load16(x + 6 * d + c), x7 = load16(x + 7 * d + c)
-        let y0 = load16(x + c + 16), y1 = load16(x + d + c + 16), y2 = load16(x + 2 * d + c + 16), y3 = load16(x + 3 * d + c + 16)
-        let y4 = load16(x + 4 * d + c + 16), y5 = load16(x + 5 * d + c + 16), y6 = load16(x + 6 * d + c + 16), y7 = load16(x + 7 * d + c + 16)
+        let x4 = load16(x + 4 * d + c), x5 = load16(x + 5 * d + c)
+        let x6 = load16(x + 6 * d + c), x7 = load16(x + 7 * d + c)
+        let y0 = load16(x + c + 16), y1 = load16(x + d + c + 16)
+        let y2 = load16(x + 2 * d + c + 16), y3 = load16(x + 3 * d + c + 16)
+        let y4 = load16(x + 4 * d + c + 16), y5 = load16(x + 5 * d + c + 16)
+        let y6 = load16(x + 6 * d + c + 16), y7 = load16(x + 7 * d + c + 16)
         for j in 0..<n {
             let o = dst + j * d + c
-            let g0 = Vec(repeating: g[j]), g1 = Vec(repeating: g[n + j]), g2 = Vec(repeating: g[2 * n + j]), g3 = Vec(repeating: g[3 * n + j])
-            let g4 = Vec(repeating: g[4 * n + j]), g5 = Vec(repeating: g[5 * n + j]), g6 = Vec(repeating: g[6 * n + j]), g7 = Vec(repeating: g[7 * n + j])
+            let g0 = Vec(repeating: g[j]), g1 = Vec(repeating: g[n + j])
+            let g2 = Vec(repeating: g[2 * n + j]), g3 = Vec(repeating: g[3 * n + j])
+            let g4 = Vec(repeating: g[4 * n + j]), g5 = Vec(repeating: g[5 * n + j])
+            let g6 = Vec(repeating: g[6 * n + j]), g7 = Vec(repeating: g[7 * n + j])
             store16(o, load16(o).addingProduct(g0, x0).addingProduct(g1, x1).addingProduct(g2, x2).addingProduct(g3, x3)
                 .addingProduct(g4, x4).addingProduct(g5, x5).addingProduct(g6, x6).addingProduct(g7, x7))
-            store16(o + 16, load16(o + 16).addingProduct(g0, y0).addingProduct(g1, y1).addingProduct(g2, y2).addingProduct(g3, y3)
-                .addingProduct(g4, y4).addingProduct(g5, y5).addingProduct(g6, y6).addingProduct(g7, y7))
+            store16(o + 16, load16(o + 16).addingProduct(g0, y0).addingProduct(g1, y1).addingProduct(g2, y2)
+                .addingProduct(g3, y3).addingProduct(g4, y4).addingProduct(g5, y5).addingProduct(g6, y6)
+                .addingProduct(g7, y7))
         }
         c += 32
     }
     if c < d {  // the last 16 columns
         let x0 = load16(x + c), x1 = load16(x + d + c), x2 = load16(x + 2 * d + c), x3 = load16(x + 3 * d + c)
-        let x4 = load16(x + 4 * d + c), x5 = load16(x + 5 * d + c), x6 = load16(x + 6 * d + c), x7 = load16(x + 7 * d + c)
+        let x4 = load16(x + 4 * d + c), x5 = load16(x + 5 * d + c)
+        let x6 = load16(x + 6 * d + c), x7 = load16(x + 7 * d + c)
         for j in 0..<n {
             let o = dst + j * d + c
             let t = (Vec(repeating: g[j]) * x0).addingProduct(Vec(repeating: g[n + j]), x1)
@@ -111,24 +120,26 @@ func rank8Kernel(_ dst: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, 
 
 /// dst (cols x rows, row stride ldd) = transpose of src (rows x cols, row stride lds), times scale:
 /// in 16 x 16 blocks through registers where both sides are multiples of 16 (always, in the fused
-/// kernels), 5-6x faster than the element loop beside it, which was ~10 % of the attention
-/// backward's samples. Each element is multiplied by scale either way, so the same bits.
+/// kernels), else one element at a time (transposeElements, also the blocks' reference). Each
+/// element is multiplied by scale either way, so the same bits.
 @inline(__always)
-func transpose(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, cols: Int, lds: Int, ldd: Int? = nil,
-               scale: Float = 1) {
+func transpose(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, cols: Int, lds: Int,
+               ldd: Int? = nil, scale: Float = 1) {
     let ldd = ldd ?? rows
     guard rows % 16 == 0, cols % 16 == 0 else {
         transposeElements(dst, src, rows: rows, cols: cols, lds: lds, ldd: ldd, scale: scale)
         return
     }
     for r in stride(from: 0, to: rows, by: 16) {
-        for c in stride(from: 0, to: cols, by: 16) { transpose16x16(dst + c * ldd + r, ldd, src + r * lds + c, lds, scale) }
+        for c in stride(from: 0, to: cols, by: 16) {
+            transpose16x16(dst + c * ldd + r, ldd, src + r * lds + c, lds, scale)
+        }
     }
 }
 
 /// transpose one element at a time (the reference for the blocked one).
-func transposeElements(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, cols: Int, lds: Int, ldd: Int,
-                       scale: Float) {
+func transposeElements(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, rows: Int, cols: Int,
+                       lds: Int, ldd: Int, scale: Float) {
     for r in 0..<rows {
         let s = src + r * lds
         for c in 0..<cols { dst[c * ldd + r] = s[c] * scale }
@@ -153,11 +164,14 @@ private func swapHigh(_ a: Vec, _ b: Vec, _ s: Int) -> Vec {
 /// each swaps one bit of the row index with the same bit of the column index), 16 row stores.
 /// Written out so every vector stays in a register.
 @inline(__always)
-private func transpose16x16(_ dst: UnsafeMutablePointer<Float>, _ ldd: Int, _ src: UnsafePointer<Float>, _ lds: Int, _ scale: Float) {
+private func transpose16x16(_ dst: UnsafeMutablePointer<Float>, _ ldd: Int, _ src: UnsafePointer<Float>, _ lds: Int,
+                            _ scale: Float) {
     let a0 = load16(src), a1 = load16(src + 1 * lds), a2 = load16(src + 2 * lds), a3 = load16(src + 3 * lds)
     let a4 = load16(src + 4 * lds), a5 = load16(src + 5 * lds), a6 = load16(src + 6 * lds), a7 = load16(src + 7 * lds)
-    let a8 = load16(src + 8 * lds), a9 = load16(src + 9 * lds), a10 = load16(src + 10 * lds), a11 = load16(src + 11 * lds)
-    let a12 = load16(src + 12 * lds), a13 = load16(src + 13 * lds), a14 = load16(src + 14 * lds), a15 = load16(src + 15 * lds)
+    let a8 = load16(src + 8 * lds), a9 = load16(src + 9 * lds)
+    let a10 = load16(src + 10 * lds), a11 = load16(src + 11 * lds)
+    let a12 = load16(src + 12 * lds), a13 = load16(src + 13 * lds)
+    let a14 = load16(src + 14 * lds), a15 = load16(src + 15 * lds)
     let b0 = swapLow(a0, a8, 8), b8 = swapHigh(a0, a8, 8), b1 = swapLow(a1, a9, 8), b9 = swapHigh(a1, a9, 8)
     let b2 = swapLow(a2, a10, 8), b10 = swapHigh(a2, a10, 8), b3 = swapLow(a3, a11, 8), b11 = swapHigh(a3, a11, 8)
     let b4 = swapLow(a4, a12, 8), b12 = swapHigh(a4, a12, 8), b5 = swapLow(a5, a13, 8), b13 = swapHigh(a5, a13, 8)
@@ -175,10 +189,14 @@ private func transpose16x16(_ dst: UnsafeMutablePointer<Float>, _ ldd: Int, _ sr
     let e8 = swapLow(d8, d9, 1), e9 = swapHigh(d8, d9, 1), e10 = swapLow(d10, d11, 1), e11 = swapHigh(d10, d11, 1)
     let e12 = swapLow(d12, d13, 1), e13 = swapHigh(d12, d13, 1), e14 = swapLow(d14, d15, 1), e15 = swapHigh(d14, d15, 1)
     let sv = Vec(repeating: scale)
-    store16(dst + 0 * ldd, e0 * sv); store16(dst + 1 * ldd, e1 * sv); store16(dst + 2 * ldd, e2 * sv); store16(dst + 3 * ldd, e3 * sv)
-    store16(dst + 4 * ldd, e4 * sv); store16(dst + 5 * ldd, e5 * sv); store16(dst + 6 * ldd, e6 * sv); store16(dst + 7 * ldd, e7 * sv)
-    store16(dst + 8 * ldd, e8 * sv); store16(dst + 9 * ldd, e9 * sv); store16(dst + 10 * ldd, e10 * sv); store16(dst + 11 * ldd, e11 * sv)
-    store16(dst + 12 * ldd, e12 * sv); store16(dst + 13 * ldd, e13 * sv); store16(dst + 14 * ldd, e14 * sv); store16(dst + 15 * ldd, e15 * sv)
+    store16(dst + 0 * ldd, e0 * sv); store16(dst + 1 * ldd, e1 * sv)
+    store16(dst + 2 * ldd, e2 * sv); store16(dst + 3 * ldd, e3 * sv)
+    store16(dst + 4 * ldd, e4 * sv); store16(dst + 5 * ldd, e5 * sv)
+    store16(dst + 6 * ldd, e6 * sv); store16(dst + 7 * ldd, e7 * sv)
+    store16(dst + 8 * ldd, e8 * sv); store16(dst + 9 * ldd, e9 * sv)
+    store16(dst + 10 * ldd, e10 * sv); store16(dst + 11 * ldd, e11 * sv)
+    store16(dst + 12 * ldd, e12 * sv); store16(dst + 13 * ldd, e13 * sv)
+    store16(dst + 14 * ldd, e14 * sv); store16(dst + 15 * ldd, e15 * sv)
 }
 
 /// Keys per block in the backward pass: the block's keys, values and their gradient
@@ -198,7 +216,8 @@ struct AttentionScratch {
 
     init(n: Int, d: Int) {
         let block = attentionKeyBlock
-        let counts = [n * d, n * d, n * d, n * d, n * d, block * d, block * d, block * d, block * d, 8 * n, 8 * block, n]
+        let counts = [n * d, n * d, n * d, n * d, n * d, block * d, block * d, block * d, block * d, 8 * n, 8 * block,
+                      n]
         buffer = Tensor(uninitialized: [counts.reduce(0, +)])
         var parts: [UnsafeMutablePointer<Float>] = []
         var offset = 0
@@ -230,8 +249,9 @@ func fusedAttentionForward(_ o: UnsafeMutablePointer<Float>, lse: UnsafeMutableP
 /// recomputed from the forward's log-sum-exp in one pass, and dS = P (dP - delta) with
 /// delta_i = dO_i . O_i (= sum_j dP_ij P_ij), so no pass needs a whole row of scores.
 /// go: dO, o: the forward's output (d x n, row stride n); gq, gk, gv: outputs (d x n, stride n).
-func fusedAttentionBackward(gq: UnsafeMutablePointer<Float>, gk: UnsafeMutablePointer<Float>, gv: UnsafeMutablePointer<Float>,
-                            go: UnsafePointer<Float>, o: UnsafePointer<Float>, lse: UnsafePointer<Float>,
+func fusedAttentionBackward(gq: UnsafeMutablePointer<Float>, gk: UnsafeMutablePointer<Float>,
+                            gv: UnsafeMutablePointer<Float>, go: UnsafePointer<Float>, o: UnsafePointer<Float>,
+                            lse: UnsafePointer<Float>,
                             q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                             d: Int, n: Int, scale: Float, scratch w: AttentionScratch) {
     transpose(w.qt, q, rows: d, cols: n, lds: n, scale: scale)   // Qs^T, Qs = scale Q

@@ -1,7 +1,7 @@
 // Convolutions as im2col + sgemm, and transposed convolution as the same two pieces in the other
-// order (sgemm, then col2im). The batch is cut into blocks of whole images with >= 1024 GEMM
-// columns each: a whole-batch im2col buffer (75 MB for 32 channels at 32x32, batch 64) made the
-// convolutions memory-bound; an L2-sized block keeps them compute-bound (see docs/performance.md).
+// order (sgemm, then col2im). The batch is cut into blocks of whole images with about 1024 GEMM
+// columns each, so that a block's im2col buffer stays in L2 and its sgemm compute-bound (a
+// whole-batch buffer, 75 MB for 32 channels at 32x32 and batch 64, would make it memory-bound).
 
 /// The geometry shared by im2col and col2im: an image (n, c, h, w) seen through a (kh, kw)
 /// window with stride and zero padding, giving an (oh, ow) grid of window positions.
@@ -22,7 +22,8 @@ struct ConvGeometry {
 
     /// The (c*kh*kw, count*oh*ow) columns of `count` images starting at x: im2col into `cols`,
     /// or for a pointwise convolution x itself (one image) or its (c, count, plane) transpose.
-    func columns(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, count: Int) -> UnsafeMutablePointer<Float> {
+    func columns(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>,
+                 count: Int) -> UnsafeMutablePointer<Float> {
         if isPointwise {
             if count == 1 { return x }
             swapLeadingDims(cols, x, count, c, h * w)
@@ -119,7 +120,8 @@ struct ConvGeometry {
 
 /// (c, n, plane) <-> (n, c, plane) with an optional per-c bias added on the way.
 @inline(__always)
-func swapLeadingDims(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ a: Int, _ b: Int, _ plane: Int, bias: UnsafePointer<Float>? = nil) {
+func swapLeadingDims(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ a: Int, _ b: Int, _ plane: Int,
+                     bias: UnsafePointer<Float>? = nil) {
     // src is (a, b, plane); dst becomes (b, a, plane); bias indexed by a.
     for i in 0..<a {
         let add = bias?[i] ?? 0
@@ -196,8 +198,8 @@ final class Partials {
     }
 }
 
-/// Adds the row sums of a (rows, cols) block to acc (rows) (the bias gradients): in vectors (a
-/// serial float sum, one add per 4 cycles, was 2.3 % of a CPU-preset training step).
+/// Adds the row sums of a (rows, cols) block to acc (rows) (the bias gradients), in vectors: a
+/// serial float sum does one add per 4 cycles.
 func addRowSums(_ acc: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, rows: Int, cols: Int) {
     for r in 0..<rows {
         let p = m + r * cols
@@ -208,33 +210,46 @@ func addRowSums(_ acc: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, r
 extension Tensor {
     /// x: (N, C, H, W), weight: (O, C, kh, kw), bias: (O) -> (N, O, oh, ow)
     // y = W * cols(x) + b; dW = g cols^T, db = sum g, dx = col2im(W^T g)
-    public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0) throws -> Tensor {
+    /// `winograd: false` forces im2col + sgemm where Winograd would apply (the reference path:
+    /// KernelTests and `bench --what ops` compare the two).
+    public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0,
+                              winograd: Bool = true) throws -> Tensor {
         guard x.rank == 4, weight.rank == 4, x.shape[1] == weight.shape[1] else {
-            throw TensorError("conv2d: input \(Shape.describe(x.shape)) does not match weight \(Shape.describe(weight.shape)) (expected input (N, \(weight.rank == 4 ? weight.shape[1] : 0), H, W))")
+            throw TensorError("conv2d: input \(Shape.describe(x.shape)) does not match weight "
+                              + "\(Shape.describe(weight.shape)) "
+                              + "(expected input (N, \(weight.rank == 4 ? weight.shape[1] : 0), H, W))")
         }
-        guard stride >= 1, padding >= 0 else { throw TensorError("conv2d: stride \(stride) and padding \(padding) must be >= 1 and >= 0") }
+        guard stride >= 1, padding >= 0 else {
+            throw TensorError("conv2d: stride \(stride) and padding \(padding) must be >= 1 and >= 0")
+        }
         let o = weight.shape[0]
         if let bias, bias.shape != [o] {
-            throw TensorError("conv2d: bias \(Shape.describe(bias.shape)) does not match weight \(Shape.describe(weight.shape))")
+            throw TensorError("conv2d: bias \(Shape.describe(bias.shape)) does not match weight "
+                              + "\(Shape.describe(weight.shape))")
         }
         let geo = ConvGeometry(n: x.shape[0], c: x.shape[1], h: x.shape[2], w: x.shape[3],
                                kh: weight.shape[2], kw: weight.shape[3], stride: stride, pad: padding)
         guard geo.oh > 0, geo.ow > 0 else {
-            throw TensorError("conv2d: kernel \(geo.kh)x\(geo.kw) with padding \(padding) does not fit input \(Shape.describe(x.shape))")
+            throw TensorError("conv2d: kernel \(geo.kh)x\(geo.kw) with padding \(padding) does not fit input "
+                              + "\(Shape.describe(x.shape))")
         }
         let plane = geo.oh * geo.ow, rowsK = geo.colRows
         let out = Tensor(uninitialized: [geo.n, o, geo.oh, geo.ow])
         let chw = geo.c * geo.h * geo.w
-        if winogradApplies(c: geo.c, o: o, h: geo.h, w: geo.w, kh: geo.kh, kw: geo.kw, stride: stride, pad: padding) {
+        let useWinograd = winograd
+            && winogradApplies(c: geo.c, o: o, h: geo.h, w: geo.w, kh: geo.kh, kw: geo.kw, stride: stride, pad: padding)
+        if useWinograd {
             let block = WinogradBlock(c: geo.c, o: o, h: geo.h, w: geo.w)
             let u = winogradFilters(weight)
             forEachImageBlock(n: geo.n, plane: block.blockPlane, scratch: { () -> (Tensor, Tensor, Tensor) in
                 let per = imagesPerBlock(n: geo.n, plane: block.blockPlane)
-                return (Tensor(uninitialized: [block.rowTransformedCount]), Tensor(uninitialized: [block.transformedCount(per)]),
+                return (Tensor(uninitialized: [block.rowTransformedCount]),
+                        Tensor(uninitialized: [block.transformedCount(per)]),
                         Tensor(uninitialized: [block.productCount(per)]))
             }) { _, first, count, s in
                 winogradConv3x3(out.data + first * o * plane, x.data + first * chw, filters: u.data, bias: bias?.data,
-                                images: count, geometry: block, rowTransformed: s.0.data, transformed: s.1.data, products: s.2.data)
+                                images: count, geometry: block, rowTransformed: s.0.data, transformed: s.1.data,
+                                products: s.2.data)
             }
         } else {
             // Blocks of whole images: im2col into an L2-sized buffer, one sgemm per block written
@@ -247,65 +262,79 @@ extension Tensor {
                 let columns = geo.columns(cols.data, x.data + first * chw, count: count)
                 let dst = out.data + first * o * plane
                 if count == 1 {
-                    BLAS.sgemmSerial(dst, weight.data, columns, m: o, n: plane, k: rowsK, count: false)
-                    if let bias { for c in 0..<o { let v = bias.data[c], p = dst + c * plane; for i in 0..<plane { p[i] += v } } }
+                    BLAS.sgemmSerial(dst, weight.data, columns, m: o, n: plane, k: rowsK)
+                    if let bias {
+                        for c in 0..<o {
+                            let v = bias.data[c], p = dst + c * plane
+                            for i in 0..<plane { p[i] += v }
+                        }
+                    }
                 } else {
-                    BLAS.sgemmSerial(ybuf.data, weight.data, columns, m: o, n: count * plane, k: rowsK, count: false)
+                    BLAS.sgemmSerial(ybuf.data, weight.data, columns, m: o, n: count * plane, k: rowsK)
                     swapLeadingDims(dst, ybuf.data, o, count, plane, bias: bias?.data)
                 }
             }
         }
-        BLAS.flops &+= 2 * o * rowsK * geo.n * plane
         let (sx, sw) = (x.detached(), weight.detached())
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
-        return out.recorded("conv2d", inputs) { g in
+        return out.recorded(.conv2d, inputs) { g in
             let wantW = weight.requiresGrad, wantX = x.requiresGrad, wantB = bias?.requiresGrad ?? false
             let gb = Partials(shape: [o])
             let gx = wantX ? Tensor(uninitialized: sx.shape) : nil
             var gw: Tensor?
-            if winogradApplies(c: geo.c, o: o, h: geo.h, w: geo.w, kh: geo.kh, kw: geo.kw, stride: stride, pad: padding) {
+            if useWinograd {
                 // dW in Winograd form from x's and dY's transformed tiles; dX = conv3x3(dY, the
                 // filters transposed and flipped), both by Winograd.
-                let forward = WinogradBlock(c: geo.c, o: o, h: geo.h, w: geo.w), backward = WinogradBlock(c: o, o: geo.c, h: geo.h, w: geo.w)
+                let forward = WinogradBlock(c: geo.c, o: o, h: geo.h, w: geo.w)
+                let backward = WinogradBlock(c: o, o: geo.c, h: geo.h, w: geo.w)
                 let u = wantX ? winogradFilters(flippedTransposedFilters(sw)) : nil
                 let gu = Partials(shape: wantW ? [16, o, geo.c] : [1])
                 forEachImageBlock(n: geo.n, plane: forward.blockPlane, scratch: { () -> (Tensor, Tensor, Tensor) in
                     let per = imagesPerBlock(n: geo.n, plane: forward.blockPlane)
-                    return (Tensor(uninitialized: [Swift.max(forward.rowTransformedCount, backward.rowTransformedCount)]),
-                            Tensor(uninitialized: [Swift.max(forward.transformedCount(per), backward.transformedCount(per))]),
-                            Tensor(uninitialized: [Swift.max(forward.productCount(per), backward.productCount(per))]))
+                    let rows = Swift.max(forward.rowTransformedCount, backward.rowTransformedCount)
+                    let transformed = Swift.max(forward.transformedCount(per), backward.transformedCount(per))
+                    let products = Swift.max(forward.productCount(per), backward.productCount(per))
+                    return (Tensor(uninitialized: [rows]), Tensor(uninitialized: [transformed]),
+                            Tensor(uninitialized: [products]))
                 }) { w, first, count, s in
                     let dy = g.data + first * o * plane
-                    if wantB { for b in 0..<count { addRowSums(gb.parts[w].data, dy + b * o * plane, rows: o, cols: plane) } }
+                    if wantB {
+                        for b in 0..<count { addRowSums(gb.parts[w].data, dy + b * o * plane, rows: o, cols: plane) }
+                    }
                     if wantW {
-                        winogradFilterGradientAccumulate(gu.parts[w].data, sx.data + first * chw, dy, images: count, geometry: forward,
-                                                         rowTransformed: s.0.data, transformed: s.1.data, products: s.2.data)
+                        winogradFilterGradientAccumulate(gu.parts[w].data, sx.data + first * chw, dy, images: count,
+                                                         geometry: forward, rowTransformed: s.0.data,
+                                                         transformed: s.1.data, products: s.2.data)
                     }
                     if let gx, let u {
-                        winogradConv3x3(gx.data + first * chw, dy, filters: u.data, bias: nil, images: count, geometry: backward,
-                                        rowTransformed: s.0.data, transformed: s.1.data, products: s.2.data)
+                        winogradConv3x3(gx.data + first * chw, dy, filters: u.data, bias: nil, images: count,
+                                        geometry: backward, rowTransformed: s.0.data, transformed: s.1.data,
+                                        products: s.2.data)
                     }
                 }
                 if wantW { gw = winogradFilterGradient(gu.total(), o: o, c: geo.c) }
             } else {
-                // dW accumulates transposed, (C*kh*kw, O): that sgemm orientation runs ~40% faster
-                // at these shapes (measured: bench --what ops) than (O, C*kh*kw).
+                // dW accumulates transposed, (C*kh*kw, O): OpenBLAS runs that orientation faster
+                // at these shapes than (O, C*kh*kw).
                 let gwT = Partials(shape: [rowsK, o])
                 forEachImageBlock(n: geo.n, plane: plane, scratch: { () -> (Tensor, Tensor) in
                     let per = imagesPerBlock(n: geo.n, plane: plane)
                     return (Tensor(uninitialized: [rowsK * per * plane]), Tensor(uninitialized: [o, per * plane]))
                 }) { w, first, count, buffers in
                     let (cols, gbuf) = buffers
-                    let g2 = channelMajor(g.data + first * o * plane, count: count, channels: o, plane: plane, buffer: gbuf.data)
+                    let g2 = channelMajor(g.data + first * o * plane, count: count, channels: o, plane: plane,
+                                          buffer: gbuf.data)
                     if wantB { addRowSums(gb.parts[w].data, g2, rows: o, cols: count * plane) }
                     if wantW {
-                        let columns = geo.columns(cols.data, sx.data + first * chw, count: count)  // recomputed: saves memory
-                        BLAS.sgemmSerial(gwT.parts[w].data, columns, g2, m: rowsK, n: o, k: count * plane, transB: true, beta: 1, count: false)
+                        // the columns recomputed, not kept from the forward: saves memory
+                        let columns = geo.columns(cols.data, sx.data + first * chw, count: count)
+                        BLAS.sgemmSerial(gwT.parts[w].data, columns, g2, m: rowsK, n: o, k: count * plane, transB: true,
+                                         beta: 1)
                     }
                     if let gx, geo.isPointwise, count == 1 {
-                        BLAS.sgemmSerial(gx.data + first * chw, sw.data, g2, m: rowsK, n: plane, k: o, transA: true, count: false)
+                        BLAS.sgemmSerial(gx.data + first * chw, sw.data, g2, m: rowsK, n: plane, k: o, transA: true)
                     } else if let gx {
-                        BLAS.sgemmSerial(cols.data, sw.data, g2, m: rowsK, n: count * plane, k: o, transA: true, count: false)
+                        BLAS.sgemmSerial(cols.data, sw.data, g2, m: rowsK, n: count * plane, k: o, transA: true)
                         if geo.isPointwise { swapLeadingDims(gx.data + first * chw, cols.data, geo.c, count, plane) }
                         else { geo.block(count).col2im(gx.data + first * chw, cols.data) }
                     }
@@ -317,7 +346,6 @@ extension Tensor {
                     gw = out
                 }
             }
-            BLAS.flops &+= 2 * o * rowsK * geo.n * plane * ((wantW ? 1 : 0) + (wantX ? 1 : 0))
             var grads: [Tensor?] = [gx, gw]
             if bias != nil { grads.append(wantB ? gb.total() : nil) }
             return grads
@@ -327,15 +355,21 @@ extension Tensor {
     /// x: (N, Cin, H, W), weight: (Cin, Cout, k, k) (PyTorch layout), bias: (Cout)
     /// -> (N, Cout, (H-1)*stride - 2*padding + k, ...)
     // y = col2im(W^T x) + b; dx = W im2col(g), dW = x im2col(g)^T, db = sum g
-    public static func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0) throws -> Tensor {
+    public static func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1,
+                                       padding: Int = 0) throws -> Tensor {
         guard x.rank == 4, weight.rank == 4, x.shape[1] == weight.shape[0] else {
-            throw TensorError("conv_transpose2d: input \(Shape.describe(x.shape)) does not match weight \(Shape.describe(weight.shape)) (expected input (N, \(weight.rank == 4 ? weight.shape[0] : 0), H, W))")
+            throw TensorError("conv_transpose2d: input \(Shape.describe(x.shape)) does not match weight "
+                              + "\(Shape.describe(weight.shape)) "
+                              + "(expected input (N, \(weight.rank == 4 ? weight.shape[0] : 0), H, W))")
         }
-        guard stride >= 1, padding >= 0 else { throw TensorError("conv_transpose2d: stride \(stride) and padding \(padding) must be >= 1 and >= 0") }
+        guard stride >= 1, padding >= 0 else {
+            throw TensorError("conv_transpose2d: stride \(stride) and padding \(padding) must be >= 1 and >= 0")
+        }
         let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (cout, kh, kw) = (weight.shape[1], weight.shape[2], weight.shape[3])
         if let bias, bias.shape != [cout] {
-            throw TensorError("conv_transpose2d: bias \(Shape.describe(bias.shape)) does not match weight \(Shape.describe(weight.shape))")
+            throw TensorError("conv_transpose2d: bias \(Shape.describe(bias.shape)) does not match weight "
+                              + "\(Shape.describe(weight.shape))")
         }
         let oh = (h - 1) * stride - 2 * padding + kh, ow = (w - 1) * stride - 2 * padding + kw
         guard oh > 0, ow > 0 else {
@@ -344,7 +378,8 @@ extension Tensor {
         // The output is the "input image" of a convolution whose window grid is (h, w).
         let geo = ConvGeometry(n: n, c: cout, h: oh, w: ow, kh: kh, kw: kw, stride: stride, pad: padding)
         guard geo.oh == h, geo.ow == w else {
-            throw TensorError("conv_transpose2d: unsupported geometry for input \(Shape.describe(x.shape)), kernel \(kh)x\(kw), stride \(stride), padding \(padding)")
+            throw TensorError("conv_transpose2d: unsupported geometry for input \(Shape.describe(x.shape)), kernel "
+                              + "\(kh)x\(kw), stride \(stride), padding \(padding)")
         }
         let plane = h * w, rowsK = geo.colRows, ohw = oh * ow
         let out = Tensor(uninitialized: [n, cout, oh, ow])
@@ -355,14 +390,14 @@ extension Tensor {
             return (Tensor(uninitialized: [rowsK, per * plane]), Tensor(uninitialized: [cin, per * plane]))
         }) { _, first, count, buffers in
             let (cols, xbuf) = buffers
-            let x2 = channelMajor(x.data + first * cin * plane, count: count, channels: cin, plane: plane, buffer: xbuf.data)
-            BLAS.sgemmSerial(cols.data, weight.data, x2, m: rowsK, n: count * plane, k: cin, transA: true, count: false)
+            let x2 = channelMajor(x.data + first * cin * plane, count: count, channels: cin, plane: plane,
+                                  buffer: xbuf.data)
+            BLAS.sgemmSerial(cols.data, weight.data, x2, m: rowsK, n: count * plane, k: cin, transA: true)
             geo.block(count).col2im(out.data + first * cout * ohw, cols.data, bias: bias?.data)
         }
-        BLAS.flops &+= 2 * rowsK * cin * n * plane
         let (sx, sw) = (x.detached(), weight.detached())
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
-        return out.recorded("conv_transpose2d", inputs) { g in
+        return out.recorded(.convTranspose2d, inputs) { g in
             let wantW = weight.requiresGrad, wantX = x.requiresGrad, wantB = bias?.requiresGrad ?? false
             let gw = Partials(shape: sw.shape), gb = Partials(shape: [cout])
             let gx = wantX ? Tensor(uninitialized: [n, cin, h, w]) : nil
@@ -374,23 +409,26 @@ extension Tensor {
                 let (gcols, xbuf, gxbuf) = buffers
                 geo.block(count).im2col(gcols.data, g.data + first * cout * ohw)
                 if wantB {
-                    for b in 0..<count { addRowSums(gb.parts[wk].data, g.data + (first + b) * cout * ohw, rows: cout, cols: ohw) }
+                    for b in 0..<count {
+                        addRowSums(gb.parts[wk].data, g.data + (first + b) * cout * ohw, rows: cout, cols: ohw)
+                    }
                 }
                 if let gx {
                     let dst = gx.data + first * cin * plane
                     if count == 1 {
-                        BLAS.sgemmSerial(dst, sw.data, gcols.data, m: cin, n: plane, k: rowsK, count: false)
+                        BLAS.sgemmSerial(dst, sw.data, gcols.data, m: cin, n: plane, k: rowsK)
                     } else {
-                        BLAS.sgemmSerial(gxbuf.data, sw.data, gcols.data, m: cin, n: count * plane, k: rowsK, count: false)
+                        BLAS.sgemmSerial(gxbuf.data, sw.data, gcols.data, m: cin, n: count * plane, k: rowsK)
                         swapLeadingDims(dst, gxbuf.data, cin, count, plane)
                     }
                 }
                 if wantW {
-                    let x2 = channelMajor(sx.data + first * cin * plane, count: count, channels: cin, plane: plane, buffer: xbuf.data)
-                    BLAS.sgemmSerial(gw.parts[wk].data, x2, gcols.data, m: cin, n: rowsK, k: count * plane, transB: true, beta: 1, count: false)
+                    let x2 = channelMajor(sx.data + first * cin * plane, count: count, channels: cin, plane: plane,
+                                          buffer: xbuf.data)
+                    BLAS.sgemmSerial(gw.parts[wk].data, x2, gcols.data, m: cin, n: rowsK, k: count * plane,
+                                     transB: true, beta: 1)
                 }
             }
-            BLAS.flops &+= 2 * rowsK * cin * n * plane * ((wantW ? 1 : 0) + (wantX ? 1 : 0))
             var grads: [Tensor?] = [gx, wantW ? gw.total() : nil]
             if bias != nil { grads.append(wantB ? gb.total() : nil) }
             return grads

@@ -91,12 +91,15 @@ private func binaryRow(
 /// out = a (op) b with NumPy broadcasting, no recording.
 func broadcastBinary(_ kind: BinaryKind, _ a: Tensor, _ b: Tensor) throws -> Tensor {
     guard let shape = Shape.broadcast(a.shape, b.shape) else {
-        throw TensorError("\(kind.rawValue): shapes \(Shape.describe(a.shape)) and \(Shape.describe(b.shape)) cannot be broadcast together")
+        throw TensorError("\(kind.rawValue): shapes \(Shape.describe(a.shape)) and \(Shape.describe(b.shape)) cannot "
+                          + "be broadcast together")
     }
     let out = Tensor(uninitialized: shape)
     if a.shape == b.shape {
         let (o, pa, pb) = (out.data, a.data, b.data)
-        Parallel.ranges(out.count) { r in binaryRow(kind, o + r.lowerBound, pa + r.lowerBound, pb + r.lowerBound, r.count, 1, 1) }
+        Parallel.ranges(out.count) { r in
+            binaryRow(kind, o + r.lowerBound, pa + r.lowerBound, pb + r.lowerBound, r.count, 1, 1)
+        }
         return out
     }
     let plan = BroadcastPlan(out: shape, a: a.shape, b: b.shape)
@@ -130,14 +133,14 @@ extension Tensor {
 
     // a + b; da = g, db = g (each summed back to its shape)
     public static func + (a: Tensor, b: Tensor) throws -> Tensor {
-        try broadcastBinary(.add, a, b).recorded("add", [a, b]) { g in
+        try broadcastBinary(.add, a, b).recorded(.add, [a, b]) { g in
             [a.requiresGrad ? g.sumTo(a.shape) : nil, b.requiresGrad ? g.sumTo(b.shape) : nil]
         }
     }
 
     // a - b; da = g, db = -g
     public static func - (a: Tensor, b: Tensor) throws -> Tensor {
-        try broadcastBinary(.sub, a, b).recorded("sub", [a, b]) { g in
+        try broadcastBinary(.sub, a, b).recorded(.sub, [a, b]) { g in
             [a.requiresGrad ? g.sumTo(a.shape) : nil, b.requiresGrad ? g.sumTo(b.shape).scaled(-1) : nil]
         }
     }
@@ -145,7 +148,7 @@ extension Tensor {
     // a * b; da = g b, db = g a
     public static func * (a: Tensor, b: Tensor) throws -> Tensor {
         let (sa, sb) = (a.detached(), b.detached())
-        return try broadcastBinary(.mul, a, b).recorded("mul", [a, b]) { g in
+        return try broadcastBinary(.mul, a, b).recorded(.mul, [a, b]) { g in
             [a.requiresGrad ? try broadcastBinary(.mul, g, sb).sumTo(a.shape) : nil,
              b.requiresGrad ? try broadcastBinary(.mul, g, sa).sumTo(b.shape) : nil]
         }
@@ -154,10 +157,11 @@ extension Tensor {
     // a / b; da = g / b, db = -g a / b^2
     public static func / (a: Tensor, b: Tensor) throws -> Tensor {
         let (sa, sb) = (a.detached(), b.detached())
-        return try broadcastBinary(.div, a, b).recorded("div", [a, b]) { g in
+        return try broadcastBinary(.div, a, b).recorded(.div, [a, b]) { g in
             let ga = try broadcastBinary(.div, g, sb)
             return [a.requiresGrad ? ga.sumTo(a.shape) : nil,
-                    b.requiresGrad ? try broadcastBinary(.div, broadcastBinary(.mul, ga, sa), sb).scaled(-1).sumTo(b.shape) : nil]
+                    b.requiresGrad
+                        ? try broadcastBinary(.div, broadcastBinary(.mul, ga, sa), sb).scaled(-1).sumTo(b.shape) : nil]
         }
     }
 
@@ -184,12 +188,12 @@ extension Tensor {
         let out = Tensor(uninitialized: shape)
         let x = data, y = out.data
         Parallel.ranges(count) { r in for i in r { y[i] = scale * x[i] + shift } }
-        return out.recorded("affine", [self]) { g in [g.scaled(scale)] }
+        return out.recorded(.affine, [self]) { g in [g.scaled(scale)] }
     }
 
     /// Applies `f` elementwise and records `df(x, y)` as the local derivative.
     @inline(__always)
-    func unary(_ op: String, _ f: (Float) -> Float, derivative: @escaping (Float, Float) -> Float) -> Tensor {
+    func unary(_ op: Op, _ f: (Float) -> Float, derivative: @escaping (Float, Float) -> Float) -> Tensor {
         let out = Tensor(uninitialized: shape)
         let x = data, y = out.data
         for i in 0..<count { y[i] = f(x[i]) }
@@ -202,29 +206,29 @@ extension Tensor {
     }
 
     // y = |x|; dy/dx = sign(x) (0 at 0, as PyTorch)
-    public func abs() -> Tensor { unary("abs", Swift.abs) { x, _ in x > 0 ? 1 : (x < 0 ? -1 : 0) } }
+    public func abs() -> Tensor { unary(.abs, Swift.abs) { x, _ in x > 0 ? 1 : (x < 0 ? -1 : 0) } }
     // y = sqrt(x); dy/dx = 1 / (2 y)
-    public func sqrt() -> Tensor { unary("sqrt", { $0.squareRoot() }) { _, y in 0.5 / y } }
+    public func sqrt() -> Tensor { unary(.sqrt, { $0.squareRoot() }) { _, y in 0.5 / y } }
     // y = e^x; dy/dx = y
-    public func exp() -> Tensor { unary("exp", Foundation.exp) { _, y in y } }
+    public func exp() -> Tensor { unary(.exp, Foundation.exp) { _, y in y } }
     // y = ln x; dy/dx = 1/x
-    public func log() -> Tensor { unary("log", Foundation.log) { x, _ in 1 / x } }
+    public func log() -> Tensor { unary(.log, Foundation.log) { x, _ in 1 / x } }
     // y = x^2; dy/dx = 2x
-    public func square() -> Tensor { unary("square", { $0 * $0 }) { x, _ in 2 * x } }
+    public func square() -> Tensor { unary(.square, { $0 * $0 }) { x, _ in 2 * x } }
     // y = sin x; dy/dx = cos x
-    public func sin() -> Tensor { unary("sin", Foundation.sin) { x, _ in Foundation.cos(x) } }
+    public func sin() -> Tensor { unary(.sin, Foundation.sin) { x, _ in Foundation.cos(x) } }
     // y = cos x; dy/dx = -sin x
-    public func cos() -> Tensor { unary("cos", Foundation.cos) { x, _ in -Foundation.sin(x) } }
+    public func cos() -> Tensor { unary(.cos, Foundation.cos) { x, _ in -Foundation.sin(x) } }
     // y = x^p; dy/dx = p x^(p-1)
     public func pow(_ p: Float) -> Tensor {
-        unary("pow", { Foundation.pow($0, p) }) { x, _ in p * Foundation.pow(x, p - 1) }
+        unary(.pow, { Foundation.pow($0, p) }) { x, _ in p * Foundation.pow(x, p - 1) }
     }
     // y = min(max(x, lo), hi); dy/dx = 1 inside [lo, hi], else 0
     public func clamp(_ lo: Float, _ hi: Float) -> Tensor {
-        unary("clamp", { Swift.min(Swift.max($0, lo), hi) }) { x, _ in x >= lo && x <= hi ? 1 : 0 }
+        unary(.clamp, { Swift.min(Swift.max($0, lo), hi) }) { x, _ in x >= lo && x <= hi ? 1 : 0 }
     }
     // y = max(x, 0); dy/dx = 1 for x > 0, else 0 (0 at 0, as PyTorch)
-    public func relu() -> Tensor { unary("relu", { Swift.max($0, 0) }) { x, _ in x > 0 ? 1 : 0 } }
+    public func relu() -> Tensor { unary(.relu, { Swift.max($0, 0) }) { x, _ in x > 0 ? 1 : 0 } }
     // y = x sigmoid(x); dy/dx = s (1 + x (1 - s)), s = sigmoid(x)
     public func silu() -> Tensor {
         let out = Tensor(uninitialized: shape)
@@ -236,7 +240,7 @@ extension Tensor {
             } tail: { i in y[i] = x[i] / (1 + Foundation.exp(-x[i])) }
         }
         let sx = detached()
-        return out.recorded("silu", [self]) { g in
+        return out.recorded(.silu, [self]) { g in
             let gx = Tensor(uninitialized: sx.shape)
             let x = sx.data, gd = g.data, o = gx.data
             Parallel.ranges(gx.count) { r in
@@ -254,7 +258,7 @@ extension Tensor {
     }
     // y = x Phi(x) = x/2 (1 + erf(x/sqrt2)); dy/dx = Phi(x) + x phi(x)
     public func gelu() -> Tensor {
-        unary("gelu", { 0.5 * $0 * (1 + erf($0 * 0.70710678118654752)) }) { x, _ in
+        unary(.gelu, { 0.5 * $0 * (1 + erf($0 * 0.70710678118654752)) }) { x, _ in
             let cdf = 0.5 * (1 + erf(x * 0.70710678118654752))
             let pdf = Foundation.exp(-0.5 * x * x) * 0.39894228040143268
             return cdf + x * pdf

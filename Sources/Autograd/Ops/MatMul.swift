@@ -5,13 +5,14 @@ extension Tensor {
     public func matmul(_ b: Tensor) throws -> Tensor {
         let a = self
         guard a.rank == 2, b.rank == 2, a.shape[1] == b.shape[0] else {
-            throw TensorError("matmul: shapes \(Shape.describe(a.shape)) and \(Shape.describe(b.shape)) are not (m, k) and (k, n)")
+            throw TensorError("matmul: shapes \(Shape.describe(a.shape)) and \(Shape.describe(b.shape)) are not (m, k) "
+                              + "and (k, n)")
         }
         let (m, k, n) = (a.shape[0], a.shape[1], b.shape[1])
         let out = Tensor(uninitialized: [m, n])
         BLAS.sgemm(out.data, a.data, b.data, m: m, n: n, k: k)
         let (sa, sb) = (a.detached(), b.detached())
-        return out.recorded("matmul", [a, b]) { g in
+        return out.recorded(.matmul, [a, b]) { g in
             var ga: Tensor?, gb: Tensor?
             if a.requiresGrad {
                 let t = Tensor(uninitialized: [m, k])
@@ -31,11 +32,13 @@ extension Tensor {
     // y = x W^T + b; dx = g W, dW = g^T x, db = sum_rows g
     public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
         guard x.rank == 2, weight.rank == 2, x.shape[1] == weight.shape[1] else {
-            throw TensorError("linear: input \(Shape.describe(x.shape)) does not match weight \(Shape.describe(weight.shape)) (expected (batch, \(weight.shape.last ?? 0)))")
+            throw TensorError("linear: input \(Shape.describe(x.shape)) does not match weight "
+                              + "\(Shape.describe(weight.shape)) (expected (batch, \(weight.shape.last ?? 0)))")
         }
         let (rows, fin, fout) = (x.shape[0], x.shape[1], weight.shape[0])
         if let bias, bias.shape != [fout] {
-            throw TensorError("linear: bias \(Shape.describe(bias.shape)) does not match weight \(Shape.describe(weight.shape))")
+            throw TensorError("linear: bias \(Shape.describe(bias.shape)) does not match weight "
+                              + "\(Shape.describe(weight.shape))")
         }
         let out = Tensor(uninitialized: [rows, fout])
         if let bias {
@@ -44,7 +47,7 @@ extension Tensor {
         BLAS.sgemm(out.data, x.data, weight.data, m: rows, n: fout, k: fin, transB: true, beta: bias == nil ? 0 : 1)
         let (sx, sw) = (x.detached(), weight.detached())
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
-        return out.recorded("linear", inputs) { g in
+        return out.recorded(.linear, inputs) { g in
             var grads: [Tensor?] = [nil, nil]
             if x.requiresGrad {
                 let gx = Tensor(uninitialized: [rows, fin])

@@ -5,7 +5,9 @@ extension Tensor {
     /// weight: (K, D), indices: one per row; a negative index gives a zero row (unconditional).
     // y[r] = W[idx[r]] (or 0); dW[idx[r]] += g[r]
     public static func embedding(_ weight: Tensor, indices: [Int]) throws -> Tensor {
-        guard weight.rank == 2 else { throw TensorError("embedding: weight \(Shape.describe(weight.shape)) is not (classes, dim)") }
+        guard weight.rank == 2 else {
+            throw TensorError("embedding: weight \(Shape.describe(weight.shape)) is not (classes, dim)")
+        }
         let (k, d) = (weight.shape[0], weight.shape[1])
         if let bad = indices.first(where: { $0 >= k }) {
             throw TensorError("embedding: index \(bad) out of range [0, \(k)) (or -1 for none)")
@@ -14,7 +16,7 @@ extension Tensor {
         for (r, i) in indices.enumerated() where i >= 0 {
             (out.data + r * d).update(from: weight.data + i * d, count: d)
         }
-        return out.recorded("embedding", [weight]) { g in
+        return out.recorded(.embedding, [weight]) { g in
             let gw = Tensor(zeros: [k, d])
             for (r, i) in indices.enumerated() where i >= 0 {
                 let dst = gw.data + i * d, src = g.data + r * d
@@ -28,18 +30,21 @@ extension Tensor {
     // a pure permutation; dx = the inverse permutation of g
     public func spaceToDepth(_ s: Int = 2) throws -> Tensor {
         guard rank == 4, s > 0, shape[2] % s == 0, shape[3] % s == 0 else {
-            throw TensorError("space_to_depth: input \(Shape.describe(shape)) is not (N, C, H, W) with H and W divisible by \(s)")
+            throw TensorError("space_to_depth: input \(Shape.describe(shape)) is not (N, C, H, W) with H and W "
+                              + "divisible by \(s)")
         }
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         // (n, c, h/s, s, w/s, s) -> (n, c, s, s, h/s, w/s)
         let view = Tensor(storage: storage, shape: [n, c, h / s, s, w / s, s])
         let out = Tensor(uninitialized: [n, c * s * s, h / s, w / s])
-        Tensor.permuteCopy(from: view, to: Tensor(storage: out.storage, shape: [n, c, s, s, h / s, w / s]), order: [0, 1, 3, 5, 2, 4])
+        Tensor.permuteCopy(from: view, to: Tensor(storage: out.storage, shape: [n, c, s, s, h / s, w / s]),
+                           order: [0, 1, 3, 5, 2, 4])
         let inShape = shape
-        return out.recorded("space_to_depth", [self]) { g in
+        return out.recorded(.spaceToDepth, [self]) { g in
             let gx = Tensor(uninitialized: inShape)
             let gview = Tensor(storage: g.storage, shape: [n, c, s, s, h / s, w / s])
-            Tensor.permuteCopy(from: gview, to: Tensor(storage: gx.storage, shape: [n, c, h / s, s, w / s, s]), order: [0, 1, 4, 2, 5, 3])
+            Tensor.permuteCopy(from: gview, to: Tensor(storage: gx.storage, shape: [n, c, h / s, s, w / s, s]),
+                               order: [0, 1, 4, 2, 5, 3])
             return [gx]
         }
     }
@@ -52,7 +57,7 @@ extension Tensor {
         for i in 0..<n { acc += Double(Swift.abs(prediction.data[i] - target.data[i])) }
         let out = Tensor(repeating: Float(acc / Double(Swift.max(n, 1))), shape: [])
         let (sp, st) = (prediction.detached(), target.detached())
-        return out.recorded("l1_loss", [prediction, target]) { g in
+        return out.recorded(.l1Loss, [prediction, target]) { g in
             let gp = Tensor(uninitialized: sp.shape)
             let s = g.data[0] / Float(n)
             for i in 0..<n {
@@ -71,7 +76,7 @@ extension Tensor {
         for i in 0..<n { let d = Double(prediction.data[i] - target.data[i]); acc += d * d }
         let out = Tensor(repeating: Float(acc / Double(Swift.max(n, 1))), shape: [])
         let (sp, st) = (prediction.detached(), target.detached())
-        return out.recorded("mse_loss", [prediction, target]) { g in
+        return out.recorded(.mseLoss, [prediction, target]) { g in
             let gp = Tensor(uninitialized: sp.shape)
             let s = 2 * g.data[0] / Float(n)
             for i in 0..<n { gp.data[i] = s * (sp.data[i] - st.data[i]) }
@@ -111,7 +116,7 @@ extension Tensor {
         }
         let out = Tensor(repeating: Float(acc / Double(Swift.max(n, 1))), shape: [])
         let (sp, st) = (prediction.detached(), target.detached())
-        return out.recorded("weighted_loss", [prediction, target]) { g in
+        return out.recorded(.weightedLoss, [prediction, target]) { g in
             let gp = Tensor(uninitialized: sp.shape)
             for b in 0..<batch {
                 let s = g.data[0] * (weights?[b] ?? 1) / Float(n)
@@ -128,7 +133,9 @@ extension Tensor {
             throw TensorError("cross_entropy: logits must be (batch, classes), got \(Shape.describe(logits.shape))")
         }
         let (b, c) = (logits.shape[0], logits.shape[1])
-        guard labels.count == b else { throw TensorError("cross_entropy: \(labels.count) labels for \(b) rows of logits") }
+        guard labels.count == b else {
+            throw TensorError("cross_entropy: \(labels.count) labels for \(b) rows of logits")
+        }
         if let bad = labels.first(where: { $0 < 0 || $0 >= c }) {
             throw TensorError("cross_entropy: label \(bad) out of range 0..\(c - 1)")
         }
@@ -144,7 +151,7 @@ extension Tensor {
             total += Double(m) + Foundation.log(s) - Double(z[labels[i]])
         }
         let out = Tensor(repeating: Float(total / Double(Swift.max(b, 1))), shape: [])
-        return out.recorded("cross_entropy", [logits]) { g in
+        return out.recorded(.crossEntropy, [logits]) { g in
             let gz = Tensor(uninitialized: probs.shape)
             let s = g.data[0] / Float(b)
             for i in 0..<b {
@@ -156,7 +163,8 @@ extension Tensor {
 
     static func checkSameShape(_ op: String, _ a: Tensor, _ b: Tensor) throws {
         guard a.shape == b.shape else {
-            throw TensorError("\(op): prediction \(Shape.describe(a.shape)) and target \(Shape.describe(b.shape)) differ in shape")
+            throw TensorError("\(op): prediction \(Shape.describe(a.shape)) and target \(Shape.describe(b.shape)) "
+                              + "differ in shape")
         }
     }
 }

@@ -53,7 +53,8 @@ private func siluAffinePlus(_ q: UnsafeMutablePointer<Float>, _ p: UnsafePointer
     }
 }
 
-private func siluAffinePlain(_ q: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, count: Int, _ a: Float, _ a0: Float) {
+private func siluAffinePlain(_ q: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, count: Int, _ a: Float,
+                             _ a0: Float) {
     forEachVector(0..<count) { i in
         let h = load16(p + i) * a + a0
         store16(q + i, h / (1 + exp16(-h)))
@@ -68,12 +69,14 @@ private func siluAffinePlain(_ q: UnsafeMutablePointer<Float>, _ p: UnsafePointe
 func normalizeRow(_ xhat: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, m: Int, eps: Float) -> Float {
     let (mean, rstd) = rowStatistics(x, m: m, eps: eps)
     let meanV = Vec(repeating: mean), rstdV = Vec(repeating: rstd)
-    forEachVector(0..<m, { store16(xhat + $0, (load16(x + $0) - meanV) * rstdV) }, tail: { xhat[$0] = (x[$0] - mean) * rstd })
+    forEachVector(0..<m, { store16(xhat + $0, (load16(x + $0) - meanV) * rstdV) },
+                  tail: { xhat[$0] = (x[$0] - mean) * rstd })
     return rstd
 }
 
 /// x: (rows, m) -> xhat = (x - mean) * rstd per row; returns per-row rstd.
-func normalizeRows(_ xhat: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, m: Int, eps: Float) -> [Float] {
+func normalizeRows(_ xhat: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, m: Int,
+                   eps: Float) -> [Float] {
     let rstds = UnsafeMutablePointer<Float>.allocate(capacity: max(rows, 1))
     defer { rstds.deallocate() }
     Parallel.ranges(rows, grain: max(1, (1 << 14) / max(m, 1))) { range in
@@ -83,17 +86,18 @@ func normalizeRows(_ xhat: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
 }
 
 /// Given d loss / d xhat per row, d loss / d x = rstd * (g - mean(g) - xhat * mean(g * xhat)).
-func normalizeRowsBackward(_ gx: UnsafeMutablePointer<Float>, _ gxhat: UnsafePointer<Float>, _ xhat: UnsafePointer<Float>, _ rstd: [Float], rows: Int, m: Int) {
+func normalizeRowsBackward(_ gx: UnsafeMutablePointer<Float>, _ gxhat: UnsafePointer<Float>,
+                           _ xhat: UnsafePointer<Float>, _ rstd: [Float], rows: Int, m: Int) {
     Parallel.ranges(rows, grain: max(1, (1 << 14) / max(m, 1))) { range in
-    for r in range {
-        let g = gxhat + r * m, xh = xhat + r * m, o = gx + r * m
-        let mg = Float(rowSum(m, { load16(g + $0) }, { g[$0] }) / Double(m))
-        let mgx = Float(rowSum(m, { load16(g + $0) * load16(xh + $0) }, { g[$0] * xh[$0] }) / Double(m))
-        let rs = rstd[r]
-        let mgV = Vec(repeating: mg), mgxV = Vec(repeating: mgx), rsV = Vec(repeating: rs)
-        forEachVector(0..<m, { i in store16(o + i, rsV * (load16(g + i) - mgV - load16(xh + i) * mgxV)) },
-                      tail: { i in o[i] = rs * (g[i] - mg - xh[i] * mgx) })
-    }
+        for r in range {
+            let g = gxhat + r * m, xh = xhat + r * m, o = gx + r * m
+            let mg = Float(rowSum(m, { load16(g + $0) }, { g[$0] }) / Double(m))
+            let mgx = Float(rowSum(m, { load16(g + $0) * load16(xh + $0) }, { g[$0] * xh[$0] }) / Double(m))
+            let rs = rstd[r]
+            let mgV = Vec(repeating: mg), mgxV = Vec(repeating: mgx), rsV = Vec(repeating: rs)
+            forEachVector(0..<m, { i in store16(o + i, rsV * (load16(g + i) - mgV - load16(xh + i) * mgxV)) },
+                          tail: { i in o[i] = rs * (g[i] - mg - xh[i] * mgx) })
+        }
     }
 }
 
@@ -101,14 +105,17 @@ extension Tensor {
     /// x: (N, C, ...), weight, bias: (C); groups divides C.
     // y = xhat * w[c] + b[c] with xhat normalised over each (n, group);
     // dw = sum g xhat, db = sum g, dx = normalizeRowsBackward(g w)
-    public static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float = 1e-5) throws -> Tensor {
+    public static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?,
+                                 eps: Float = 1e-5) throws -> Tensor {
         guard x.rank >= 2, groups > 0, x.shape[1] % groups == 0 else {
-            throw TensorError("group_norm: \(groups) groups do not divide the channels of input \(Shape.describe(x.shape))")
+            throw TensorError("group_norm: \(groups) groups do not divide the channels of input "
+                              + "\(Shape.describe(x.shape))")
         }
         let (n, c) = (x.shape[0], x.shape[1])
         let spatial = x.count / Swift.max(n * c, 1)
         for p in [weight, bias].compactMap({ $0 }) where p.shape != [c] {
-            throw TensorError("group_norm: affine parameter \(Shape.describe(p.shape)) does not match \(c) channels of input \(Shape.describe(x.shape))")
+            throw TensorError("group_norm: affine parameter \(Shape.describe(p.shape)) does not match \(c) channels of "
+                              + "input \(Shape.describe(x.shape))")
         }
         let rows = n * groups, m = (c / groups) * spatial
         let xhat = Tensor(uninitialized: x.shape)
@@ -122,7 +129,7 @@ extension Tensor {
         } }
         let sw = weight?.detached()
         let inputs = [x] + [weight, bias].compactMap { $0 }
-        return out.recorded("group_norm", inputs) { g in
+        return out.recorded(.groupNorm, inputs) { g in
             var gw: Tensor?, gb: Tensor?
             if let weight, weight.requiresGrad { gw = Tensor(zeros: [c]) }
             if let bias, bias.requiresGrad { gb = Tensor(zeros: [c]) }
@@ -152,12 +159,14 @@ extension Tensor {
     /// w: (O, ...) -> each output filter standardised over its other dims (biased variance).
     // y = (w - mean) / sqrt(var + eps); dw = normalizeRowsBackward(g)
     public func weightStandardized(eps: Float = 1e-5) throws -> Tensor {
-        guard rank >= 2 else { throw TensorError("weight_standardize: weight \(Shape.describe(shape)) needs rank >= 2 (out, in, ...)") }
+        guard rank >= 2 else {
+            throw TensorError("weight_standardize: weight \(Shape.describe(shape)) needs rank >= 2 (out, in, ...)")
+        }
         let rows = shape[0], m = count / Swift.max(rows, 1)
         let out = Tensor(uninitialized: shape)
         let rstd = normalizeRows(out.data, data, rows: rows, m: m, eps: eps)
         let saved = out.detached()
-        return out.recorded("weight_standardize", [self]) { g in
+        return out.recorded(.weightStandardize, [self]) { g in
             let gw = Tensor(uninitialized: saved.shape)
             normalizeRowsBackward(gw.data, g.data, saved.data, rstd, rows: rows, m: m)
             return [gw]
@@ -177,18 +186,21 @@ extension Tensor {
                                      scale: Tensor? = nil, shift: Tensor? = nil, residual: Tensor? = nil,
                                      eps: Float = 1e-5) throws -> Tensor {
         guard x.rank >= 2, groups > 0, x.shape[1] % groups == 0 else {
-            throw TensorError("group_norm_silu: \(groups) groups do not divide the channels of input \(Shape.describe(x.shape))")
+            throw TensorError("group_norm_silu: \(groups) groups do not divide the channels of input "
+                              + "\(Shape.describe(x.shape))")
         }
         let (n, c) = (x.shape[0], x.shape[1])
         let spatial = x.count / Swift.max(n * c, 1)
         guard weight.shape == [c], bias.shape == [c] else {
-            throw TensorError("group_norm_silu: affine parameters \(Shape.describe(weight.shape)), \(Shape.describe(bias.shape)) do not match \(c) channels")
+            throw TensorError("group_norm_silu: affine parameters \(Shape.describe(weight.shape)), "
+                              + "\(Shape.describe(bias.shape)) do not match \(c) channels")
         }
         for m in [scale, shift].compactMap({ $0 }) where m.count != n * c || m.shape.first != n {
             throw TensorError("group_norm_silu: modulation \(Shape.describe(m.shape)) is not (\(n), \(c))")
         }
         if let residual, residual.shape != x.shape {
-            throw TensorError("group_norm_silu: residual \(Shape.describe(residual.shape)) does not match input \(Shape.describe(x.shape))")
+            throw TensorError("group_norm_silu: residual \(Shape.describe(residual.shape)) does not match input "
+                              + "\(Shape.describe(x.shape))")
         }
         let rows = n * groups, m = (c / groups) * spatial
         var inputs = [x, weight, bias]
@@ -208,7 +220,8 @@ extension Tensor {
                         let ch = nc % c
                         let k = s.map { 1 + $0[nc] } ?? 1
                         let a = w[ch] * k * rstd, a0 = b[ch] * k + (t?[nc] ?? 0) - mean * a
-                        siluAffine(out.data + nc * spatial, x.data + nc * spatial, count: spatial, a, a0, plus: res.map { $0 + nc * spatial })
+                        siluAffine(out.data + nc * spatial, x.data + nc * spatial, count: spatial, a, a0,
+                                   plus: res.map { $0 + nc * spatial })
                     }
                 }
             }
@@ -225,15 +238,17 @@ extension Tensor {
                     let ch = nc % c
                     let k = s.map { 1 + $0[nc] } ?? 1
                     let a = w[ch] * k, a0 = b[ch] * k + (t?[nc] ?? 0)  // h = xhat a + a0
-                    siluAffine(out.data + nc * spatial, xhat.data + nc * spatial, count: spatial, a, a0, plus: res.map { $0 + nc * spatial })
+                    siluAffine(out.data + nc * spatial, xhat.data + nc * spatial, count: spatial, a, a0,
+                               plus: res.map { $0 + nc * spatial })
                 }
             }
         }
         let (sw, sb) = (weight.detached(), bias.detached())
         let (ss, st) = (scale?.detached(), shift?.detached())
-        return out.recorded("group_norm_silu", inputs) { g in
+        return out.recorded(.groupNormSiLU, inputs) { g in
             let gs = Tensor(uninitialized: [n, c]), gt = Tensor(uninitialized: [n, c])
-            let gwn = Tensor(uninitialized: [n, c]), gbn = Tensor(uninitialized: [n, c])  // per (n, c), summed over n below
+            // per (n, c), summed over n below
+            let gwn = Tensor(uninitialized: [n, c]), gbn = Tensor(uninitialized: [n, c])
             let gx = x.requiresGrad ? Tensor(uninitialized: x.shape) : nil
             let (w, b) = (sw.data, sb.data)
             // Per group: dh and d xhat = dh a channel by channel (with the sums the parameter
@@ -249,7 +264,8 @@ extension Tensor {
                         let ch = nc % c
                         let k = ss.map { 1 + $0.data[nc] } ?? 1
                         let a = w[ch] * k, a0 = b[ch] * k + (st?.data[nc] ?? 0)
-                        let p = xhat.data + nc * spatial, gp = g.data + nc * spatial, q = base + channelInGroup * spatial
+                        let p = xhat.data + nc * spatial, gp = g.data + nc * spatial
+                        let q = base + channelInGroup * spatial
                         var sdh = Vec(), sdhx = Vec()
                         var sdhS: Float = 0, sdhxS: Float = 0
                         forEachVector(0..<spatial) { i in
@@ -281,8 +297,9 @@ extension Tensor {
                     let mg = Float(sumGx / Double(m)), mgx = Float(sumGxX / Double(m)), rs = rowRstd.data[row]
                     let mgV = Vec(repeating: mg), mgxV = Vec(repeating: mgx), rsV = Vec(repeating: rs)
                     let xh = xhat.data + row * m
-                    forEachVector(0..<m, { i in store16(base + i, rsV * (load16(base + i) - mgV - load16(xh + i) * mgxV)) },
-                                  tail: { i in base[i] = rs * (base[i] - mg - xh[i] * mgx) })
+                    forEachVector(0..<m, { i in
+                        store16(base + i, rsV * (load16(base + i) - mgV - load16(xh + i) * mgxV))
+                    }, tail: { i in base[i] = rs * (base[i] - mg - xh[i] * mgx) })
                 }
             }
             let gw = Tensor(zeros: [c]), gb = Tensor(zeros: [c])

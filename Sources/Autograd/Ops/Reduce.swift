@@ -19,7 +19,7 @@ extension Tensor {
         for i in 0..<count { acc += Double(data[i]) }
         let out = Tensor(repeating: Float(acc), shape: [])
         let shape = self.shape
-        return out.recorded("sum", [self]) { g in [Tensor(repeating: g.data[0], shape: shape)] }
+        return out.recorded(.sum, [self]) { g in [Tensor(repeating: g.data[0], shape: shape)] }
     }
 
     // y = sum x / n; dx = g / n
@@ -42,7 +42,7 @@ extension Tensor {
             }
         }
         let inShape = shape
-        return out.recorded("sum_dim", [self]) { g in
+        return out.recorded(.sumDim, [self]) { g in
             let gx = Tensor(uninitialized: inShape)
             for o in 0..<outer {
                 for d in 0..<size {
@@ -59,12 +59,12 @@ extension Tensor {
     }
 
     // y = max x; dx = g at the first maximal element, 0 elsewhere
-    public func max() throws -> Tensor { try extreme("max", >) }
+    public func max() throws -> Tensor { try extreme(.max, >) }
     // y = min x; dx = g at the first minimal element, 0 elsewhere
-    public func min() throws -> Tensor { try extreme("min", <) }
+    public func min() throws -> Tensor { try extreme(.min, <) }
 
-    private func extreme(_ op: String, _ better: (Float, Float) -> Bool) throws -> Tensor {
-        guard count > 0 else { throw TensorError("\(op): tensor is empty") }
+    private func extreme(_ op: Op, _ better: (Float, Float) -> Bool) throws -> Tensor {
+        guard count > 0 else { throw TensorError("\(op.rawValue): tensor is empty") }
         var best = 0
         for i in 1..<count where better(data[i], data[best]) { best = i }
         let out = Tensor(repeating: data[best], shape: [])

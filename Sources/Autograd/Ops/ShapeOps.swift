@@ -11,29 +11,32 @@ extension Tensor {
         if let u = unknown.first {
             let known = try Shape.checkedCount(newShape.filter { $0 != -1 }, op: "reshape")
             guard known > 0, count % known == 0 else {
-                throw TensorError("reshape: cannot reshape \(Shape.describe(shape)) (\(count) elements) to \(Shape.describe(newShape))")
+                throw TensorError("reshape: cannot reshape \(Shape.describe(shape)) (\(count) elements) to "
+                                  + "\(Shape.describe(newShape))")
             }
             target[u] = count / known
         }
         guard try Shape.checkedCount(target, op: "reshape") == count else {
-            throw TensorError("reshape: cannot reshape \(Shape.describe(shape)) (\(count) elements) to \(Shape.describe(newShape))")
+            throw TensorError("reshape: cannot reshape \(Shape.describe(shape)) (\(count) elements) to "
+                              + "\(Shape.describe(newShape))")
         }
         let out = Tensor(storage: storage, shape: target)
         let inShape = shape
-        return out.recorded("reshape", [self]) { g in [Tensor(storage: g.storage, shape: inShape)] }
+        return out.recorded(.reshape, [self]) { g in [Tensor(storage: g.storage, shape: inShape)] }
     }
 
     // y[i_order[0], ...] = x[i_0, ...]: output dim k is input dim order[k]; dx = permute(g, inverse)
     public func permuted(_ order: [Int]) throws -> Tensor {
         guard order.count == rank, order.sorted() == Array(0..<rank) else {
-            throw TensorError("permute: order \(order) is not a permutation of 0..<\(rank) for shape \(Shape.describe(shape))")
+            throw TensorError("permute: order \(order) is not a permutation of 0..<\(rank) for shape "
+                              + "\(Shape.describe(shape))")
         }
         let out = Tensor(uninitialized: order.map { shape[$0] })
         Tensor.permuteCopy(from: self, to: out, order: order)
         var inverse = [Int](repeating: 0, count: rank)
         for (k, d) in order.enumerated() { inverse[d] = k }
         let inShape = shape
-        return out.recorded("permute", [self]) { g in
+        return out.recorded(.permute, [self]) { g in
             let gx = Tensor(uninitialized: inShape)
             Tensor.permuteCopy(from: g, to: gx, order: inverse)
             return [gx]
@@ -80,7 +83,8 @@ extension Tensor {
     public func narrowed(dim: Int, start: Int, length: Int) throws -> Tensor {
         try checkDim("narrow", dim)
         guard start >= 0, length >= 0, start + length <= shape[dim] else {
-            throw TensorError("narrow: range \(start)..<\(start + length) out of bounds for dimension \(dim) of size \(shape[dim]) (shape \(Shape.describe(shape)))")
+            throw TensorError("narrow: range \(start)..<\(start + length) out of bounds for dimension \(dim) of size "
+                              + "\(shape[dim]) (shape \(Shape.describe(shape)))")
         }
         let (outer, size, inner) = split(at: dim)
         var outShape = shape
@@ -90,7 +94,7 @@ extension Tensor {
             (out.data + o * length * inner).update(from: data + (o * size + start) * inner, count: length * inner)
         }
         let inShape = shape
-        return out.recorded("narrow", [self]) { g in
+        return out.recorded(.narrow, [self]) { g in
             let gx = Tensor(zeros: inShape)
             for o in 0..<outer {
                 (gx.data + (o * size + start) * inner).update(from: g.data + o * length * inner, count: length * inner)
@@ -106,11 +110,13 @@ extension Tensor {
         for x in xs {
             var a = x.shape, b = first.shape
             guard a.count == b.count else {
-                throw TensorError("cat: shapes \(Shape.describe(first.shape)) and \(Shape.describe(x.shape)) differ in rank")
+                throw TensorError("cat: shapes \(Shape.describe(first.shape)) and \(Shape.describe(x.shape)) differ in "
+                                  + "rank")
             }
             a[dim] = 0; b[dim] = 0
             guard a == b else {
-                throw TensorError("cat: shapes \(Shape.describe(first.shape)) and \(Shape.describe(x.shape)) differ outside dimension \(dim)")
+                throw TensorError("cat: shapes \(Shape.describe(first.shape)) and \(Shape.describe(x.shape)) differ "
+                                  + "outside dimension \(dim)")
             }
         }
         let sizes = xs.map { $0.shape[dim] }
@@ -123,17 +129,19 @@ extension Tensor {
         Parallel.ranges(outer, grain: grain) { range in
             for o in range {
                 for (x, (size, offset)) in zip(xs, zip(sizes, offsets)) {
-                    (out.data + (o * total + offset) * inner).update(from: x.data + o * size * inner, count: size * inner)
+                    (out.data + (o * total + offset) * inner)
+                        .update(from: x.data + o * size * inner, count: size * inner)
                 }
             }
         }
-        return out.recorded("cat", xs) { g in
+        return out.recorded(.cat, xs) { g in
             let grads = xs.map { $0.requiresGrad ? Tensor(uninitialized: $0.shape) : nil }
             Parallel.ranges(outer, grain: grain) { range in
                 for o in range {
                     for (gx, (size, offset)) in zip(grads, zip(sizes, offsets)) {
                         guard let gx else { continue }
-                        (gx.data + o * size * inner).update(from: g.data + (o * total + offset) * inner, count: size * inner)
+                        (gx.data + o * size * inner)
+                            .update(from: g.data + (o * total + offset) * inner, count: size * inner)
                     }
                 }
             }

@@ -1,6 +1,6 @@
 // im2col and col2im for the U-Net's upsampling, a 4x4 transposed convolution with stride 2 and
-// padding 1: the generic loops in Conv.swift step through every window tap one scalar at a time
-// (col2im was 8 % of a batch-100 sampling forward). Here each output row is built from the taps
+// padding 1: the generic loops in Conv.swift step through every window tap one scalar at a time.
+// Here each output row is built from the taps
 // that land on it: even columns from taps 1 and 3, odd ones from 0 and 2, computed as whole
 // vectors and interleaved (the even/odd lanes of WinogradConv.swift). KernelTests compare both
 // against the generic loops.
@@ -37,7 +37,8 @@ extension ConvGeometry {
     }
 
     @inline(__always)
-    private func upsampleIm2col<V: WinogradLanes>(_: V.Type, _ cols: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>) {
+    private func upsampleIm2col<V: WinogradLanes>(_: V.Type, _ cols: UnsafeMutablePointer<Float>,
+                                                  _ x: UnsafePointer<Float>) {
         let plane = oh * ow, lanes = V.scalarCount
         // even[0..<ow] then a zero; a zero then odd[0..<ow]: the shifted taps load from these
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * ow + 2) { buffer in
@@ -72,8 +73,8 @@ extension ConvGeometry {
     }
 
     @inline(__always)
-    private func upsampleCol2im<V: WinogradLanes>(_: V.Type, _ x: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>,
-                                                  _ bias: UnsafePointer<Float>?) {
+    private func upsampleCol2im<V: WinogradLanes>(_: V.Type, _ x: UnsafeMutablePointer<Float>,
+                                                  _ cols: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?) {
         let plane = oh * ow, lanes = V.scalarCount
         // a zero then tap 3's row; tap 0's row then a zero: the shifted taps load from these
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * ow + 2) { buffer in

@@ -1,25 +1,20 @@
-// Winograd F(2x2, 3x3) convolution (stride 1, padding 1), NCHW: each 2x2 output tile is computed
-// from a 4x4 input tile with 16 multiplies per (input, output) channel pair instead of 36, so the
-// 3x3 convolutions do 2.25x fewer multiplies. Per block of images: the input is transformed to
-// 16 (C, tiles) matrices (along the rows, then down the columns, with the rows stored so that a
-// vector of 16 tiles spans several tile rows of a small image: 8x8 images 1.6-1.8x faster than
-// with a vector per tile row), multiplied by the 16 transformed filter matrices (O, C) in 16 sgemms, and
-// the 16 (O, tiles) products are transformed back into 2x2 output tiles. Lavin & Gray 2015.
+// Winograd F(2x2, 3x3) convolution (stride 1, padding 1), NCHW (Lavin & Gray 2015): each 2x2
+// output tile is computed from a 4x4 input tile with 16 multiplies per (input, output) channel
+// pair instead of 36, so the 3x3 convolutions do 2.25x fewer multiplies. Per block of images: the
+// input is transformed to 16 (C, tiles) matrices (along the rows, then down the columns, with the
+// rows stored so that a vector of 16 tiles spans several tile rows of a small image, whose tile
+// rows are shorter than a vector), multiplied by the 16 transformed filter matrices (O, C) in 16
+// sgemms, and the 16 (O, tiles) products are transformed back into 2x2 output tiles.
 // The backward pass uses it twice: the input gradient is the same convolution of dY with the
 // filters transposed and flipped, and the weight gradient is accumulated in the transformed
-// domain (16 (O, C) products of dY's and x's transformed tiles, then G^T dU G): 1.6x faster than
-// im2col + sgemm for the weight gradient at each level of the preset (bench --what ops).
-// The im2col path in Conv.swift is the reference beside it (KernelTests compare them). It replaced
-// a direct SIMD 3x3 kernel: 1.5x faster per 3x3 convolution at each level of the preset
-// (`ddpm bench --what ops`), and it covers the 8x8 and 4x4 levels the direct kernel could not.
-
-/// false forces the im2col path (tests compare the two).
-nonisolated(unsafe) public var useWinograd = true
+// domain (16 (O, C) products of dY's and x's transformed tiles, then G^T dU G), with fewer
+// operations than im2col + sgemm.
+// The im2col path in Conv.swift is the reference beside it (KernelTests compare them).
 
 /// Whether the Winograd path handles this convolution: 3x3, stride 1, padding 1, even height,
 /// width a multiple of 4 (whole vectors of 2, 4, 8 or 16 tiles per tile row).
 func winogradApplies(c: Int, o: Int, h: Int, w: Int, kh: Int, kw: Int, stride: Int, pad: Int) -> Bool {
-    useWinograd && kh == 3 && kw == 3 && stride == 1 && pad == 1 && h % 2 == 0 && w % 4 == 0 && c >= 1 && o >= 1
+    kh == 3 && kw == 3 && stride == 1 && pad == 1 && h % 2 == 0 && w % 4 == 0 && c >= 1 && o >= 1
 }
 
 /// The lanes the tile transforms work in: a vector of consecutive tiles (of one tile row, or of
@@ -55,26 +50,32 @@ extension HalvableLanes {
         let (a1, b1) = Half.deinterleaveRows(p + Half.scalarCount / width * stride, width: width, stride: stride)
         return (Self(lowHalf: a0, highHalf: a1), Self(lowHalf: b0, highHalf: b1))
     }
-    @inline(__always) static func interleaveRows(_ a: Self, _ b: Self, width: Int, to p: UnsafeMutablePointer<Float>, stride: Int) {
+    @inline(__always) static func interleaveRows(_ a: Self, _ b: Self, width: Int, to p: UnsafeMutablePointer<Float>,
+                                                 stride: Int) {
         if width >= scalarCount { return interleave(a, b, to: p) }
         Half.interleaveRows(a.lowHalf, b.lowHalf, width: width, to: p, stride: stride)
-        Half.interleaveRows(a.highHalf, b.highHalf, width: width, to: p + Half.scalarCount / width * stride, stride: stride)
+        Half.interleaveRows(a.highHalf, b.highHalf, width: width, to: p + Half.scalarCount / width * stride,
+                            stride: stride)
     }
 }
 
 // Written as element lists of two whole-vector loads: LLVM turns these into two-source permutes
-// (vpermi2ps), where SIMD32's evenHalf/oddHalf were sometimes left as calls or scalar inserts.
+// (vpermi2ps), where SIMD32's evenHalf/oddHalf are sometimes left as calls or scalar inserts.
 extension SIMD16: WinogradLanes, HalvableLanes where Scalar == Float {
     @inline(__always) static func deinterleave(_ p: UnsafePointer<Float>) -> (Self, Self) {
-        let a = UnsafeRawPointer(p).loadUnaligned(as: Self.self), b = UnsafeRawPointer(p + 16).loadUnaligned(as: Self.self)
-        return (Self(a[0], a[2], a[4], a[6], a[8], a[10], a[12], a[14], b[0], b[2], b[4], b[6], b[8], b[10], b[12], b[14]),
-                Self(a[1], a[3], a[5], a[7], a[9], a[11], a[13], a[15], b[1], b[3], b[5], b[7], b[9], b[11], b[13], b[15]))
+        let a = UnsafeRawPointer(p).loadUnaligned(as: Self.self)
+        let b = UnsafeRawPointer(p + 16).loadUnaligned(as: Self.self)
+        return (Self(a[0], a[2], a[4], a[6], a[8], a[10], a[12], a[14],
+                     b[0], b[2], b[4], b[6], b[8], b[10], b[12], b[14]),
+                Self(a[1], a[3], a[5], a[7], a[9], a[11], a[13], a[15],
+                     b[1], b[3], b[5], b[7], b[9], b[11], b[13], b[15]))
     }
     @inline(__always) static func interleave(_ a: Self, _ b: Self, to p: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(p).storeBytes(of: Self(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3],
                                                         a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7]), as: Self.self)
         UnsafeMutableRawPointer(p + 16).storeBytes(of: Self(a[8], b[8], a[9], b[9], a[10], b[10], a[11], b[11],
-                                                             a[12], b[12], a[13], b[13], a[14], b[14], a[15], b[15]), as: Self.self)
+                                                             a[12], b[12], a[13], b[13], a[14], b[14], a[15], b[15]),
+                                                   as: Self.self)
     }
     @inline(__always) static func shiftedUp(_ v: Self, first: Float) -> Self {
         Self(first, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14])
@@ -86,15 +87,22 @@ extension SIMD16: WinogradLanes, HalvableLanes where Scalar == Float {
 
 extension SIMD8: WinogradLanes, HalvableLanes where Scalar == Float {
     @inline(__always) static func deinterleave(_ p: UnsafePointer<Float>) -> (Self, Self) {
-        let a = UnsafeRawPointer(p).loadUnaligned(as: Self.self), b = UnsafeRawPointer(p + 8).loadUnaligned(as: Self.self)
-        return (Self(a[0], a[2], a[4], a[6], b[0], b[2], b[4], b[6]), Self(a[1], a[3], a[5], a[7], b[1], b[3], b[5], b[7]))
+        let a = UnsafeRawPointer(p).loadUnaligned(as: Self.self)
+        let b = UnsafeRawPointer(p + 8).loadUnaligned(as: Self.self)
+        return (Self(a[0], a[2], a[4], a[6], b[0], b[2], b[4], b[6]),
+                Self(a[1], a[3], a[5], a[7], b[1], b[3], b[5], b[7]))
     }
     @inline(__always) static func interleave(_ a: Self, _ b: Self, to p: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(p).storeBytes(of: SIMD16<Float>(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3],
-                                                                 a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7]), as: SIMD16<Float>.self)
+                                                                 a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7]),
+                                              as: SIMD16<Float>.self)
     }
-    @inline(__always) static func shiftedUp(_ v: Self, first: Float) -> Self { Self(first, v[0], v[1], v[2], v[3], v[4], v[5], v[6]) }
-    @inline(__always) static func shiftedDown(_ v: Self, last: Float) -> Self { Self(v[1], v[2], v[3], v[4], v[5], v[6], v[7], last) }
+    @inline(__always) static func shiftedUp(_ v: Self, first: Float) -> Self {
+        Self(first, v[0], v[1], v[2], v[3], v[4], v[5], v[6])
+    }
+    @inline(__always) static func shiftedDown(_ v: Self, last: Float) -> Self {
+        Self(v[1], v[2], v[3], v[4], v[5], v[6], v[7], last)
+    }
 }
 
 extension SIMD4: WinogradLanes, HalvableLanes where Scalar == Float {
@@ -103,7 +111,8 @@ extension SIMD4: WinogradLanes, HalvableLanes where Scalar == Float {
         return (Self(v[0], v[2], v[4], v[6]), Self(v[1], v[3], v[5], v[7]))
     }
     @inline(__always) static func interleave(_ a: Self, _ b: Self, to p: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(p).storeBytes(of: SIMD8<Float>(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3]), as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(p).storeBytes(of: SIMD8<Float>(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3]),
+                                              as: SIMD8<Float>.self)
     }
     @inline(__always) static func shiftedUp(_ v: Self, first: Float) -> Self { Self(first, v[0], v[1], v[2]) }
     @inline(__always) static func shiftedDown(_ v: Self, last: Float) -> Self { Self(v[1], v[2], v[3], last) }
@@ -119,18 +128,25 @@ extension SIMD2: WinogradLanes where Scalar == Float {
     }
     @inline(__always) static func shiftedUp(_ v: Self, first: Float) -> Self { Self(first, v[0]) }
     @inline(__always) static func shiftedDown(_ v: Self, last: Float) -> Self { Self(v[1], last) }
-    @inline(__always) static func deinterleaveRows(_ p: UnsafePointer<Float>, width: Int, stride: Int) -> (Self, Self) { deinterleave(p) }
-    @inline(__always) static func interleaveRows(_ a: Self, _ b: Self, width: Int, to p: UnsafeMutablePointer<Float>, stride: Int) {
+    @inline(__always) static func deinterleaveRows(_ p: UnsafePointer<Float>, width: Int, stride: Int) -> (Self, Self) {
+        deinterleave(p)
+    }
+    @inline(__always) static func interleaveRows(_ a: Self, _ b: Self, width: Int, to p: UnsafeMutablePointer<Float>,
+                                                 stride: Int) {
         interleave(a, b, to: p)
     }
 }
 
-@inline(__always) private func load<V: WinogradLanes>(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
-@inline(__always) private func store<V: WinogradLanes>(_ p: UnsafeMutablePointer<Float>, _ v: V) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
+@inline(__always) private func load<V: WinogradLanes>(_ p: UnsafePointer<Float>) -> V {
+    UnsafeRawPointer(p).loadUnaligned(as: V.self)
+}
+@inline(__always) private func store<V: WinogradLanes>(_ p: UnsafeMutablePointer<Float>, _ v: V) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
+}
 
-/// The 16 transformed filters U = G g G^T of (O, C, 3, 3) filters as (16, O, C): u[(xi * O + oc) * C + ci], xi = 4 i + j.
-/// 16 channel pairs at a time, on all cores: run per convolution call, it was 13 % of a batch-10
-/// sampling forward when done one pair at a time on one core.
+/// The 16 transformed filters U = G g G^T of (O, C, 3, 3) filters as (16, O, C): u[(xi * O + oc) * C + ci],
+/// xi = 4 i + j.
+/// 16 channel pairs at a time, on all cores: it runs on every convolution call.
 func winogradFilters(_ filters: Tensor) -> Tensor {
     let pairs = filters.shape[0] * filters.shape[1]
     let weight = filters.data  // a parameter: alive until the call returns
@@ -216,8 +232,7 @@ struct WinogradBlock {
 
     /// Images per block: the transformed input and products (16 (C + O) floats per tile) stay
     /// within ~512 KB, half of L2. In forEachImageBlock's terms (blocks of ~1024 "columns") that
-    /// is a plane of tiles * (C + O) / 8. Measured (bench --what ops): blocks 2x and 8x larger
-    /// were 1.2-2x slower at 16x16 and 8x8; one image per block at 8x8 was slower too.
+    /// is a plane of tiles * (C + O) / 8; larger blocks, and one image per block at 8x8, are slower.
     /// When the 16 (O, C) filter matrices outgrow L2 (O C > 16 K: 256 channels and wider),
     /// every block streams them from L3 (and the backward pass reads and writes its 16 (O, C)
     /// weight-gradient sums), so blocks get at least 64 tiles to amortise that: one 8x8 image
@@ -240,8 +255,8 @@ func winogradConv3x3(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>
         inputTransform(V.self, transformed, x, images, b, rowTransformed)
         // Sixteen products M_xi (O, tiles) = U_xi (O, C) V_xi (C, tiles).
         for xi in 0..<16 {
-            BLAS.sgemmSerial(products + xi * b.productStride(images), u + xi * b.o * b.c, transformed + xi * b.transformedStride(images),
-                             m: b.o, n: tiles, k: b.c, count: false)
+            BLAS.sgemmSerial(products + xi * b.productStride(images), u + xi * b.o * b.c,
+                             transformed + xi * b.transformedStride(images), m: b.o, n: tiles, k: b.c)
         }
         outputTransform(V.self, y, products, bias, images, b)
     }
@@ -257,16 +272,18 @@ func winogradConv3x3(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>
 /// dM_xi (O, tiles) V_xi^T, where V = B^T d B are x's transformed tiles and dM = A dY A^T the
 /// output gradient's (the adjoint of the output transform). winogradFilterGradient turns the
 /// sum into the (O, C, 3, 3) gradient. Same scratch as winogradConv3x3 for this geometry.
-func winogradFilterGradientAccumulate(_ du: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
-                                      images: Int, geometry b: WinogradBlock, rowTransformed: UnsafeMutablePointer<Float>,
+func winogradFilterGradientAccumulate(_ du: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                                      _ dy: UnsafePointer<Float>, images: Int, geometry b: WinogradBlock,
+                                      rowTransformed: UnsafeMutablePointer<Float>,
                                       transformed: UnsafeMutablePointer<Float>, products: UnsafeMutablePointer<Float>) {
     func run<V: WinogradLanes>(_: V.Type) {
         let tiles = images * b.tilesPerImage
         inputTransform(V.self, transformed, x, images, b, rowTransformed)
         outputGradientTransform(V.self, products, dy, images, b)
         for xi in 0..<16 {
-            BLAS.sgemmSerial(du + xi * b.o * b.c, products + xi * b.productStride(images), transformed + xi * b.transformedStride(images),
-                             m: b.o, n: b.c, k: tiles, transB: true, beta: 1, count: false)
+            BLAS.sgemmSerial(du + xi * b.o * b.c, products + xi * b.productStride(images),
+                             transformed + xi * b.transformedStride(images), m: b.o, n: b.c, k: tiles, transB: true,
+                             beta: 1)
         }
     }
     switch b.lanes {
@@ -325,7 +342,8 @@ private func inputTransform<V: WinogradLanes>(_: V.Type, _ vt: UnsafeMutablePoin
                 // output j of padded rows 2 ty ... 2 ty + 3, then B^T down them
                 @inline(__always) func column(_ j: Int) {
                     let p = rows + 2 * j * half + f
-                    columnPass(dst + f, stride: ct, j, load(p) as V, load(p + half) as V, load(p + tw) as V, load(p + half + tw) as V)
+                    columnPass(dst + f, stride: ct, j, load(p) as V, load(p + half) as V, load(p + tw) as V,
+                               load(p + half + tw) as V)
                 }
                 column(0); column(1); column(2); column(3)
             }
@@ -350,7 +368,8 @@ private func rowPass<P: WinogradLanes>(_: P.Type, _ s: UnsafePointer<Float>, _ k
 /// B^T down the columns of one tile row (or of a vector of tile rows): outputs xi = 4 i + j from
 /// output j of its four padded rows a ... d, to out[xi * stride].
 @_transparent
-private func columnPass<V: WinogradLanes>(_ out: UnsafeMutablePointer<Float>, stride ct: Int, _ j: Int, _ a: V, _ b: V, _ c: V, _ d: V) {
+private func columnPass<V: WinogradLanes>(_ out: UnsafeMutablePointer<Float>, stride ct: Int, _ j: Int,
+                                          _ a: V, _ b: V, _ c: V, _ d: V) {
     store(out + j * ct, a - c); store(out + (4 + j) * ct, b + c)
     store(out + (8 + j) * ct, c - b); store(out + (12 + j) * ct, b - d)
 }
@@ -360,7 +379,8 @@ private func columnPass<V: WinogradLanes>(_ out: UnsafeMutablePointer<Float>, st
 /// are carried down the plane instead of making a round trip through rowTransform's L1 buffer.
 /// The same sums as rowTransform followed by the column pass, so the same bits. Output xi of
 /// tile t goes to dst[xi * stride + t]. Returns false where there is no such kernel.
-private func planeTransform(_ dst: UnsafeMutablePointer<Float>, _ plane: UnsafePointer<Float>, _ b: WinogradBlock, stride ct: Int) -> Bool {
+private func planeTransform(_ dst: UnsafeMutablePointer<Float>, _ plane: UnsafePointer<Float>, _ b: WinogradBlock,
+                            stride ct: Int) -> Bool {
     switch (b.lanes, b.rowLanes) {
     case (16, 16): planeTransform(SIMD16<Float>.self, dst, plane, b, stride: ct)           // 32x32 and wider
     case (8, 8): planeTransform(SIMD8<Float>.self, dst, plane, b, stride: ct)
@@ -378,18 +398,22 @@ private func planeTransform(_ dst: UnsafeMutablePointer<Float>, _ plane: UnsafeP
 
 /// Tile rows that are whole vectors of V: each vector strip of tile columns goes down the plane.
 @inline(__always)
-private func planeTransform<V: WinogradLanes>(_: V.Type, _ dst: UnsafeMutablePointer<Float>, _ plane: UnsafePointer<Float>,
-                                              _ b: WinogradBlock, stride ct: Int) {
+private func planeTransform<V: WinogradLanes>(_: V.Type, _ dst: UnsafeMutablePointer<Float>,
+                                              _ plane: UnsafePointer<Float>, _ b: WinogradBlock, stride ct: Int) {
     let (h, w, th, tw) = (b.h, b.w, b.th, b.tw)
     let zero = (V(), V(), V(), V())
     for k in Swift.stride(from: 0, to: tw, by: V.scalarCount) {
         // padded row r is image row r - 1; rows 0 and h + 1 are zero
-        @inline(__always) func row(_ r: Int) -> (V, V, V, V) { r <= h ? rowPass(V.self, plane + (r - 1) * w, k, tw: tw) : zero }
+        @inline(__always) func row(_ r: Int) -> (V, V, V, V) {
+            r <= h ? rowPass(V.self, plane + (r - 1) * w, k, tw: tw) : zero
+        }
         var (e0, e1) = (zero, row(1))
         for ty in 0..<th {
             let e2 = row(2 * ty + 2), e3 = row(2 * ty + 3), out = dst + ty * tw + k
-            columnPass(out, stride: ct, 0, e0.0, e1.0, e2.0, e3.0); columnPass(out, stride: ct, 1, e0.1, e1.1, e2.1, e3.1)
-            columnPass(out, stride: ct, 2, e0.2, e1.2, e2.2, e3.2); columnPass(out, stride: ct, 3, e0.3, e1.3, e2.3, e3.3)
+            columnPass(out, stride: ct, 0, e0.0, e1.0, e2.0, e3.0)
+            columnPass(out, stride: ct, 1, e0.1, e1.1, e2.1, e3.1)
+            columnPass(out, stride: ct, 2, e0.2, e1.2, e2.2, e3.2)
+            columnPass(out, stride: ct, 3, e0.3, e1.3, e2.3, e3.3)
             (e0, e1) = (e2, e3)
         }
     }
@@ -398,11 +422,14 @@ private func planeTransform<V: WinogradLanes>(_: V.Type, _ dst: UnsafeMutablePoi
 /// Vectors of V spanning two tile rows of V.Half's width (16x16 images: 8 tiles per row): the
 /// lower half of each column-pass input is tile row ty's, the upper half tile row ty + 1's.
 @inline(__always)
-private func planeTransformTwoRows<V: HalvableLanes>(_: V.Type, _ dst: UnsafeMutablePointer<Float>, _ plane: UnsafePointer<Float>,
-                                                     _ b: WinogradBlock, stride ct: Int) {
+private func planeTransformTwoRows<V: HalvableLanes>(_: V.Type, _ dst: UnsafeMutablePointer<Float>,
+                                                     _ plane: UnsafePointer<Float>, _ b: WinogradBlock,
+                                                     stride ct: Int) {
     let (h, w, th, tw) = (b.h, b.w, b.th, b.tw)
     let zero = (V.Half(), V.Half(), V.Half(), V.Half())
-    @inline(__always) func row(_ r: Int) -> (V.Half, V.Half, V.Half, V.Half) { r <= h ? rowPass(V.Half.self, plane + (r - 1) * w, 0, tw: tw) : zero }
+    @inline(__always) func row(_ r: Int) -> (V.Half, V.Half, V.Half, V.Half) {
+        r <= h ? rowPass(V.Half.self, plane + (r - 1) * w, 0, tw: tw) : zero
+    }
     @inline(__always) func two(_ lower: V.Half, _ upper: V.Half) -> V { V(lowHalf: lower, highHalf: upper) }
     var (e0, e1) = (zero, row(1))
     for ty in Swift.stride(from: 0, to: th, by: 2) {
@@ -417,12 +444,15 @@ private func planeTransformTwoRows<V: HalvableLanes>(_: V.Type, _ dst: UnsafeMut
 
 /// Vectors of V spanning four tile rows of V.Half.Half's width (8x8 images: 4 tiles per row).
 @inline(__always)
-private func planeTransformFourRows<V: HalvableLanes>(_: V.Type, _ dst: UnsafeMutablePointer<Float>, _ plane: UnsafePointer<Float>,
-                                                      _ b: WinogradBlock, stride ct: Int) where V.Half: HalvableLanes {
+private func planeTransformFourRows<V: HalvableLanes>(_: V.Type, _ dst: UnsafeMutablePointer<Float>,
+                                                      _ plane: UnsafePointer<Float>, _ b: WinogradBlock,
+                                                      stride ct: Int) where V.Half: HalvableLanes {
     typealias Q = V.Half.Half
     let (h, w, th, tw) = (b.h, b.w, b.th, b.tw)
     let zero = (Q(), Q(), Q(), Q())
-    @inline(__always) func row(_ r: Int) -> (Q, Q, Q, Q) { r <= h ? rowPass(Q.self, plane + (r - 1) * w, 0, tw: tw) : zero }
+    @inline(__always) func row(_ r: Int) -> (Q, Q, Q, Q) {
+        r <= h ? rowPass(Q.self, plane + (r - 1) * w, 0, tw: tw) : zero
+    }
     @inline(__always) func four(_ a: Q, _ b: Q, _ c: Q, _ d: Q) -> V {
         V(lowHalf: V.Half(lowHalf: a, highHalf: b), highHalf: V.Half(lowHalf: c, highHalf: d))
     }
@@ -503,8 +533,8 @@ private func outputTransform<V: WinogradLanes>(_: V.Type, _ y: UnsafeMutablePoin
 /// The adjoint of outputTransform: dM = A dY A^T of every 2x2 output-gradient tile, into
 /// dm (16, O, tiles; productStride apart). A = [1 0; 1 1; 1 -1; 0 -1].
 @inline(__always)
-private func outputGradientTransform<V: WinogradLanes>(_: V.Type, _ dm: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
-                                                       _ images: Int, _ b: WinogradBlock) {
+private func outputGradientTransform<V: WinogradLanes>(_: V.Type, _ dm: UnsafeMutablePointer<Float>,
+                                                       _ dy: UnsafePointer<Float>, _ images: Int, _ b: WinogradBlock) {
     let (o, h, w, tw, tpi) = (b.o, b.h, b.w, b.tw, b.tilesPerImage)
     let tiles = images * tpi, ot = b.productStride(images), width = Swift.min(V.scalarCount, tw)
     for oc in 0..<o {
