@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dependencies point one way: C libraries -> Autograd -> Layers -> Storage -> Evaluation /
+// Dependencies point one way: C libraries and CBF16 -> Autograd -> Layers -> Storage -> Evaluation /
 // Diffusion; Autograd -> Imaging -> Datasets; all of them -> Scripting (the Lua host, the only
 // importer of CLua) -> ddpm and LuaModule. docs/architecture.md has a paragraph per target.
 // The kernels are built for the machine that builds them (users build from source): Swift's
@@ -34,7 +34,10 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CGIF", pkgConfig: "libgif", providers: [.apt(["libgif-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "Autograd", dependencies: ["COpenBLAS"], swiftSettings: kernelFlags + swift6),
+        // bfloat16 products: its AVX512-BF16 code is marked per function (target attributes) and
+        // entered only when the CPU reports the instructions, so it builds for any x86_64 CPU.
+        .target(name: "CBF16", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "Autograd", dependencies: ["COpenBLAS", "CBF16"], swiftSettings: kernelFlags + swift6),
         .target(name: "Layers", dependencies: ["Autograd"], swiftSettings: kernelFlags + swift6),
         .target(name: "Storage", dependencies: ["Autograd", "Layers"], swiftSettings: swift6),
         .target(name: "Evaluation", dependencies: ["Autograd", "Layers", "Storage"], swiftSettings: swift6),
