@@ -59,7 +59,7 @@ let package = Package(
             swiftSettings: swift6
         ),
         .target(name: "TestSupport", dependencies: ["Autograd", "Storage"], path: "Tests/TestSupport", swiftSettings: swift6),
-        .testTarget(name: "AutogradTests", dependencies: ["Autograd"], swiftSettings: swift6),
+        .testTarget(name: "AutogradTests", dependencies: ["Autograd", "CBF16"], swiftSettings: swift6),
         .testTarget(name: "LayersTests", dependencies: ["Autograd", "Layers", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "StorageTests", dependencies: ["Autograd", "Layers", "Storage", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "EvaluationTests", dependencies: ["Autograd", "Layers", "Storage", "Evaluation"], swiftSettings: swift6),
