@@ -38,8 +38,9 @@ final class PrecisionTests: XCTestCase {
         XCTAssertEqual(refused.stderr.split(separator: "\n").count, 1, refused.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/bf16.png"))
         let config = dir + "/bf16.lua"
-        try ("return {model = {base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, "
-             + "image_size = 8}, train = {precision = 'bf16'}}\n").write(toFile: config, atomically: true, encoding: .utf8)
+        let text = "return {model = {base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, "
+            + "image_size = 8}, train = {precision = 'bf16'}}\n"
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
         let train = try runDDPM(["train", "--config", config, "--steps", "1", "--out", dir + "/run"], in: dir,
                                 environment: ["DDPM_NO_BF16": "1"])
         XCTAssertEqual(train.status, 1, train.stderr)
