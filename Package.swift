@@ -2,8 +2,9 @@
 import PackageDescription
 
 // Dependencies point one way: C libraries and CBF16 -> Autograd -> Layers -> Storage -> Evaluation /
-// Diffusion; Autograd -> Imaging -> Datasets; all of them -> Scripting (the Lua host, the only
-// importer of CLua) -> ddpm and LuaModule. docs/architecture.md has a paragraph per target.
+// Diffusion; Autograd -> Imaging -> Datasets; Autograd -> Distributed (MPI, the only importer of
+// CMPI); all of them -> Scripting (the Lua host, the only importer of CLua) -> ddpm and LuaModule.
+// docs/architecture.md has a paragraph per target.
 // The kernels are built for the machine that builds them (users build from source): Swift's
 // SIMD types then lower to AVX2/AVX-512 instead of baseline SSE2. Release drops bounds checks in
 // the kernel modules only; every check on user input is explicit code, not a trap.
@@ -34,6 +35,7 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CGIF", pkgConfig: "libgif", providers: [.apt(["libgif-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         // bfloat16 products: its AVX512-BF16 code is marked per function (target attributes) and
         // entered only when the CPU reports the instructions, so it builds for any x86_64 CPU.
         .target(name: "CBF16", cSettings: [.unsafeFlags(["-O3"])]),
@@ -44,21 +46,24 @@ let package = Package(
         .target(name: "Diffusion", dependencies: ["Autograd", "Layers"], swiftSettings: swift6),
         .target(name: "Imaging", dependencies: ["Autograd", "CPNG", "CGIF", "CZlib"], swiftSettings: swift6),
         .target(name: "Datasets", dependencies: ["Autograd", "Imaging"], swiftSettings: swift6),
+        .target(name: "Distributed", dependencies: ["CMPI", "Autograd"], swiftSettings: swift6),
         .target(
             name: "Scripting",
-            dependencies: ["CLua", "Autograd", "Layers", "Storage", "Evaluation", "Diffusion", "Imaging", "Datasets"],
+            dependencies: [
+                "CLua", "Autograd", "Layers", "Storage", "Evaluation", "Diffusion", "Imaging", "Datasets", "Distributed",
+            ],
             swiftSettings: swift6
         ),
         .target(name: "LuaModule", dependencies: ["Scripting"], swiftSettings: swift6),
         .executableTarget(
             name: "ddpm",
             dependencies: [
-                "Autograd", "Layers", "Storage", "Evaluation", "Diffusion", "Scripting",
+                "Autograd", "Layers", "Storage", "Evaluation", "Diffusion", "Distributed", "Scripting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swift6
         ),
-        .target(name: "TestSupport", dependencies: ["Autograd", "Storage"], path: "Tests/TestSupport", swiftSettings: swift6),
+        .target(name: "TestSupport", dependencies: ["Autograd", "Imaging", "Storage"], path: "Tests/TestSupport", swiftSettings: swift6),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "CBF16"], swiftSettings: swift6),
         .testTarget(name: "LayersTests", dependencies: ["Autograd", "Layers", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "StorageTests", dependencies: ["Autograd", "Layers", "Storage", "TestSupport"], swiftSettings: swift6),
@@ -66,6 +71,7 @@ let package = Package(
         .testTarget(name: "DiffusionTests", dependencies: ["Autograd", "Layers", "Storage", "Diffusion", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "ImagingTests", dependencies: ["Autograd", "Imaging", "TestSupport"], swiftSettings: swift6),
         .testTarget(name: "DatasetsTests", dependencies: ["Autograd", "Imaging", "Datasets", "TestSupport"], swiftSettings: swift6),
+        .testTarget(name: "DistributedTests", dependencies: ["Autograd", "Distributed", "TestSupport"], swiftSettings: swift6),
         .testTarget(
             name: "ScriptingTests",
             dependencies: ["Autograd", "Layers", "Storage", "Diffusion", "Imaging", "Datasets", "Scripting", "TestSupport"],

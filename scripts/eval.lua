@@ -6,8 +6,10 @@
 --   diversity  mean pairwise feature distance within a class, next to real data's.
 --   ddpm eval --weights weights/mnist-small.safetensors --per-class 100 [--json]
 --   ddpm eval --classifier-only        the classifier's own test accuracy
+--   mpirun -np 4 ddpm eval ...         the generated digits split over 4 ranks; rank 0 reports
 local args = require("lib.args")
 local common = require("lib.common")
+local dist = require("lib.dist")
 local evaluation = require("lib.evaluation")
 
 local help = {
@@ -22,8 +24,8 @@ local help = {
 }
 for k, v in pairs(common.sampling_help) do help[k] = v end
 local opts = args.parse(arg, {weights = "", classifier = "", per_class = 100, sampler = "ddim", steps = "auto",
-                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, precision = "fp32", batch = 100, json = false,
-                              classifier_only = false, data = ""}, help)
+                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, batch = 100, json = false,
+                              classifier_only = false, data = "", precision = "fp32"}, help)
 -- the sampling options are checked (and the weights loaded) before the slow classifier pass
 local weights, model, schedule, guidance, steps, interval
 if not opts.classifier_only then
@@ -31,11 +33,14 @@ if not opts.classifier_only then
   if opts.per_class < 2 then error("--per-class must be >= 2 (diversity and Fréchet need two images)", 0) end
   weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
 end
+-- Under mpirun every rank classifies its share of the test set and samples and classifies its
+-- share of the digits (lib/dist.lua); rank 0 gathers the predictions and features and reports.
+local lead = ddpm.dist.rank() == 0
 local classifier_path = evaluation.find_classifier(opts.classifier)
 local clf = ddpm.load_classifier(classifier_path)
 local path = opts.data ~= "" and opts.data or nil
 local test = ddpm.data.mnist{split = "test", size = 32, path = path}
-local function say(...) if not opts.json then print(string.format(...)) end end
+local function say(...) if not opts.json and lead then print(string.format(...)) end end
 local function percent_by_class(t)
   local out = {}
   for c = 0, 9 do out[tostring(c)] = t[c] and math.floor(t[c] * 10000 + 0.5) / 100 or nil end
@@ -48,7 +53,27 @@ local function class_line(t)
 end
 
 local t0 = ddpm.clock()
-local test_accuracy, test_per_class = evaluation.accuracy(clf, test)
+-- The test set in batches of 500: the classifier's verdicts (accuracy overall and per class) and
+-- its features (the reference of the Fréchet distance).
+local right, per_right, per_total, test_parts = 0, {}, {}, {}
+for c = 0, 9 do per_right[c], per_total[c] = 0, 0 end
+dist.deal(#test, 500).run(function(first, last)
+  local x = test:slice(first, last - first + 1)
+  local predicted = ddpm.tensor.from(clf:predict(x))
+  if opts.classifier_only then return predicted end
+  return predicted, ddpm.no_grad(function() return clf:features(x) end)
+end, function(first, last, predicted, features)
+  local _, labels = test:slice(first, last - first + 1)
+  for i, p in ipairs(predicted:totable()) do
+    local l = labels[i]
+    per_total[l] = per_total[l] + 1
+    if p == l then right = right + 1; per_right[l] = per_right[l] + 1 end
+  end
+  test_parts[#test_parts + 1] = features
+end, opts.classifier_only and 1 or 2)
+if not lead and opts.classifier_only then return end
+local test_accuracy, test_per_class = right / #test, {}
+for c = 0, 9 do test_per_class[c] = per_total[c] > 0 and per_right[c] / per_total[c] or 0 end
 if opts.classifier_only then
   local result = {classifier = classifier_path, classifier_sha256 = ddpm.sha256(classifier_path), test_images = #test,
                   accuracy = math.floor(test_accuracy * 10000 + 0.5) / 100, accuracy_per_class = percent_by_class(test_per_class)}
@@ -61,52 +86,58 @@ end
 local n = opts.per_class
 
 -- Real reference: features of the whole test set, and of the first n training images of each class.
-local test_features = evaluation.dataset_features(clf, test, 1, #test)
-local train = ddpm.data.mnist{split = "train", size = 32, path = path}
-local picked, full = {}, 0
-for c = 0, 9 do picked[c] = {} end
-for first = 1, #train, 1000 do
-  local _, labels = train:slice(first, math.min(1000, #train - first + 1))
-  for i, c in ipairs(labels) do
-    if #picked[c] < n then
-      picked[c][#picked[c] + 1] = first + i - 1
-      if #picked[c] == n then full = full + 1 end
+local test_features, real_all, real_diversity
+if lead then
+  test_features = ddpm.tensor.cat(test_parts, 1)
+  local train = ddpm.data.mnist{split = "train", size = 32, path = path}
+  local picked, full = {}, 0
+  for c = 0, 9 do picked[c] = {} end
+  for first = 1, #train, 1000 do
+    local _, labels = train:slice(first, math.min(1000, #train - first + 1))
+    for i, c in ipairs(labels) do
+      if #picked[c] < n then
+        picked[c][#picked[c] + 1] = first + i - 1
+        if #picked[c] == n then full = full + 1 end
+      end
     end
+    if full == 10 then break end
   end
-  if full == 10 then break end
+  local real_features = {}
+  real_diversity = {}
+  for c = 0, 9 do
+    if #picked[c] < n then
+      error(string.format("the training set has only %d images of digit %d (--per-class %d)", #picked[c], c, n), 0)
+    end
+    local images = {}
+    for _, i in ipairs(picked[c]) do images[#images + 1] = (train:get(i)) end
+    local f = ddpm.no_grad(function() return clf:features(ddpm.tensor.cat(images, 1)) end)
+    real_features[#real_features + 1] = f
+    real_diversity[c] = ddpm.metrics.diversity(f)
+  end
+  real_all = ddpm.tensor.cat(real_features, 1)
 end
-local real_features, real_diversity = {}, {}
-for c = 0, 9 do
-  if #picked[c] < n then error(string.format("the training set has only %d images of digit %d (--per-class %d)", #picked[c], c, n), 0) end
-  local images = {}
-  for _, i in ipairs(picked[c]) do images[#images + 1] = (train:get(i)) end
-  local f = ddpm.no_grad(function() return clf:features(ddpm.tensor.cat(images, 1)) end)
-  real_features[#real_features + 1] = f
-  real_diversity[c] = ddpm.metrics.diversity(f)
-end
-local real_all = ddpm.tensor.cat(real_features, 1)
 
 -- Generated digits: n of each class, class by class in order, sampled in batches of --batch
 -- (classes mixed within a batch); image i uses seed + i.
 local total = 10 * n
-local batches = math.ceil(total / opts.batch)
-local progress = ddpm.progress(batches * steps, "eval")
+local plan = dist.deal(total, opts.batch)
+local progress = lead and ddpm.progress(plan.rounds * steps, "eval") or dist.silent
 local parts, predicted, sample_seconds = {}, {}, 0
-for b = 0, batches - 1 do
-  local first = b * opts.batch
-  local count = math.min(opts.batch, total - first)
+plan.run(function(first, last, round)
   local labels, seeds = {}, {}
-  for k = 1, count do labels[k] = (first + k - 1) // n; seeds[k] = opts.seed + first + k - 1 end
+  for i = first, last do labels[#labels + 1] = (i - 1) // n; seeds[#seeds + 1] = opts.seed + i - 1 end
   local s0 = ddpm.clock()
   local x = ddpm.sample{model = model, schedule = schedule, labels = labels, seeds = seeds, sampler = opts.sampler,
                         steps = steps, eta = opts.eta, guidance = guidance, guidance_interval = interval,
-                        on_step = function(i) progress:update(b * steps + i) end}
-  sample_seconds = sample_seconds + ddpm.clock() - s0
-  for _, p in ipairs(clf:predict(x)) do predicted[#predicted + 1] = p end
-  parts[#parts + 1] = ddpm.no_grad(function() return clf:features(x) end)
-  if ddpm.interrupted() then error("interrupted", 0) end
-end
+                        on_step = function(i) progress:update(round * steps + i) end}
+  sample_seconds = sample_seconds + ddpm.clock() - s0  -- this rank's sampling time
+  return ddpm.tensor.from(clf:predict(x)), ddpm.no_grad(function() return clf:features(x) end)
+end, function(_, _, classes, features)
+  for _, p in ipairs(classes:totable()) do predicted[#predicted + 1] = math.tointeger(p) end
+  parts[#parts + 1] = features
+end, 2)
 progress:close()
+if not lead then return end
 local generated = ddpm.tensor.cat(parts, 1)
 local accuracy_per_class, diversity, right = {}, {}, 0
 for c = 0, 9 do

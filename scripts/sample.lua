@@ -4,8 +4,10 @@
 --   ddpm sample --per-digit 100 --out out/digits/                         one PNG per digit: <digit>_<index>.png
 --   ddpm sample --per-digit 6000 --format idx --out out/synthetic/        IDX pair (train-images-idx3-ubyte, train-labels-idx1-ubyte: MNIST's names)
 -- Every PNG records its provenance (weights and their SHA-256, seed, sampler, steps, guidance and its interval) in text chunks.
+--   mpirun -np 4 ddpm sample ...   the batches split over 4 ranks; rank 0 writes the same files (docs/scaling.md)
 local args = require("lib.args")
 local common = require("lib.common")
+local dist = require("lib.dist")
 
 local help = {
   usage = "ddpm sample [options]  (or: ddpm run scripts/sample.lua [options])",
@@ -19,8 +21,8 @@ local help = {
 }
 for k, v in pairs(common.sampling_help) do help[k] = v end
 local opts = args.parse(arg, {weights = "", digits = "0123456789", per_digit = 10, sampler = "ddim", steps = "auto",
-                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, precision = "fp32", out = "out/sheet.png", scale = 2, format = "png",
-                              batch = 100}, help)
+                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, out = "out/sheet.png", scale = 2, format = "png",
+                              batch = 100, precision = "fp32"}, help)
 if opts.per_digit < 1 then error("--per-digit must be >= 1", 0) end
 if opts.batch < 1 then error("--batch must be >= 1", 0) end
 if opts.format ~= "png" and opts.format ~= "idx" then error("--format must be png or idx, got '" .. opts.format .. "'", 0) end
@@ -48,30 +50,30 @@ local function provenance(extra)
   return t
 end
 
--- Batches of --batch images; each image's noise comes from its own seed.
-local batches = math.ceil(n / opts.batch)
-local progress = ddpm.progress(batches * steps, "sample")
+-- Batches of --batch images; each image's noise comes from its own seed, so an image is the same
+-- whichever batch or rank samples it. Under mpirun the batches are dealt to the ranks (lib/dist.lua)
+-- and rank 0 alone receives them in order, writes and prints.
+local lead = ddpm.dist.rank() == 0
+local plan = dist.deal(n, opts.batch)
+local progress = lead and ddpm.progress(plan.rounds * steps, "sample") or dist.silent
 local t0 = ddpm.clock()
 local function each_batch(fn)
-  for b = 0, batches - 1 do
-    local first = b * opts.batch + 1
-    local last = math.min(n, first + opts.batch - 1)
+  plan.run(function(first, last, round)
     local bl, seeds = {}, {}
     for i = first, last do bl[#bl + 1] = labels[i]; seeds[#seeds + 1] = opts.seed + i - 1 end
-    local x = ddpm.sample{model = model, schedule = schedule, labels = bl, seeds = seeds, sampler = opts.sampler,
-                          steps = steps, eta = opts.eta, guidance = guidance, guidance_interval = interval,
-                          on_step = function(i) progress:update(b * steps + i) end}
-    fn(x, first, last)
-    if ddpm.interrupted() then error(string.format("interrupted after %d of %d images", last, n), 0) end
-  end
+    return ddpm.sample{model = model, schedule = schedule, labels = bl, seeds = seeds, sampler = opts.sampler,
+                       steps = steps, eta = opts.eta, guidance = guidance, guidance_interval = interval,
+                       on_step = function(i) progress:update(round * steps + i) end}
+  end, function(first, last, x) fn(x, first, last) end)
   progress:close()
 end
 
 if not folder then
   local dir = opts.out:match("^(.*)/[^/]*$")
-  if dir then common.mkdir(dir) end
+  if dir and lead then common.mkdir(dir) end
   local parts = {}
   each_batch(function(x) parts[#parts + 1] = x end)
+  if not lead then return end
   local x = ddpm.tensor.cat(parts, 1)
   ddpm.image.save(ddpm.image.grid(x, {cols = opts.per_digit}), opts.out, {scale = opts.scale, text = provenance{
     seed = tostring(opts.seed), image_seeds = "seed + i, i = 0-based index row by row", digits = opts.digits,
@@ -85,7 +87,7 @@ if not folder then
   print(string.format("one digit alone: ddpm sample --digits D --per-digit 1 --seed SEED%s",
                       opts.weights ~= "" and (" --weights " .. weights) or ""))
 elseif opts.format == "png" then
-  common.mkdir(opts.out)
+  if lead then common.mkdir(opts.out) end
   each_batch(function(x, first, last)
     for i = first, last do
       local path = string.format("%s/%d_%d.png", opts.out:gsub("/$", ""), labels[i], index_in_digit[i])
@@ -94,10 +96,11 @@ elseif opts.format == "png" then
         seed = tostring(opts.seed + i - 1), digit = tostring(labels[i])}})
     end
   end)
+  if not lead then return end
   print(string.format("wrote %d PNGs (<digit>_<index>.png, seeds %d..%d) to %s in %.1f s",
                       n, opts.seed, opts.seed + n - 1, opts.out, ddpm.clock() - t0))
 else
-  common.mkdir(opts.out)
+  if lead then common.mkdir(opts.out) end
   local dir = opts.out:gsub("/$", "")
   local size = model:config().image_size
   local images_path, labels_path = dir .. "/train-images-idx3-ubyte", dir .. "/train-labels-idx1-ubyte"
@@ -105,6 +108,7 @@ else
   -- failed write (a full disk) leaves the old pair as it was
   local parts = {}
   each_batch(function(x) parts[#parts + 1] = ddpm.image.bytes(x) end)
+  if not lead then return end
   ddpm.data.write_idx{images_path = images_path, labels_path = labels_path, pixels = table.concat(parts),
                       rows = size, cols = size, labels = labels}
   print(string.format("wrote %s and %s (%d labelled %dx%d digits, seeds %d..%d) in %.1f s",

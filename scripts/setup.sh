@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Set up a fresh Debian machine for ddpm-swift. Safe to run again and again.
 #
-#   scripts/setup.sh [--no-data] [--data-optional]
+#   scripts/setup.sh [--no-data] [--data-optional] [--dataset mnist|fashion]
 #
 #   1. Installs the C libraries the package links against (Lua 5.4, OpenBLAS,
-#      libpng, giflib, zlib) plus pkg-config, and the lua5.4 interpreter (for the
-#      Lua C module's test), if any of them is missing.
+#      libpng, giflib, zlib, Open MPI with its mpirun) plus pkg-config, and the
+#      lua5.4 interpreter (for the Lua C module's test), if any of them is missing.
 #   2. Puts the four MNIST files (gzipped, as the code reads them) into
 #      data/mnist/ under the repo root. Sources, in order:
 #        $DDPM_MNIST_MIRROR (a folder holding the .gz files),
@@ -14,10 +14,14 @@
 #
 #   --no-data        skip step 2
 #   --data-optional  if MNIST can't be found, warn and exit 0 instead of failing
+#   --dataset fashion  step 2 for Fashion-MNIST instead of MNIST: installs Debian's
+#                    dataset-fashion-mnist (its files go to /usr/share/datasets/fashion-mnist)
+#                    unless data/fashion-mnist already holds the four files, and links
+#                    data/fashion-mnist to it (scripts/configs/fashion.lua trains on it)
 set -euo pipefail
 
-APT_PACKAGES=(liblua5.4-dev libopenblas-dev libpng-dev libgif-dev zlib1g-dev pkg-config lua5.4)
-PKG_CONFIG_MODULES=(lua5.4 openblas libpng libgif zlib)
+APT_PACKAGES=(liblua5.4-dev libopenblas-dev libpng-dev libgif-dev zlib1g-dev libopenmpi-dev openmpi-bin pkg-config lua5.4)
+PKG_CONFIG_MODULES=(lua5.4 openblas libpng libgif zlib ompi-c)
 MNIST_FILES=(
     train-images-idx3-ubyte.gz
     train-labels-idx1-ubyte.gz
@@ -38,14 +42,24 @@ usage() {
 
 want_data=1
 data_optional=0
-for arg in "$@"; do
-    case "$arg" in
+dataset=mnist
+while [ "$#" -gt 0 ]; do
+    case "$1" in
         --no-data) want_data=0 ;;
         --data-optional) data_optional=1 ;;
+        --dataset)
+            [ "$#" -ge 2 ] || { echo "setup: --dataset needs mnist or fashion" >&2; exit 2; }
+            dataset="$2"; shift ;;
+        --dataset=*) dataset="${1#--dataset=}" ;;
         -h|--help) usage; exit 0 ;;
-        *) echo "setup: unknown option '$arg' (try --help)" >&2; exit 2 ;;
+        *) echo "setup: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
+    shift
 done
+case "$dataset" in
+    mnist|fashion) ;;
+    *) echo "setup: --dataset must be mnist or fashion, got '$dataset'" >&2; exit 2 ;;
+esac
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$script_dir/.." && pwd)"
@@ -76,6 +90,8 @@ missing_modules() {
         fi
         echo "$m"
     done
+    # the launcher (openmpi-bin) is a separate package from the library
+    command -v mpirun >/dev/null 2>&1 || echo "mpirun"
 }
 
 as_root() {
@@ -119,10 +135,43 @@ if [ "$want_data" -eq 0 ]; then
     exit 0
 fi
 
+valid_gz() { [ -s "$1" ] && gzip -t "$1" 2>/dev/null; }
+
+# Fashion-MNIST: the same four file names as MNIST, from Debian's dataset-fashion-mnist.
+if [ "$dataset" = fashion ]; then
+    fashion_dir="$repo_root/data/fashion-mnist"
+    debian_dir=/usr/share/datasets/fashion-mnist
+    complete() {
+        local name
+        for name in "${MNIST_FILES[@]}"; do valid_gz "$1/$name" || return 1; done
+    }
+    if complete "$fashion_dir"; then
+        log "data: Fashion-MNIST ready in data/fashion-mnist/ (already there)"
+        exit 0
+    fi
+    if ! complete "$debian_dir"; then
+        if ! command -v apt-get >/dev/null 2>&1; then
+            echo "setup: apt-get not found; put Fashion-MNIST's four .gz files (MNIST's names) in data/fashion-mnist/" >&2
+            exit 1
+        fi
+        log "installing: dataset-fashion-mnist"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y dataset-fashion-mnist ||
+            { as_root env DEBIAN_FRONTEND=noninteractive apt-get update &&
+              as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y dataset-fashion-mnist; }
+        complete "$debian_dir" || { echo "setup: dataset-fashion-mnist did not install $debian_dir/*.gz" >&2; exit 1; }
+    fi
+    if [ -e "$fashion_dir" ] && [ ! -L "$fashion_dir" ]; then
+        echo "setup: data/fashion-mnist exists but lacks the four files; remove it and run this again" >&2
+        exit 1
+    fi
+    mkdir -p "$repo_root/data"
+    ln -sfn "$debian_dir" "$fashion_dir"
+    log "data: Fashion-MNIST ready: data/fashion-mnist -> $debian_dir"
+    exit 0
+fi
+
 data_dir="$repo_root/data/mnist"
 mkdir -p "$data_dir"
-
-valid_gz() { [ -s "$1" ] && gzip -t "$1" 2>/dev/null; }
 
 # Moves a verified temporary file into place; removes it when it is no good.
 install_file() {

@@ -7,12 +7,19 @@
 --   ddpm train --out runs/tiny --resume                                   continue where it stopped
 --   ddpm run scripts/train.lua --config configs/small.lua --init weights/mnist-small.safetensors --out runs/more
 --                                     fine-tune from weights (model and EMA start there; fresh optimizer)
+--   mpirun -np 4 ddpm train ...       data-parallel: the batch split over 4 ranks, the same training
+--                                     up to float rounding (docs/scaling.md)
+--
+-- The data: the config's train.data (lib/datasets.lua: MNIST, Fashion-MNIST, an IDX pair or a folder
+-- of PNGs; none: MNIST), checked against the model's classes before the first step.
 --
 -- Writes into --out: checkpoint.safetensors (model, optimizer, EMA, step, random state),
 -- model.safetensors (EMA weights + config + schedule), loss.csv, loss.png, samples/step-N.png,
 -- and with train.eval_every = N an eval.csv (accuracy and Fréchet distance every N steps).
 local args = require("lib.args")
 local common = require("lib.common")
+local datasets = require("lib.datasets")
+local dist = require("lib.dist")
 local evaluation = require("lib.evaluation")
 local plot = require("lib.plot")
 local T = ddpm.tensor
@@ -28,7 +35,8 @@ local opts = args.parse(arg, {config = "", steps = "config", out = "runs/default
   out = "output folder (one run at a time: train.lock)",
   resume = "continue from --out's checkpoint, under the config it saved",
   override_config = "with --resume: continue under --config instead of the run's saved config",
-  data = "MNIST folder (none: $DDPM_DATA, then data/mnist)",
+  data = "the data's folder in place of train.data's path (MNIST, Fashion-MNIST or a PNG folder; "
+         .. "none: the config's, for MNIST $DDPM_DATA, then data/mnist)",
   batch = "batch size ('config': the config's train.batch)",
   lr = "learning rate ('config': the config's train.lr)",
   quiet = "no sample sheet at the end",
@@ -38,10 +46,16 @@ local opts = args.parse(arg, {config = "", steps = "config", out = "runs/default
               .. "else fp32",
 })
 local out = opts.out
+-- Under mpirun every rank runs this recipe on its share of each batch: every rank draws the whole
+-- batch (images, labels, label dropout, timesteps, noise) from the same random stream and keeps
+-- its slice, so sample j of a step is the same for any number of ranks; the gradients are summed
+-- weighted by the slices' shares. Rank 0 alone writes files and prints.
+local rank, ranks = ddpm.dist.rank(), ddpm.dist.size()
+local lead = rank == 0
 common.mkdir(out .. "/samples")
 -- one training run per folder: a second one is refused while this one runs (the lock goes with
--- the process, so a lock left by a killed run is taken over)
-local lock = ddpm.checkpoint.lock(out)
+-- the process, so a lock left by a killed run is taken over); under mpirun rank 0 holds it
+local lock = lead and ddpm.checkpoint.lock(out) or dist.silent
 local checkpoint_path = out .. "/checkpoint.safetensors"
 
 --- Config tables equal in their plain values (what a checkpoint stores of them).
@@ -78,7 +92,7 @@ else
   config_name = opts.config ~= "" and opts.config or (saved and type(saved.config) == "string" and saved.config)
                 or "configs/tiny.lua"
   cfg = common.load_config(config_name)
-  if saved and opts.override_config then
+  if saved and opts.override_config and lead then
     print(string.format("--override-config: continuing %s under %s", checkpoint_path, config_name))
   end
 end
@@ -87,10 +101,18 @@ local precision = opts.precision ~= "config" and opts.precision or tc.precision 
 ddpm.precision(precision)
 local total = args.integer(opts, "steps", "config", 1) or tc.steps or 1000
 local batch = args.integer(opts, "batch", "config", 1) or tc.batch or 64
+if batch < ranks then
+  error(string.format("batch %d is smaller than the number of ranks %d: every rank needs a sample", batch, ranks), 0)
+end
+local first, count = ddpm.dist.shard(batch)
+dist.require_same({opts = opts, config = cfg},
+                  {["--init weights"] = opts.init ~= "" and opts.init or nil,
+                   ["the checkpoint to resume"] = opts.resume and checkpoint_path or nil})
 
 ddpm.seed(tc.seed or 0)
 local model = ddpm.unet(cfg.model)
 if opts.init ~= "" then model:load(opts.init) end
+ddpm.dist.broadcast_parameters(model)  -- every rank starts from rank 0's weights
 -- a resumed run keeps the schedule it trained with (its betas are in the checkpoint)
 local schedule, schedule_name
 if run and run.schedule and not opts.override_config then
@@ -105,8 +127,14 @@ end
 local base_lr = opts.lr ~= "config" and tonumber(opts.lr) or tc.lr or 1e-4
 local opt = ddpm.optim.adam(model, {lr = base_lr, clip_norm = tc.clip_norm, weight_decay = tc.weight_decay or 0})
 local ema = ddpm.ema(model, tc.ema or 0.999)
-local data = ddpm.data.mnist{split = "train", size = cfg.model.image_size or 32,
-                             resize = tc.resize or "bilinear", path = opts.data ~= "" and opts.data or nil}
+local data_spec = datasets.with_folder(tc.data, opts.data)
+if tc.eval_every and data_spec.kind ~= "mnist" then
+  error(string.format("train.eval_every: the quality probe judges MNIST digits; leave it out to train on %s",
+                      datasets.describe(data_spec)), 0)
+end
+local classes = model:config().classes
+local data = datasets.open(data_spec, cfg.model.image_size or 32, tc.resize or "bilinear")
+datasets.check_labels(data, classes, data_spec)
 local loss_fn = (tc.loss or "l1") == "l2" and ddpm.loss.mse or ddpm.loss.l1
 local dropout = tc.label_dropout or 0
 local init_text = run and run.init
@@ -127,12 +155,13 @@ local function weights_metadata()
   local meta = schedule_metadata()
   meta.steps = tostring(step)
   meta.ema_decay = tostring(tc.ema or 0.999)
-  meta.data = "mnist train " .. (cfg.model.image_size or 32) .. "px " .. (tc.resize or "bilinear")
+  meta.data = datasets.describe(data_spec) .. " " .. (cfg.model.image_size or 32) .. "px " .. (tc.resize or "bilinear")
   meta.recipe = config_name
   meta.init = init_text
   meta.loss = tc.loss or "l1"
   meta.label_dropout = tostring(dropout)
   meta.guidance_convention = "eps_u + w * (eps_c - eps_u); w = 1 is no guidance"
+  if ranks > 1 then meta.ranks = tostring(ranks) end
   if precision ~= "fp32" then meta.precision = precision end  -- fp32 runs write what they always wrote
   return meta
 end
@@ -141,6 +170,7 @@ end
 -- state, so it can lag the checkpoint only if the process dies between the two writes; --resume
 -- trusts the checkpoint and rewrites model.safetensors from it first.
 local function save_checkpoint()
+  if not lead then return end
   ddpm.checkpoint.save(checkpoint_path, {model = model, optimizer = opt, ema = ema, data = data,
                                          step = step, seconds = seconds, run = {config = cfg, config_path = config_name,
                                          schedule = schedule_metadata(), init = init_text}})
@@ -150,27 +180,31 @@ end
 if opts.resume then
   local state = ddpm.checkpoint.load(checkpoint_path, {model = model, optimizer = opt, ema = ema, data = data})
   step, seconds = state.step, state.seconds or 0
-  ema:model():save(out .. "/model.safetensors", weights_metadata())
-  print(string.format("resumed from %s at step %d", checkpoint_path, step))
+  if lead then
+    ema:model():save(out .. "/model.safetensors", weights_metadata())
+    print(string.format("resumed from %s at step %d", checkpoint_path, step))
+  end
 end
 
 -- loss.csv: a new run starts it, a resumed run appends to it (never rewriting what an earlier
 -- run saved); every line is flushed as it is written. After a hard kill the steps between the
 -- last checkpoint and the kill appear twice: the later rows are the resumed run's.
 local losses = {}  -- losses[s]: the loss of step s (a later row of a step replaces an earlier one)
-for _, line in ipairs(common.log_lines_upto(out .. "/loss.csv", step)) do
+for _, line in ipairs(lead and common.log_lines_upto(out .. "/loss.csv", step) or {}) do
   local s, v = line:match("^(%d+),([^,]+)")
   losses[tonumber(s)] = tonumber(v)
 end
-local log = common.open_log(out .. "/loss.csv", "step,loss,grad_norm,lr,seconds", opts.resume)
+local log = lead and common.open_log(out .. "/loss.csv", "step,loss,grad_norm,lr,seconds", opts.resume) or dist.silent
 
 -- Optional quality probe of the EMA weights every train.eval_every steps (eval.csv): accuracy of
 -- the requested digit and the Fréchet distance to the test set, from the project's classifier.
+-- Every rank makes the probe (it draws from the shared random stream); rank 0 alone runs it.
 local probe, eval_log
 if tc.eval_every then
   probe = evaluation.probe{schedule = schedule, size = cfg.model.image_size or 32, per_class = tc.eval_per_class,
-                           data = opts.data ~= "" and opts.data or nil}
-  eval_log = common.open_log(out .. "/eval.csv", "step,accuracy,frechet", opts.resume)
+                           data = data_spec.path}
+  eval_log = lead and common.open_log(out .. "/eval.csv", "step,accuracy,frechet", opts.resume) or dist.silent
+  if not lead then probe = nil end
 end
 local function evaluate()
   local accuracy, frechet = probe(ema:model())
@@ -180,16 +214,20 @@ local function evaluate()
                       step, 100 * accuracy, frechet, 10 * (tc.eval_per_class or 20)))
 end
 
+-- One image per class (the first 100 classes), ten to a row.
 local function sample_sheet()
+  if not lead then return end
   local labels = {}
-  for d = 0, 9 do labels[#labels + 1] = d end
+  for c = 0, math.min(classes, 100) - 1 do labels[#labels + 1] = c end
   local sc = cfg.sample or {}
   local x = ddpm.sample{model = ema:model(), schedule = schedule, labels = labels, sampler = "ddim",
                         steps = math.min(sc.steps or 20, schedule.steps), guidance = sc.guidance or 1, seed = 1234}
-  ddpm.image.save(ddpm.image.grid(x, {cols = 10}), string.format("%s/samples/step-%06d.png", out, step), {scale = 2})
+  ddpm.image.save(ddpm.image.grid(x, {cols = math.min(#labels, 10)}),
+                  string.format("%s/samples/step-%06d.png", out, step), {scale = 2})
 end
 
 local function loss_curve()
+  if not lead then return end
   local values = {}
   for s = 1, step do values[#values + 1] = losses[s] end
   -- smoothed over windows so the curve shows the trend, not the per-batch noise
@@ -203,8 +241,9 @@ local function loss_curve()
   ddpm.image.save(plot.curve(pts, {x_last = #values}), out .. "/loss.png")
 end
 
-local progress = ddpm.progress(total, "train", step)  -- rate and ETA from the steps run now
+local progress = lead and ddpm.progress(total, "train", step) or dist.silent  -- rate and ETA from the steps run now
 local interrupted = false
+local communication = 0  -- seconds in the gradient allreduce
 local every = tc.checkpoint_every or 500
 while step < total do
   local t0 = ddpm.clock()
@@ -218,9 +257,15 @@ while step < total do
   local t = {}
   for i = 1, batch do t[i] = math.min(math.floor(u[i] * schedule.steps), schedule.steps - 1) end
   local noise = T.randn(x0:shape())
+  if ranks > 1 then
+    x0, noise = x0:narrow(1, first, count), noise:narrow(1, first, count)
+    labels, t = dist.slice(labels, first, count), dist.slice(t, first, count)
+  end
   local x_t = ddpm.no_grad(function() return schedule:add_noise(x0, t, noise) end)
   local loss = loss_fn(model:forward(x_t, t, labels), noise)
   local lv = loss:item()
+  -- the whole batch's mean loss: the slices' means weighted by their shares
+  if ranks > 1 then lv = ddpm.dist.allreduce(T.from({lv * count / batch})):item() end
   if lv ~= lv or lv == math.huge or lv == -math.huge then
     log:close()
     error(string.format("loss became %s at step %d; stopped without updating. The last good checkpoint is %s",
@@ -228,6 +273,7 @@ while step < total do
   end
   opt:zero_grad()
   loss:backward()
+  if ranks > 1 then communication = communication + ddpm.dist.allreduce_gradients(model, count / batch) end
   local gn = opt:step()
   ema:update()
   step = step + 1
@@ -235,7 +281,7 @@ while step < total do
   losses[step] = lv
   log:write(string.format("%d,%.6f,%.4f,%.3g,%.1f\n", step, lv, gn, opt.lr, seconds))
   progress:update(step, string.format("loss %.4f", lv))
-  if ddpm.interrupted() then interrupted = true break end
+  if ddpm.dist.any(ddpm.interrupted()) then interrupted = true break end  -- every rank stops at the same step
   if step % every == 0 or step == total then save_checkpoint() end
   if tc.sample_every and step % tc.sample_every == 0 then sample_sheet() end
   if probe and step % tc.eval_every == 0 then evaluate() end
@@ -244,7 +290,10 @@ if interrupted then
   save_checkpoint()
   log:close()
   loss_curve()
-  print(string.format("\ninterrupted at step %d: checkpoint saved to %s (continue with --resume)", step, checkpoint_path))
+  if lead then
+    print(string.format("\ninterrupted at step %d: checkpoint saved to %s (continue with --resume)", step,
+                        checkpoint_path))
+  end
   lock:release()
   os.exit(130)
 end
@@ -256,4 +305,7 @@ if probe then
   eval_log:close()
 end
 if not opts.quiet then sample_sheet() end
-print(string.format("trained %d steps in %.1f s; EMA weights: %s/model.safetensors", step, seconds, out))
+if lead then
+  local on = ranks > 1 and string.format(" on %d ranks (gradient allreduce %.1f s)", ranks, communication) or ""
+  print(string.format("trained %d steps in %.1f s%s; EMA weights: %s/model.safetensors", step, seconds, on, out))
+end

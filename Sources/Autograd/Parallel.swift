@@ -5,7 +5,34 @@ import Synchronization
 /// steal the cores from everything that is not a GEMM), and we split work across the cores
 /// ourselves — GEMMs by rows or columns, attention by (batch, head), elementwise passes by range.
 public enum Parallel {
-    public static let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Threads per process: $DDPM_THREADS if set, else the CPUs this process may run on (its
+    /// affinity mask: `mpirun` binds each rank to its cores, `taskset` limits a process).
+    public static let workers = threadCount(ProcessInfo.processInfo.environment["DDPM_THREADS"])
+
+    static func threadCount(_ setting: String?) -> Int {
+        if let setting, !setting.isEmpty {
+            if let n = Int(setting), n >= 1 && n <= 1024 { return n }
+            let warning = "ddpm: ignoring DDPM_THREADS=\(setting) (a whole number of threads, 1 to 1024, expected)\n"
+            FileHandle.standardError.write(Data(warning.utf8))
+        }
+        return allowedCPUs() ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    /// The number of CPUs in this process's affinity mask (Linux: the "Cpus_allowed" hex mask of
+    /// /proc/self/status, as sched_getaffinity, which Swift's Glibc module does not export).
+    static func allowedCPUs() -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) else {
+            return nil
+        }
+        var cpus = 0
+        for c in line.dropFirst("Cpus_allowed:".count) where c != "," && c != " " && c != "\t" {
+            guard let nibble = c.hexDigitValue else { return nil }
+            cpus += nibble.nonzeroBitCount
+        }
+        return cpus >= 1 ? cpus : nil
+    }
+
     static let pool = WorkerPool(helpers: workers - 1)
 
     /// Runs body(worker) for worker in 0..<min(workers, n) concurrently.

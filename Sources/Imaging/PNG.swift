@@ -36,12 +36,40 @@ public enum PNG {
 
     /// Any PNG -> (width, height, 8-bit gray pixels).
     public static func read(_ path: String) throws -> (width: Int, height: Int, gray: [UInt8]) {
+        try decode(path, grayscaleOnly: false)
+    }
+
+    /// A grayscale PNG without alpha, 1 to 8 bits per pixel -> (width, height, 8-bit pixels).
+    /// Anything else is an error naming what the file holds (RGB, RGBA, palette, gray + alpha,
+    /// 16-bit gray): datasets must not be converted behind the user's back.
+    public static func readGrayscale(_ path: String) throws -> (width: Int, height: Int, gray: [UInt8]) {
+        try decode(path, grayscaleOnly: true)
+    }
+
+    /// What a PNG's format flags (libpng's simplified API) describe, when it is not plain gray.
+    static func nonGrayKind(_ format: UInt32) -> String? {
+        let alpha = format & UInt32(PNG_FORMAT_FLAG_ALPHA) != 0
+        if format & UInt32(PNG_FORMAT_FLAG_COLORMAP) != 0 {
+            return alpha ? "a palette (indexed-colour) PNG with transparency" : "a palette (indexed-colour) PNG"
+        }
+        if format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0 {
+            return alpha ? "an RGBA PNG (colour with alpha)" : "an RGB (colour) PNG"
+        }
+        if alpha { return "a grayscale PNG with alpha" }
+        if format & UInt32(PNG_FORMAT_FLAG_LINEAR) != 0 { return "a 16-bit grayscale PNG" }
+        return nil
+    }
+
+    private static func decode(_ path: String, grayscaleOnly: Bool) throws -> (width: Int, height: Int, gray: [UInt8]) {
         do { try Files.checkRegular(path) } catch let e as TensorError { throw ImageError(e.message) }
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
         defer { png_image_free(&image) }
         guard png_image_begin_read_from_file(&image, path) != 0 else {
             throw ImageError("\(path): not a readable PNG (\(message(&image)))")
+        }
+        if grayscaleOnly, let kind = nonGrayKind(image.format) {
+            throw ImageError("\(path): \(kind); expected 8-bit grayscale without alpha")
         }
         let (w, h) = (Int(image.width), Int(image.height))
         guard w > 0, h > 0, w * h <= 1 << 28 else { throw ImageError("\(path): unsupported size \(w)x\(h)") }

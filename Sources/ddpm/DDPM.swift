@@ -1,11 +1,13 @@
 import ArgumentParser
 import Autograd
+import Distributed
 import Foundation
 import Layers
 
 @main
 enum Main {
     /// Exit status: 0 success, 1 script or input error, 2 bad usage (ArgumentParser's 64 -> 2).
+    /// Under mpirun a failing rank aborts the whole job (Communicator.end), after its message.
     static func main() {
         selectFastBLASKernels()
         do {
@@ -13,11 +15,12 @@ enum Main {
             try command.run()
         } catch {
             let code = DDPM.exitCode(for: error)
-            if code == .validationFailure {
-                FileHandle.standardError.write(Data((DDPM.fullMessage(for: error) + "\n").utf8))
-                exit(2)
-            }
-            DDPM.exit(withError: error)
+            if code == .success { DDPM.exit(withError: error) }  // --help, --version
+            let message = DDPM.fullMessage(for: error)
+            if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+            let status = code == .validationFailure ? 2 : code.rawValue
+            Communicator.end(status: status)
+            exit(status)
         }
     }
 }

@@ -12,7 +12,8 @@ struct Train: ParsableCommand {
         discussion: """
             Writes checkpoint.safetensors, model.safetensors (EMA), loss.csv, loss.png and samples/ into --out. \
             Ctrl-C saves a checkpoint; --resume continues from it under the config the checkpoint saved. \
-            One run per --out at a time (train.lock).
+            One run per --out at a time (train.lock). Under mpirun -np N each batch is split across the N ranks \
+            (docs/scaling.md).
             """)
 
     @Option(parsing: .unconditional, help: "Config file (a Lua table; see scripts/configs/; default: configs/tiny.lua, on --resume the run's own).")
@@ -22,7 +23,10 @@ struct Train: ParsableCommand {
     @Flag(help: "Continue from --out's checkpoint, under the config it saved.") var resume = false
     @Flag(help: "With --resume: continue under --config instead of the run's saved config.") var overrideConfig = false
     @Option(parsing: .unconditional, help: "Start from these weights (fine-tuning; fresh optimizer, EMA starts there).") var initWeights: String?
-    @Option(parsing: .unconditional, help: "MNIST folder (default: $DDPM_DATA, then data/mnist).") var data: String?
+    @Option(parsing: .unconditional, help: """
+        The data's folder in place of the config's train.data path (MNIST, Fashion-MNIST or a folder of PNGs; \
+        default: the config's, for MNIST $DDPM_DATA, then data/mnist).
+        """) var data: String?
     @Option(parsing: .unconditional, help: "Batch size (default: the config's).") var batch: Int?
     @Option(parsing: .unconditional, help: "Products in fp32, or bf16 (mixed precision; needs AVX512-BF16; default: the config's train.precision, else fp32).")
     var precision: String?
@@ -68,7 +72,7 @@ struct SamplingOptions: ParsableArguments {
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sample a digit sheet, row r = the r-th digit, or a folder of digits (runs scripts/sample.lua).",
-        discussion: "--out FILE.png writes a sheet; --out DIR/ writes <digit>_<index>.png files; --format idx --out DIR writes train-images-idx3-ubyte and train-labels-idx1-ubyte (MNIST's names, so --data DIR reads them). Image i uses seed + i: --digits D --per-digit 1 --seed S regenerates one image alone.")
+        discussion: "--out FILE.png writes a sheet; --out DIR/ writes <digit>_<index>.png files; --format idx --out DIR writes train-images-idx3-ubyte and train-labels-idx1-ubyte (MNIST's names, so --data DIR reads them). Image i uses seed + i: --digits D --per-digit 1 --seed S regenerates one image alone. Under mpirun -np N the images are split across the N ranks; rank 0 writes.")
 
     @OptionGroup var sampling: SamplingOptions
     @Option(parsing: .unconditional, help: "Digits, one row each.") var digits = "0123456789"
@@ -86,7 +90,7 @@ struct Sample: ParsableCommand {
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate a model with the shipped classifier: accuracy, Fréchet distance, diversity (runs scripts/eval.lua).",
-        discussion: "Generates --per-class digits of each class and compares the classifier's verdicts and features with real MNIST. --classifier-only reports the classifier's own test accuracy.")
+        discussion: "Generates --per-class digits of each class and compares the classifier's verdicts and features with real MNIST. --classifier-only reports the classifier's own test accuracy. Under mpirun -np N the images are split across the N ranks.")
 
     @OptionGroup var sampling: SamplingOptions
     @Option(parsing: .unconditional, help: "Generated digits per class.") var perClass = 100

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Autograd
+import Distributed
 import Foundation
 import Scripting
 
@@ -22,10 +23,12 @@ func runRecipe(_ path: String, _ arguments: [String], traceback: Bool = true) th
         let host = try LuaHost()
         try host.run(file: path, arguments: arguments)
     } catch let e as ScriptError {
-        // Script errors already start with file:line; print them as Lua would.
+        // Script errors already start with file:line; print them as Lua would (under mpirun
+        // prefixed with the rank that failed).
         let message = traceback ? e.message : (e.message.components(separatedBy: "\nstack traceback:\n").first ?? e.message)
         // control characters from a file (a tensor name, a metadata value) are shown as escapes
-        FileHandle.standardError.write(Data("\(escapingControlCharacters(message, keepingLines: true))\n".utf8))
+        let shown = escapingControlCharacters(message, keepingLines: true)
+        FileHandle.standardError.write(Data("\(Communicator.messagePrefix)\(shown)\n".utf8))
         throw ExitCode(1)
     }
 }

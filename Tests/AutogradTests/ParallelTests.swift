@@ -50,4 +50,16 @@ final class ParallelTests: XCTestCase {
             XCTAssertNil(queue.take())
         }
     }
+
+    /// Threads per process: DDPM_THREADS when it is a whole number 1...1024, else the CPUs of the
+    /// affinity mask (taskset and mpirun's binding limit it), which this process has at least one of.
+    func testThreadCountSetting() throws {
+        XCTAssertEqual(Parallel.threadCount("3"), 3)
+        let cpus = try XCTUnwrap(Parallel.allowedCPUs())
+        XCTAssertGreaterThanOrEqual(cpus, 1)
+        XCTAssertLessThanOrEqual(cpus, ProcessInfo.processInfo.activeProcessorCount)
+        XCTAssertEqual(Parallel.threadCount(nil), cpus)
+        XCTAssertEqual(Parallel.threadCount("0"), cpus)  // ignored, with a warning on stderr
+        XCTAssertEqual(Parallel.threadCount("two"), cpus)
+    }
 }

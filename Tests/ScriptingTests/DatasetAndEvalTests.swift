@@ -300,11 +300,13 @@ final class DatasetAndEvalTests: XCTestCase {
               local ok, e = pcall(common.load_config, '\(dir)/' .. name .. '.lua')
               errors[#errors + 1] = ok and "accepted" or e
             end
-            for _, c in ipairs({"tiny", "small", "fast", "reference"}) do common.load_config('configs/' .. c .. '.lua') end
+            for _, c in ipairs({"tiny", "small", "fast", "reference", "fashion"}) do
+              common.load_config('configs/' .. c .. '.lua')
+            end
             a, b, c = table.unpack(errors)
             """)
         XCTAssertEqual(host.global("a") as? String, "\(dir)/a.lua: unknown train field(s) log_every (known: batch, "
-                       + "checkpoint_every, clip_norm, ema, eval_every, eval_per_class, label_dropout, loss, lr, lr_decay_start, "
+                       + "checkpoint_every, clip_norm, data, ema, eval_every, eval_per_class, label_dropout, loss, lr, lr_decay_start, "
                        + "lr_min, resize, sample_every, seed, steps, weight_decay)")
         XCTAssertEqual(host.global("b") as? String, "\(dir)/b.lua: unknown sample field(s) sampler (known: guidance, steps)")
         XCTAssertEqual(host.global("c") as? String,

@@ -5,23 +5,6 @@ import Storage
 import TestSupport
 import XCTest
 
-/// Runs `executable` with `arguments` in `directory` (bundled scripts on DDPM_SCRIPTS).
-func runProcess(_ executable: String, _ arguments: [String], in directory: String) throws -> ProcessResult {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = arguments
-    p.currentDirectoryURL = URL(fileURLWithPath: directory)
-    p.environment = ProcessInfo.processInfo.environment.merging(["DDPM_SCRIPTS": scriptsDir]) { $1 }
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return ProcessResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-}
-
 /// Inputs from a hostile or careless source, through the real `ddpm` executable: each is a clear
 /// message and exit status 1, never a trap, an abort, a hang or escape codes on the terminal.
 final class HostileInputTests: XCTestCase {

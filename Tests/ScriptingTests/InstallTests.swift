@@ -17,24 +17,9 @@ final class InstallTests: XCTestCase {
     /// Runs a program found through `path` in `directory`, without DDPM_SCRIPTS.
     func run(_ program: String, _ arguments: [String], in directory: String, path: String,
              environment: [String: String] = [:]) throws -> ProcessResult {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [program] + arguments
-        p.currentDirectoryURL = URL(fileURLWithPath: directory)
-        var env = ProcessInfo.processInfo.environment
-        env["DDPM_SCRIPTS"] = nil
-        env["PATH"] = path
+        var env: [String: String?] = ["DDPM_SCRIPTS": nil, "PATH": path]
         for (k, v) in environment { env[k] = v }
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return ProcessResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                             stderr: String(decoding: e, as: UTF8.self))
+        return try runProcess("/usr/bin/env", [program] + arguments, in: directory, environment: env)
     }
 
     func install(_ prefix: String) throws {

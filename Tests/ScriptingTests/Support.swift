@@ -43,10 +43,13 @@ struct ProcessResult {
     let stderr: String
 }
 
-/// Runs `ddpm` with arguments in `directory`; captures both streams.
-func runDDPM(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]) throws -> ProcessResult {
+/// Runs `executable` with `arguments` in `directory` and captures both streams. The environment
+/// is this process's with DDPM_SCRIPTS naming the bundled scripts, changed by `environment`
+/// (a nil value removes a variable).
+func runProcess(_ executable: String, _ arguments: [String], in directory: String? = nil,
+                environment: [String: String?] = [:]) throws -> ProcessResult {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: ddpmExecutable)
+    p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
     if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
     var env = ProcessInfo.processInfo.environment
@@ -60,5 +63,11 @@ func runDDPM(_ arguments: [String], in directory: String? = nil, environment: [S
     let o = out.fileHandleForReading.readDataToEndOfFile()
     let e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
-    return ProcessResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    return ProcessResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                         stderr: String(decoding: e, as: UTF8.self))
+}
+
+/// Runs `ddpm` with arguments in `directory`; captures both streams.
+func runDDPM(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]) throws -> ProcessResult {
+    try runProcess(ddpmExecutable, arguments, in: directory, environment: environment)
 }

@@ -1,5 +1,6 @@
 -- Helpers shared by the bundled recipes: schedules from configs, weights lookup, files.
 local args = require("lib.args")
+local datasets = require("lib.datasets")
 local M = {}
 
 function M.file_exists(path)
@@ -36,12 +37,12 @@ function M.learning_rate(tc, lr, total, done)
   return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * p))
 end
 
---- The fields of a training config's tables (`model` is checked by ddpm.unet). Any other
---- field is an error: a misspelt option must not silently become a default.
+--- The fields of a training config's tables (`model` is checked by ddpm.unet, train.data by
+--- lib/datasets.lua). Any other field is an error: a misspelt option must not silently become a default.
 M.config_fields = {
   top = {"model", "schedule", "train", "sample"},
   train = {"batch", "lr", "steps", "seed", "clip_norm", "weight_decay", "ema", "resize", "loss", "label_dropout",
-           "checkpoint_every", "sample_every", "eval_every", "eval_per_class", "lr_decay_start", "lr_min",
+           "checkpoint_every", "sample_every", "eval_every", "eval_per_class", "lr_decay_start", "lr_min", "data",
            "precision"},
   sample = {"steps", "guidance"},
 }
@@ -97,6 +98,7 @@ function M.load_config(path)
       check_fields(cfg[section], M.config_fields[section], section, path)
     end
   end
+  if type(cfg.train) == "table" and cfg.train.data ~= nil then datasets.check(cfg.train.data, path) end
   if type(cfg.schedule) == "table" and type(cfg.schedule.file) == "string" then
     cfg.schedule.file = schedule_file(cfg.schedule.file, file)
   end

@@ -3,7 +3,7 @@ import CLua
 import Datasets
 import Foundation
 
-/// `ddpm.data.*` (MNIST, any IDX pair, augmentation) and the Dataset userdata.
+/// `ddpm.data.*` (MNIST, Fashion-MNIST, any IDX pair, a folder of PNGs, augmentation) and the Dataset userdata.
 enum DataTable {
     static let tables = [LuaTable(name: "data", functions: functions, classes: [datasetClass])]
 
@@ -33,21 +33,55 @@ enum DataTable {
         return mode
     }
 
-    static let functions: [(String, Binding)] = [
-        ("mnist", { a in
-            let o = try a.options(1)
-            let split = try o.string("split") ?? "train"
-            guard split == "train" || split == "test" else { throw ScriptError("option split: \"train\" or \"test\" expected, got \"\(split)\"") }
-            let folder = mnistFolder(try o.string("path"))
-            let prefix = split == "train" ? "train" : "t10k"
+    /// Where the Fashion-MNIST files are: `path=`, then data/fashion-mnist (`scripts/setup.sh
+    /// --dataset fashion` links it), then where Debian's dataset-fashion-mnist installs them.
+    static let fashionFolders = ["data/fashion-mnist", "/usr/share/datasets/fashion-mnist"]
+
+    /// A split of an MNIST-style IDX folder (train-* or t10k-* files, gzipped or not).
+    static func idxSplit(_ a: Arguments, name: String, folders: (String?) -> [String], hint: String) throws -> Int {
+        let o = try a.options(1)
+        try o.rejectUnknown(["split", "size", "resize", "path"], what: name)
+        let split = try o.string("split") ?? "train"
+        guard split == "train" || split == "test" else {
+            throw ScriptError("option split: \"train\" or \"test\" expected, got \"\(split)\"")
+        }
+        let prefix = split == "train" ? "train" : "t10k"
+        let candidates = folders(try o.string("path"))
+        for folder in candidates {
             guard let images = findFile(folder, "\(prefix)-images-idx3-ubyte"),
-                  let labels = findFile(folder, "\(prefix)-labels-idx1-ubyte") else {
-                throw ScriptError("MNIST \(split) files not found in \(folder) (looked for \(prefix)-images-idx3-ubyte[.gz] and \(prefix)-labels-idx1-ubyte[.gz]); run scripts/setup.sh to fetch them, or pass path= / set DDPM_DATA")
-            }
+                  let labels = findFile(folder, "\(prefix)-labels-idx1-ubyte") else { continue }
             let ds = try ImageDataset(imagesPath: images, labelsPath: labels, size: try o.int("size") ?? 32,
                                       resize: try resize(o), generator: Generator(seed: Generator.global.next()))
             a.lua.pushObject(ds, metatable: Metatable.dataset)
             return 1
+        }
+        throw ScriptError("\(name) \(split) files not found in \(candidates.joined(separator: " or ")) (looked for "
+                          + "\(prefix)-images-idx3-ubyte[.gz] and \(prefix)-labels-idx1-ubyte[.gz]); \(hint)")
+    }
+
+    static func push(_ a: Arguments, _ ds: ImageDataset) -> Int {
+        a.lua.pushObject(ds, metatable: Metatable.dataset)
+        return 1
+    }
+
+    static let functions: [(String, Binding)] = [
+        ("mnist", { a in
+            try idxSplit(a, name: "MNIST", folders: { [mnistFolder($0)] },
+                         hint: "run scripts/setup.sh to fetch them, or pass path= / set DDPM_DATA")
+        }),
+        ("fashion", { a in
+            try idxSplit(a, name: "Fashion-MNIST", folders: { $0.map { [$0] } ?? fashionFolders },
+                         hint: "run scripts/setup.sh --dataset fashion (installs Debian's dataset-fashion-mnist), "
+                               + "or pass path=")
+        }),
+        ("folder", { a in
+            let o = try a.options(1)
+            try o.rejectUnknown(["path", "size", "resize"], what: "folder")
+            guard let path = try o.string("path") else {
+                throw ScriptError("option path= (a folder with one subfolder of PNGs per class) is required")
+            }
+            return push(a, try ImageFolder.load(path, size: try o.int("size"), resize: try resize(o),
+                                                generator: Generator(seed: Generator.global.next())))
         }),
         ("shift", { a in
             // random whole-pixel translations (augmentation), from the global generator
@@ -56,6 +90,7 @@ enum DataTable {
         }),
         ("idx", { a in
             let o = try a.options(1)
+            try o.rejectUnknown(["images", "labels", "size", "resize"], what: "idx")
             guard let images = try o.string("images"), let labels = try o.string("labels") else {
                 throw ScriptError("options images= and labels= (IDX file paths) are required")
             }
@@ -114,6 +149,16 @@ enum DataTable {
                 for i in 0..<n { a.lua.push(ds.labels[first - 1 + i]); a.lua.setIndex(-2, i + 1) }
                 return 2
             }),
+            ("class_name", { a in
+                // the subfolder name of a label (folder datasets), else nil
+                let ds = try dataset(a), label = try a.int(2)
+                guard let names = ds.classNames, label >= 0, label < names.count, !names[label].isEmpty else {
+                    a.lua.pushNil()
+                    return 1
+                }
+                a.lua.push(names[label])
+                return 1
+            }),
             ("get", { a in
                 let ds = try dataset(a)
                 let i = try a.int(2)
@@ -137,5 +182,6 @@ enum DataTable {
         getters: [
             "size": { a in a.lua.push(try dataset(a).size); return 1 },
             "epoch": { a in a.lua.push(try dataset(a).epoch); return 1 },
+            "classes": { a in a.lua.push(try dataset(a).classes); return 1 },
         ])
 }
