@@ -25,7 +25,7 @@ local help = {
 for k, v in pairs(common.sampling_help) do help[k] = v end
 local opts = args.parse(arg, {weights = "", classifier = "", per_class = 100, sampler = "ddim", steps = "auto",
                               guidance = -1, guidance_interval = "", eta = 0, seed = 0, batch = 100, json = false,
-                              classifier_only = false, data = ""}, help)
+                              classifier_only = false, data = "", precision = "fp32"}, help)
 -- the sampling options are checked (and the weights loaded) before the slow classifier pass
 local weights, model, schedule, guidance, steps, interval
 if not opts.classifier_only then
@@ -156,6 +156,7 @@ local accuracy = right / (10 * n)
 local result = {
   weights = common.provenance_path(weights), weights_sha256 = ddpm.sha256(weights), sampler = opts.sampler, steps = steps,
   guidance = guidance, guidance_interval = common.interval_text(interval), eta = opts.eta, seed = opts.seed, per_class = n,
+  precision = opts.precision,
   accuracy = math.floor(accuracy * 10000 + 0.5) / 100, accuracy_per_class = percent_by_class(accuracy_per_class),
   frechet = fd, frechet_real = fd_real, frechet_ratio = fd / fd_real,
   diversity = div, diversity_real = div_real, diversity_ratio = div / div_real,
@@ -177,6 +178,7 @@ end
 say("ddpm eval: %s (sha256 %s...)", weights, result.weights_sha256:sub(1, 12))
 say("  %s %d steps, guidance %g at timesteps %s, %d digits per class, seed %d; sampling %.0f s", opts.sampler, steps,
     guidance, common.interval_text(interval), n, opts.seed, sample_seconds)
+if opts.precision ~= "fp32" then say("  products in %s (mixed precision)", opts.precision) end
 say("")
 say("  %-26s %10s %12s %8s %s", "", "generated", "real", "ratio", "target")
 say("  %-26s %9.2f%% %11.2f%% %8s %s", "accuracy (requested digit)", 100 * accuracy, 100 * test_accuracy, "",

@@ -20,7 +20,8 @@ local help = {
 }
 for k, v in pairs(common.sampling_help) do help[k] = v end
 local opts = args.parse(arg, {weights = "", digits = "0123456789", frames = 40, sampler = "ddim", steps = "auto",
-                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, out = "out/gifs", scale = 4, delay = 8, hold = 150},
+                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, out = "out/gifs", scale = 4, delay = 8, hold = 150,
+                              precision = "fp32"},
                         help)
 args.at_least(opts, "frames", 2)
 local weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
@@ -36,6 +37,7 @@ for k = 0, frames - 1 do keep[math.floor(k * (steps - 1) / (frames - 1) + 0.5) +
 -- provenance in each GIF's comment extension, as `ddpm sample` records it in PNG text chunks
 local function provenance(seed, digits_text)
   return {weights = common.provenance_path(weights), weights_sha256 = ddpm.sha256(weights), sampler = opts.sampler,
+          precision = opts.precision ~= "fp32" and opts.precision or nil,  -- fp32 GIFs as before
           steps = tostring(steps), guidance = tostring(guidance), guidance_interval = common.interval_text(interval),
           eta = tostring(opts.eta), seed = seed, digits = digits_text, ddpm_version = ddpm.version}
 end

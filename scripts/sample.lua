@@ -22,7 +22,7 @@ local help = {
 for k, v in pairs(common.sampling_help) do help[k] = v end
 local opts = args.parse(arg, {weights = "", digits = "0123456789", per_digit = 10, sampler = "ddim", steps = "auto",
                               guidance = -1, guidance_interval = "", eta = 0, seed = 0, out = "out/sheet.png", scale = 2, format = "png",
-                              batch = 100}, help)
+                              batch = 100, precision = "fp32"}, help)
 if opts.per_digit < 1 then error("--per-digit must be >= 1", 0) end
 if opts.batch < 1 then error("--batch must be >= 1", 0) end
 if opts.format ~= "png" and opts.format ~= "idx" then error("--format must be png or idx, got '" .. opts.format .. "'", 0) end
@@ -45,6 +45,7 @@ local n = #labels
 local function provenance(extra)
   local t = {weights = common.provenance_path(weights), weights_sha256 = hash, sampler = opts.sampler, steps = tostring(steps),
              guidance = tostring(guidance), guidance_interval = common.interval_text(interval), eta = tostring(opts.eta)}
+  if opts.precision ~= "fp32" then t.precision = opts.precision end  -- fp32 files as before
   for k, v in pairs(extra) do t[k] = v end
   return t
 end

@@ -26,7 +26,7 @@ local T = ddpm.tensor
 
 local opts = args.parse(arg, {config = "", steps = "config", out = "runs/default", resume = false,
                               override_config = false, data = "", batch = "config", lr = "config", quiet = false,
-                              init = ""}, {
+                              init = "", precision = "config"}, {
   usage = "ddpm train [options]  (or: ddpm run scripts/train.lua [options])",
   summary = "Trains a diffusion model; --out gets checkpoints, model.safetensors (EMA), loss.csv, loss.png, samples/.",
   config = "config file, or a bare name such as tiny for scripts/configs/tiny.lua "
@@ -41,6 +41,9 @@ local opts = args.parse(arg, {config = "", steps = "config", out = "runs/default
   lr = "learning rate ('config': the config's train.lr)",
   quiet = "no sample sheet at the end",
   init = "start from these weights (fine-tuning: fresh optimizer, EMA starts there)",
+  precision = "the products' precision, fp32 or bf16 (mixed precision: bf16 operands, fp32 sums, weights, "
+              .. "optimizer and norms; needs a CPU with AVX512-BF16); 'config': the config's train.precision, "
+              .. "else fp32",
 })
 local out = opts.out
 -- Under mpirun every rank runs this recipe on its share of each batch: every rank draws the whole
@@ -94,6 +97,8 @@ else
   end
 end
 local tc = cfg.train or {}
+local precision = opts.precision ~= "config" and opts.precision or tc.precision or "fp32"
+ddpm.precision(precision)
 local total = args.integer(opts, "steps", "config", 1) or tc.steps or 1000
 local batch = args.integer(opts, "batch", "config", 1) or tc.batch or 64
 if batch < ranks then
@@ -157,6 +162,7 @@ local function weights_metadata()
   meta.label_dropout = tostring(dropout)
   meta.guidance_convention = "eps_u + w * (eps_c - eps_u); w = 1 is no guidance"
   if ranks > 1 then meta.ranks = tostring(ranks) end
+  if precision ~= "fp32" then meta.precision = precision end  -- fp32 runs write what they always wrote
   return meta
 end
 

@@ -28,6 +28,8 @@ struct Train: ParsableCommand {
         default: the config's, for MNIST $DDPM_DATA, then data/mnist).
         """) var data: String?
     @Option(parsing: .unconditional, help: "Batch size (default: the config's).") var batch: Int?
+    @Option(parsing: .unconditional, help: "Products in fp32, or bf16 (mixed precision; needs AVX512-BF16; default: the config's train.precision, else fp32).")
+    var precision: String?
 
     func run() throws {
         var a = ["--out", out]
@@ -38,6 +40,7 @@ struct Train: ParsableCommand {
         if let batch { a += ["--batch", "\(batch)"] }
         if resume { a.append("--resume") }
         if let initWeights { a += ["--init", initWeights] }
+        if let precision { a += ["--precision", precision] }
         try runRecipe(try bundled("train.lua"), a, traceback: false)
     }
 }
@@ -52,9 +55,11 @@ struct SamplingOptions: ParsableArguments {
     var guidanceInterval: String?
     @Option(parsing: .unconditional, help: "DDIM eta: 0 deterministic (default), 1 as stochastic as DDPM.") var eta: Double?
     @Option(parsing: .unconditional, help: "Random seed; image i uses seed + i (same seed, same images).") var seed = 0
+    @Option(parsing: .unconditional, help: "Products in fp32, or bf16 (mixed precision; needs a CPU with AVX512-BF16).")
+    var precision = "fp32"
 
     var recipeArguments: [String] {
-        var a = ["--sampler", sampler, "--seed", "\(seed)"]
+        var a = ["--sampler", sampler, "--seed", "\(seed)", "--precision", precision]
         if let weights { a += ["--weights", weights] }
         if let steps { a += ["--steps", "\(steps)"] }
         if let guidance { a += ["--guidance", "\(guidance)"] }

@@ -307,7 +307,7 @@ final class DatasetAndEvalTests: XCTestCase {
             """)
         XCTAssertEqual(host.global("a") as? String, "\(dir)/a.lua: unknown train field(s) log_every (known: batch, "
                        + "checkpoint_every, clip_norm, data, ema, eval_every, eval_per_class, label_dropout, loss, lr, lr_decay_start, "
-                       + "lr_min, resize, sample_every, seed, steps, weight_decay)")
+                       + "lr_min, precision, resize, sample_every, seed, steps, weight_decay)")
         XCTAssertEqual(host.global("b") as? String, "\(dir)/b.lua: unknown sample field(s) sampler (known: guidance, steps)")
         XCTAssertEqual(host.global("c") as? String,
                        "\(dir)/c.lua: unknown config field(s) trian (known: model, sample, schedule, train)")

@@ -42,7 +42,8 @@ end
 M.config_fields = {
   top = {"model", "schedule", "train", "sample"},
   train = {"batch", "lr", "steps", "seed", "clip_norm", "weight_decay", "ema", "resize", "loss", "label_dropout",
-           "checkpoint_every", "sample_every", "eval_every", "eval_per_class", "lr_decay_start", "lr_min", "data"},
+           "checkpoint_every", "sample_every", "eval_every", "eval_per_class", "lr_decay_start", "lr_min", "data",
+           "precision"},
   sample = {"steps", "guidance"},
 }
 
@@ -198,6 +199,7 @@ M.sampling_help = {
                       .. "(none: the weights' recommended)",
   eta = "DDIM eta: 0 deterministic, 1 as stochastic as DDPM",
   seed = "random seed; image i uses seed + i",
+  precision = "the products' precision: fp32, or bf16 (mixed precision; needs a CPU with AVX512-BF16)",
 }
 
 --- The number of sampling steps: --steps N (1..T), or 'auto' (DDIM 50, DDPM every timestep).
@@ -218,6 +220,7 @@ end
 --- given), the number of steps (M.sampling_steps) and the timestep interval where guidance
 --- applies (the weights' recommended one unless given; nil = every step).
 function M.sampling_setup(opts)
+  ddpm.precision(opts.precision or "fp32")
   local weights = opts.weights ~= "" and opts.weights or M.default_weights()
   local model = ddpm.load_model(weights)
   local meta = ddpm.safetensors.metadata(weights)
