@@ -5,7 +5,14 @@ import CLua
 /// the message `ddpm run` prints before exiting 1.
 public struct ScriptError: Error, CustomStringConvertible {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// A Lua error raised by Lua code a binding called (a plugin, a callback): its message
+    /// already starts with that code's file:line and carries a traceback, so it is re-raised
+    /// unchanged rather than prefixed with the binding's name and its caller's position.
+    public let raisedByLua: Bool
+    public init(_ message: String, raisedByLua: Bool = false) {
+        self.message = message
+        self.raisedByLua = raisedByLua
+    }
     public var description: String { message }
 }
 
@@ -159,7 +166,7 @@ struct Lua {
         if status != LUA_OK {
             let msg = string(-1) ?? "(error object is not a string)"
             pop()
-            throw ScriptError(msg)
+            throw ScriptError(msg, raisedByLua: true)
         }
     }
 }

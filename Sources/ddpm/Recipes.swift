@@ -28,13 +28,30 @@ struct Train: ParsableCommand {
         default: the config's, for MNIST $DDPM_DATA, then data/mnist).
         """) var data: String?
     @Option(parsing: .unconditional, help: "Batch size (default: the config's).") var batch: Int?
-    @Option(parsing: .unconditional, help: "Products in fp32, or bf16 (mixed precision; needs AVX512-BF16; default: the config's train.precision, else fp32).")
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Products in fp32, or bf16 (mixed precision; needs AVX512-BF16; "
+                    + "default: the config's train.precision, else fp32)."))
     var precision: String?
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Noise schedule: NAME or FILE.lua, a plugin or linear, cosine, sigmoid "
+                    + "(default: the config's). `ddpm schedules` lists them."))
+    var schedule: String?
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Sampler of the sample sheets and the quality probe: NAME or FILE.lua (default: ddim). "
+                    + "`ddpm samplers` lists them."))
+    var sampler: String?
+    @Option(parsing: .unconditionalSingleValue, help: "A sampler option key=value (repeatable).")
+    var samplerOpt: [String] = []
+
+    func validate() throws { try validateSamplerOptions(samplerOpt) }
 
     func run() throws {
         var a = ["--out", out]
         if let config { a += ["--config", config] }
         if overrideConfig { a.append("--override-config") }
+        if let schedule { a += ["--schedule", schedule] }
+        if let sampler { a += ["--sampler", sampler] }
+        for kv in samplerOpt { a += ["--sampler-opt", kv] }
         if let steps { a += ["--steps", "\(steps)"] }
         if let data { a += ["--data", data] }
         if let batch { a += ["--batch", "\(batch)"] }
@@ -45,21 +62,42 @@ struct Train: ParsableCommand {
     }
 }
 
-/// Options shared by `sample`, `gif` and `eval`, passed to their recipes as --name value.
+/// `--sampler-opt` values must be key=value.
+func validateSamplerOptions(_ values: [String]) throws {
+    for kv in values where !(kv.contains("=") && !kv.hasPrefix("=")) {
+        throw ValidationError("--sampler-opt needs key=value (e.g. spacing=trailing), got '\(kv)'")
+    }
+}
+
+/// Options shared by `sample`, `gif` and `eval`, passed to their recipes as --name value (the
+/// recipes declare them once, in scripts/lib/common.lua's sampling_options).
 struct SamplingOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Weights file (default: weights/mnist-small.safetensors; weights/mnist-fast.safetensors samples ~2.5x faster).") var weights: String?
-    @Option(parsing: .unconditional, help: "ddpm or ddim.") var sampler = "ddim"
-    @Option(parsing: .unconditional, help: "Sampling steps (default: 50 for DDIM, all for DDPM).") var steps: Int?
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Sampler: NAME or FILE.lua, a plugin or the native ddpm, ddim "
+                    + "(default: the weights' recommended). `ddpm samplers` lists them."))
+    var sampler: String?
+    @Option(parsing: .unconditionalSingleValue, help: "A sampler option key=value, e.g. spacing=trailing (repeatable).")
+    var samplerOpt: [String] = []
+    @Option(parsing: .unconditional,
+            help: "Sampling steps (default: the weights' recommended for their sampler, else the sampler's).")
+    var steps: Int?
     @Option(parsing: .unconditional, help: "Classifier-free guidance w (1 = none; default: the weights' recommended).") var guidance: Double?
     @Option(parsing: .unconditional, help: "Timesteps LOW,HIGH (0-based, inclusive) where guidance applies, or 'all' (default: the weights' recommended).")
     var guidanceInterval: String?
-    @Option(parsing: .unconditional, help: "DDIM eta: 0 deterministic (default), 1 as stochastic as DDPM.") var eta: Double?
+    @Option(parsing: .unconditional,
+            help: "Sampler noise (ctx.eta): DDIM 0 deterministic (default), 1 as stochastic as DDPM.")
+    var eta: Double?
     @Option(parsing: .unconditional, help: "Random seed; image i uses seed + i (same seed, same images).") var seed = 0
     @Option(parsing: .unconditional, help: "Products in fp32, or bf16 (mixed precision; needs a CPU with AVX512-BF16).")
     var precision = "fp32"
 
+    func validate() throws { try validateSamplerOptions(samplerOpt) }
+
     var recipeArguments: [String] {
-        var a = ["--sampler", sampler, "--seed", "\(seed)", "--precision", precision]
+        var a = ["--seed", "\(seed)", "--precision", precision]
+        if let sampler { a += ["--sampler", sampler] }
+        for kv in samplerOpt { a += ["--sampler-opt", kv] }
         if let weights { a += ["--weights", weights] }
         if let steps { a += ["--steps", "\(steps)"] }
         if let guidance { a += ["--guidance", "\(guidance)"] }
@@ -132,4 +170,22 @@ struct Gif: ParsableCommand {
     func run() throws {
         try runRecipe(try bundled("gif.lua"), sampling.recipeArguments + ["--digits", digits, "--frames", "\(frames)", "--out", out], traceback: false)
     }
+}
+
+/// `ddpm samplers` and `ddpm schedules`: what `--sampler` and `--schedule` can name (runs
+/// scripts/plugins.lua).
+struct Samplers: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the samplers --sampler can name: plugins ($DDPM_PLUGINS/samplers/, scripts/samplers/) "
+            + "and native ones.")
+
+    func run() throws { try runRecipe(try bundled("plugins.lua"), ["sampler"], traceback: false) }
+}
+
+struct Schedules: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the noise schedules --schedule can name: plugins ($DDPM_PLUGINS/schedules/, "
+            + "scripts/schedules/) and native ones.")
+
+    func run() throws { try runRecipe(try bundled("plugins.lua"), ["schedule"], traceback: false) }
 }

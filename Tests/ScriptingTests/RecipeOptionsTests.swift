@@ -60,7 +60,8 @@ final class RecipeOptionsTests: XCTestCase {
     func testInputErrorsPrintTheMessageWithoutTraceback() throws {
         try expectPlainError(["run", scriptsDir + "/sample.lua", "--bogus"],
                              "unknown option --bogus (known: --batch --digits --eta --format --guidance --guidance-interval "
-                             + "--out --per-digit --precision --sampler --scale --seed --steps --weights; --help describes them)")
+                             + "--out --per-digit --precision --sampler --sampler-opt --scale --seed --steps --weights; "
+                             + "--help describes them)")
         try expectPlainError(["run", scriptsDir + "/gif.lua", "stray"],
                              "unexpected argument 'stray' (options look like --name value; --help lists them)")
         let plain = dir + "/plain.lua"
