@@ -7,7 +7,11 @@
 --   ddpm eval --weights weights/mnist-small.safetensors --per-class 100 [--json]
 --   ddpm eval --classifier-only        the classifier's own test accuracy
 --   mpirun -np 4 ddpm eval ...         the generated digits split over 4 ranks; rank 0 reports
+--   ddpm eval --cas 500 [--cas-steps 2000]   classification accuracy score (lib/cas.lua): a new classifier
+--              trained only on 500 generated digits per class, tested on real MNIST, next to the same
+--              classifier trained on 500 real training digits per class
 local args = require("lib.args")
+local cas = require("lib.cas")
 local common = require("lib.common")
 local dist = require("lib.dist")
 local evaluation = require("lib.evaluation")
@@ -21,24 +25,46 @@ local help = {
   json = "print JSON instead of the table",
   classifier_only = "only the classifier's accuracy on the MNIST test set",
   data = "MNIST folder (none: $DDPM_DATA, then data/mnist)",
+  cas = "classification accuracy score with N generated digits per class (0: the classifier's verdicts instead)",
+  cas_steps = "with --cas: training steps of each classifier (batch 128)",
 }
 for k, v in pairs(common.sampling_help) do help[k] = v end
 local opts = args.parse(arg, {weights = "", classifier = "", per_class = 100, sampler = "ddim", steps = "auto",
                               guidance = -1, guidance_interval = "", eta = 0, seed = 0, batch = 100, json = false,
-                              classifier_only = false, data = "", precision = "fp32"}, help)
+                              classifier_only = false, data = "", cas = 0, cas_steps = 2000,
+                              precision = "fp32"}, help)
 -- the sampling options are checked (and the weights loaded) before the slow classifier pass
 local weights, model, schedule, guidance, steps, interval
 if not opts.classifier_only then
   args.at_least(opts, "batch", 1)
-  if opts.per_class < 2 then error("--per-class must be >= 2 (diversity and Fréchet need two images)", 0) end
+  args.at_least(opts, "cas", 0)
+  args.at_least(opts, "cas_steps", 1)
+  if opts.cas == 0 and opts.per_class < 2 then
+    error("--per-class must be >= 2 (diversity and Fréchet need two images)", 0)
+  end
   weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
 end
+local path = opts.data ~= "" and opts.data or nil
+
+if opts.cas > 0 and not opts.classifier_only then
+  if ddpm.dist.size() > 1 then error("--cas runs in one process: run it without mpirun", 0) end
+  local r = cas.score{sampling = {model = model, schedule = schedule, per_class = opts.cas, batch = opts.batch,
+                                  seed = opts.seed, sampler = opts.sampler, steps = steps, eta = opts.eta,
+                                  guidance = guidance, guidance_interval = interval},
+                      steps = opts.cas_steps, data = path}
+  local provenance = {weights = common.provenance_path(weights), weights_sha256 = ddpm.sha256(weights),
+                      sampler = opts.sampler, steps = steps, guidance = guidance,
+                      guidance_interval = common.interval_text(interval), eta = opts.eta, seed = opts.seed}
+  for k, v in pairs(provenance) do r[k] = v end
+  if opts.json then print(evaluation.json(r)) else cas.print_table(r) end
+  return
+end
+
 -- Under mpirun every rank classifies its share of the test set and samples and classifies its
 -- share of the digits (lib/dist.lua); rank 0 gathers the predictions and features and reports.
 local lead = ddpm.dist.rank() == 0
 local classifier_path = evaluation.find_classifier(opts.classifier)
 local clf = ddpm.load_classifier(classifier_path)
-local path = opts.data ~= "" and opts.data or nil
 local test = ddpm.data.mnist{split = "test", size = 32, path = path}
 local function say(...) if not opts.json and lead then print(string.format(...)) end end
 local function percent_by_class(t)
@@ -90,24 +116,10 @@ local test_features, real_all, real_diversity
 if lead then
   test_features = ddpm.tensor.cat(test_parts, 1)
   local train = ddpm.data.mnist{split = "train", size = 32, path = path}
-  local picked, full = {}, 0
-  for c = 0, 9 do picked[c] = {} end
-  for first = 1, #train, 1000 do
-    local _, labels = train:slice(first, math.min(1000, #train - first + 1))
-    for i, c in ipairs(labels) do
-      if #picked[c] < n then
-        picked[c][#picked[c] + 1] = first + i - 1
-        if #picked[c] == n then full = full + 1 end
-      end
-    end
-    if full == 10 then break end
-  end
+  local picked = evaluation.first_per_class(train, n)
   local real_features = {}
   real_diversity = {}
   for c = 0, 9 do
-    if #picked[c] < n then
-      error(string.format("the training set has only %d images of digit %d (--per-class %d)", #picked[c], c, n), 0)
-    end
     local images = {}
     for _, i in ipairs(picked[c]) do images[#images + 1] = (train:get(i)) end
     local f = ddpm.no_grad(function() return clf:features(ddpm.tensor.cat(images, 1)) end)

@@ -110,9 +110,10 @@ struct Lua {
 
     // MARK: userdata (retained Swift objects)
 
-    /// Pushes `object` as full userdata with the named metatable (created by the module loader).
-    func pushObject(_ object: AnyObject, metatable: String) {
-        let p = ddpm_lua_newuserdata(L, MemoryLayout<UnsafeMutableRawPointer>.size)
+    /// Pushes `object` as full userdata with the named metatable (created by the module loader)
+    /// and `userValues` Lua values attached (nil until set; a model keeps its schedule and objective).
+    func pushObject(_ object: AnyObject, metatable: String, userValues: Int32 = 1) {
+        let p = ddpm_lua_newuserdata(L, MemoryLayout<UnsafeMutableRawPointer>.size, userValues)
         p?.storeBytes(of: Unmanaged.passRetained(object).toOpaque(), as: UnsafeMutableRawPointer.self)
         _ = lua_getfield(L, ddpm_lua_registryindex(), metatable)
         lua_setmetatable(L, -2)

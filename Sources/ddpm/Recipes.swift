@@ -90,7 +90,11 @@ struct Sample: ParsableCommand {
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate a model with the shipped classifier: accuracy, Fréchet distance, diversity (runs scripts/eval.lua).",
-        discussion: "Generates --per-class digits of each class and compares the classifier's verdicts and features with real MNIST. --classifier-only reports the classifier's own test accuracy. Under mpirun -np N the images are split across the N ranks.")
+        discussion: "Generates --per-class digits of each class and compares the classifier's verdicts and features "
+            + "with real MNIST. --classifier-only reports the classifier's own test accuracy. Under mpirun -np N the "
+            + "images are split across the N ranks. --cas N reports the classification accuracy score instead: a new "
+            + "classifier trained only on N generated digits per class, tested on the real test set, next to the "
+            + "same classifier trained on N real digits per class.")
 
     @OptionGroup var sampling: SamplingOptions
     @Option(parsing: .unconditional, help: "Generated digits per class.") var perClass = 100
@@ -99,6 +103,10 @@ struct Eval: ParsableCommand {
     @Option(parsing: .unconditional, help: "MNIST folder (default: $DDPM_DATA, then data/mnist).") var data: String?
     @Flag(help: "Print JSON instead of the table.") var json = false
     @Flag(help: "Only the classifier's accuracy on the MNIST test set.") var classifierOnly = false
+    @Option(parsing: .unconditional,
+            help: "Classification accuracy score with N generated digits per class (see above).") var cas: Int?
+    @Option(parsing: .unconditional, help: "With --cas: training steps of each classifier (default 2000, batch 128).")
+    var casSteps: Int?
 
     func run() throws {
         var a = sampling.recipeArguments + ["--per-class", "\(perClass)", "--batch", "\(batch)"]
@@ -106,6 +114,8 @@ struct Eval: ParsableCommand {
         if let data { a += ["--data", data] }
         if json { a.append("--json") }
         if classifierOnly { a.append("--classifier-only") }
+        if let cas { a += ["--cas", "\(cas)"] }
+        if let casSteps { a += ["--cas-steps", "\(casSteps)"] }
         try runRecipe(try bundled("eval.lua"), a, traceback: false)
     }
 }

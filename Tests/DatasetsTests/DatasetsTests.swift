@@ -60,6 +60,31 @@ final class DatasetsTests: XCTestCase {
 
     /// Headers a hostile or broken file can carry: dimensions whose product overflows, images of
     /// no rows, a FIFO and a device instead of a file. Each is an error naming the file.
+    /// Images already in memory (generated digits): copied, served in shuffled epochs; bad shapes
+    /// and labels are errors.
+    func testDatasetFromImagesInMemory() throws {
+        let x = try Tensor([-1, 0, 0.5, 1, 1, 1, 1, 1, -1, -1, -1, -1], shape: [3, 1, 2, 2])
+        let ds = try ImageDataset(images: x, labels: [4, 0, 9], generator: Generator(seed: 2))
+        x.data[0] = 7  // the dataset holds a copy
+        XCTAssertEqual(ds.images.values, [-1, 0, 0.5, 1, 1, 1, 1, 1, -1, -1, -1, -1])
+        XCTAssertEqual([ds.count, ds.size], [3, 2])
+        let (images, labels) = try ds.batch(3)
+        XCTAssertEqual(labels.sorted(), [0, 4, 9])
+        let index = try XCTUnwrap(labels.firstIndex(of: 0))
+        XCTAssertEqual(Array(images.values[(4 * index)..<(4 * index + 4)]), [1, 1, 1, 1])
+        XCTAssertThrowsError(try ImageDataset(images: x, labels: [1, 2], generator: Generator(seed: 2))) { e in
+            XCTAssertEqual((e as? TensorError)?.message, "dataset: 2 labels for 3 images")
+        }
+        XCTAssertThrowsError(try ImageDataset(images: x, labels: [1, -1, 2], generator: Generator(seed: 2))) { e in
+            XCTAssertEqual((e as? TensorError)?.message, "dataset: label -1 is negative")
+        }
+        XCTAssertThrowsError(try ImageDataset(images: Tensor(zeros: [3, 1, 2, 3]), labels: [1, 2, 3],
+                                              generator: Generator(seed: 2))) { e in
+            XCTAssertEqual((e as? TensorError)?.message,
+                           "dataset: images must be (count >= 1, 1, size, size), got [3, 1, 2, 3]")
+        }
+    }
+
     func testHostileIDXHeadersAreErrors() throws {
         let dir = try temporaryDirectory()
         let labels = try idx(dir, "l", dims: [20], bytes: [UInt8](repeating: 1, count: 20))

@@ -175,6 +175,73 @@ final class DatasetAndEvalTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("missing.safetensors"), r.stderr)
     }
 
+    /// `ddpm eval --cas` on a tiny untrained 16x16 model: the JSON's reference accuracy is that of a
+    /// classifier trained here the same way on the first 3 real training digits of each class, its
+    /// CAS that of one trained on the 30 digits `ddpm.sample` gives for seeds 0..29, and the table
+    /// names both and the gap.
+    func testEvalClassificationAccuracyScore() throws {
+        try requireMNIST()
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let weights = try tinyWeights(dir, size: 16)
+        let host = try runLua("""
+            local evaluation = require "lib.evaluation"
+            local train = ddpm.data.mnist{split = 'train', size = 16, path = '\(mnistDir)'}
+            local test = ddpm.data.mnist{split = 'test', size = 16, path = '\(mnistDir)'}
+            local function score(images, labels)
+              ddpm.seed(0)
+              local ds = ddpm.data.from_tensor(images, labels)
+              local clf = ddpm.classifier{image_size = 16}
+              evaluation.train_classifier(clf, ds, {steps = 4})
+              return (evaluation.accuracy(clf, test)) * 100
+            end
+            local picked, real, labels = evaluation.first_per_class(train, 3), {}, {}
+            for c = 0, 9 do
+              for _, i in ipairs(picked[c]) do real[#real + 1] = (train:get(i)); labels[#labels + 1] = c end
+            end
+            real_accuracy = score(ddpm.tensor.cat(real, 1), labels)
+            local m = ddpm.load_model('\(weights)')
+            local seeds = {}
+            for i = 1, 30 do seeds[i] = i - 1 end
+            local x = ddpm.sample{model = m, schedule = m.schedule, labels = labels, seeds = seeds, sampler = 'ddim',
+                                  steps = 2, guidance = 2}
+            generated_accuracy = score(x, labels)
+            """)
+        let env = ["DDPM_DATA": mnistDir]
+        let common = ["eval", "--weights", weights, "--cas", "3", "--cas-steps", "4", "--steps", "2", "--seed", "0"]
+        var r = try runDDPM(common + ["--json"], environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+        XCTAssertEqual(j["mode"] as? String, "cas")
+        XCTAssertEqual(j["per_class"] as? Int, 3)
+        XCTAssertEqual(j["image_size"] as? Int, 16)
+        XCTAssertEqual(j["guidance"] as? Double, 2, "the weights' recommended guidance")
+        let cas = try XCTUnwrap(j["cas"] as? Double), real = try XCTUnwrap(j["cas_real"] as? Double)
+        XCTAssertEqual(real, try XCTUnwrap(host.global("real_accuracy") as? Double), accuracy: 0.006)
+        XCTAssertEqual(cas, try XCTUnwrap(host.global("generated_accuracy") as? Double), accuracy: 0.006)
+        XCTAssertEqual(try XCTUnwrap(j["cas_gap"] as? Double), real - cas, accuracy: 0.011)
+        XCTAssertEqual((j["cas_per_class"] as? [String: Double])?.keys.sorted(), (0...9).map(String.init))
+        XCTAssertEqual((j["classifier"] as? [String: Any])?["steps"] as? Int, 4)
+        XCTAssertEqual(j["weights_sha256"] as? String, try SHA256.hex(ofFile: weights))
+        XCTAssertEqual(j["targets_meaningful"] as? Bool, false)
+        XCTAssertNil(j["targets"])
+
+        r = try runDDPM(common, environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for text in ["3 generated digits per class (CAS)", "3 real training digits per class", "gap (real - generated)",
+                     "target <= 0.5 points: not meaningful", "per class, generated"] {
+            XCTAssertTrue(r.stdout.contains(text), r.stdout)
+        }
+        XCTAssertTrue(r.stdout.contains(String(format: "%.2f %%", cas)), r.stdout)
+
+        r = try runDDPM(["eval", "--weights", weights, "--cas", "-2"], environment: env)
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("--cas"), r.stderr)
+        XCTAssertThrowsError(try runLua("ddpm.data.from_tensor(ddpm.tensor.zeros({2, 1, 4, 4}), {1})")) { e in
+            XCTAssertTrue("\(e)".contains("labels: 1 entries for a batch of 2"), "\(e)")
+        }
+    }
+
     /// `ddpm train --init-weights`: training starts from the given weights (fine-tuning), and the
     /// output records where it started.
     func testTrainFromInitialWeights() throws {
@@ -306,8 +373,9 @@ final class DatasetAndEvalTests: XCTestCase {
             a, b, c = table.unpack(errors)
             """)
         XCTAssertEqual(host.global("a") as? String, "\(dir)/a.lua: unknown train field(s) log_every (known: batch, "
-                       + "checkpoint_every, clip_norm, data, ema, eval_every, eval_per_class, label_dropout, loss, lr, lr_decay_start, "
-                       + "lr_min, precision, resize, sample_every, seed, steps, weight_decay)")
+                       + "checkpoint_every, clip_norm, data, ema, ema_warmup, eval_every, eval_per_class, gamma, "
+                       + "huber_delta, label_dropout, loss, loss_weight, lr, lr_decay_start, lr_min, objective, "
+                       + "offset_noise, precision, resize, sample_every, seed, steps, weight_decay)")
         XCTAssertEqual(host.global("b") as? String, "\(dir)/b.lua: unknown sample field(s) sampler (known: guidance, steps)")
         XCTAssertEqual(host.global("c") as? String,
                        "\(dir)/c.lua: unknown config field(s) trian (known: model, sample, schedule, train)")

@@ -43,6 +43,7 @@ M.config_fields = {
   top = {"model", "schedule", "train", "sample"},
   train = {"batch", "lr", "steps", "seed", "clip_norm", "weight_decay", "ema", "resize", "loss", "label_dropout",
            "checkpoint_every", "sample_every", "eval_every", "eval_per_class", "lr_decay_start", "lr_min", "data",
+           "objective", "loss_weight", "gamma", "huber_delta", "ema_warmup", "offset_noise",
            "precision"},
   sample = {"steps", "guidance"},
 }

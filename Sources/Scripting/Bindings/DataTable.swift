@@ -99,6 +99,14 @@ enum DataTable {
             a.lua.pushObject(ds, metatable: Metatable.dataset)
             return 1
         }),
+        ("from_tensor", { a in
+            // images in memory (e.g. generated digits) as a dataset; labels one per image
+            let x = try a.tensor(1)
+            let labels = try a.integers(2, count: x.shape.first ?? 0, what: "labels")
+            let ds = try ImageDataset(images: x, labels: labels, generator: Generator(seed: Generator.global.next()))
+            a.lua.pushObject(ds, metatable: Metatable.dataset)
+            return 1
+        }),
         ("write_idx", { a in
             // {images_path=, labels_path=, pixels = bytes (count*rows*cols), rows=, cols=, labels = {...}}
             let o = try a.options(1)

@@ -4,7 +4,8 @@ import Diffusion
 import Foundation
 import Layers
 
-/// `ddpm.sample{...}`: the native samplers (DDPM, DDIM) with guidance, per-image seeds and hooks.
+/// `ddpm.sample{...}`: the native samplers (DDPM, DDIM) with guidance, per-image seeds and hooks;
+/// `objective=` (default: the model's, `model.objective`) says what the model outputs.
 enum SampleTable {
     static let tables = [LuaTable(topLevel: [("sample", sample)])]
 
@@ -56,9 +57,10 @@ enum SampleTable {
             }
             interval = bounds[0]...bounds[1]
         }
+        let objective = try o.string("objective").map { try Objective(name: $0) } ?? (try modelObjective(o))
         let sampler = Sampler(kind: kind, steps: try o.int("steps") ?? (kind == .ddim ? 50 : schedule.steps),
                               eta: try o.number("eta") ?? 0, guidance: guidance, guidanceInterval: interval,
-                              clip: try o.bool("clip") ?? true)
+                              clip: try o.bool("clip") ?? true, objective: objective)
         let onStep = try o.pushFunction("on_step")
         let lua = a.lua
         var g = generator ?? Generator.global
@@ -75,6 +77,14 @@ enum SampleTable {
         }
         TensorTable.push(a.lua, images)
         return 1
+    }
+
+    /// The objective attached to the options' model (`model.objective`).
+    static func modelObjective(_ o: Options) throws -> Objective {
+        guard let index = o.index else { return .eps }
+        o.lua.getField(index, "model")
+        defer { o.lua.pop() }
+        return try ModelTable.objective(o.lua, o.lua.absolute(-1))
     }
 
     static func labelCount(_ o: Options) throws -> Int {

@@ -22,6 +22,16 @@ enum ScheduleTable {
         try a.integers(i, count: n, what: "timesteps")
     }
 
+    /// `s:to_eps(out, x_t, t, objective)` / `s:to_x0(...)`: a model's output read through
+    /// `Schedule.prediction` (objective nil = "eps").
+    static func prediction(_ a: Arguments) throws -> Prediction {
+        let s = try schedule(a)
+        let out = try a.tensor(2), x = try a.tensor(3)
+        let t = try timesteps(a, 4, x.shape.first ?? 0)
+        let objective = a.has(5) ? try Objective(name: try a.string(5)) : .eps
+        return try s.prediction(out, objective: objective, x: x, t: t)
+    }
+
     static func pushArray(_ lua: Lua, _ xs: [Double]) {
         lua.newTable(array: xs.count)
         for (i, v) in xs.enumerated() { lua.push(v); lua.setIndex(-2, i + 1) }
@@ -131,6 +141,8 @@ enum ScheduleTable {
                 TensorTable.push(a.lua, try s.predictX0(xt, eps: try a.tensor(3), t: t))
                 return 1
             }),
+            ("to_eps", { a in TensorTable.push(a.lua, try prediction(a).eps); return 1 }),
+            ("to_x0", { a in TensorTable.push(a.lua, try prediction(a).x0); return 1 }),
             ("ddpm_step", { a in
                 let s = try schedule(a)
                 let xt = try a.tensor(2), eps = try a.tensor(3), t = try a.int(4)

@@ -59,8 +59,12 @@ enum TensorTable {
     ]
 
     static let losses: [(String, Binding)] = [
-        ("l1", { a in push(a.lua, try Tensor.l1Loss(try a.tensor(1), try a.tensor(2))); return 1 }),
-        ("mse", { a in push(a.lua, try Tensor.mseLoss(try a.tensor(1), try a.tensor(2))); return 1 }),
+        ("l1", { a in push(a.lua, try elementLoss(a, .l1)); return 1 }),
+        ("mse", { a in push(a.lua, try elementLoss(a, .l2)); return 1 }),
+        ("huber", { a in
+            let delta = try a.options(3).number("delta") ?? 1
+            push(a.lua, try elementLoss(a, .huber(delta: Float(delta)))); return 1
+        }),
         ("cross_entropy", { a in
             let logits = try a.tensor(1)
             guard logits.rank == 2 else { throw ScriptError("bad argument #1 (logits must be (batch, classes), got \(Shape.describe(logits.shape)))") }
@@ -68,6 +72,20 @@ enum TensorTable {
             return 1
         }),
     ]
+
+    /// `ddpm.loss.l1/mse/huber(prediction, target, {weights=})`: the mean penalty; `weights` (a
+    /// table or tensor, one per sample) weights each sample's terms (`Tensor.weightedLoss`).
+    static func elementLoss(_ a: Arguments, _ kind: ElementLoss) throws -> Tensor {
+        let p = try a.tensor(1), t = try a.tensor(2)
+        let o = try a.options(3)
+        try o.rejectUnknown(kind == .l1 || kind == .l2 ? ["weights"] : ["weights", "delta"], what: "loss option")
+        let weights = try o.floats("weights", count: p.shape.first ?? 0)
+        switch (kind, weights) {
+        case (.l1, nil): return try .l1Loss(p, t)
+        case (.l2, nil): return try .mseLoss(p, t)
+        default: return try .weightedLoss(p, t, weights: weights, kind: kind)
+        }
+    }
 
     /// x op y where either side may be a number.
     static func arithmetic(_ f: @escaping @Sendable (Tensor, Tensor) throws -> Tensor) -> Binding {
