@@ -178,13 +178,13 @@ struct Bench: ParsableCommand {
                     try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1, winograd: winograd)
                 }
                 xl.requiresGrad = false
-                try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel) dW", flops: 2 * b * side * side * ch * ch * 9,
-                         passes: 2, [wl, bl]) {
+                try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel) dW",
+                         flops: 2 * b * side * side * ch * ch * 9, passes: 2, [wl, bl]) {
                     try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1, winograd: winograd)
                 }
                 xl.requiresGrad = true; wl.requiresGrad = false; bl.requiresGrad = false
-                try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel) dX", flops: 2 * b * side * side * ch * ch * 9,
-                         passes: 2, [xl]) {
+                try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel) dX",
+                         flops: 2 * b * side * side * ch * ch * 9, passes: 2, [xl]) {
                     try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1, winograd: winograd)
                 }
                 wl.requiresGrad = true; bl.requiresGrad = true
