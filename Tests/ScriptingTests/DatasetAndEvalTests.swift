@@ -65,8 +65,8 @@ final class DatasetAndEvalTests: XCTestCase {
         XCTAssertEqual(try pixels(dir + "/ddpm-one/2_0.png"), try pixels(dir + "/ddpm/2_1.png"))
 
         // IDX: a labelled dataset the loader reads back, pixels equal to the PNGs of the same seeds
-        r = try runDDPM(common
-                        + ["--digits", "37", "--per-digit", "3", "--format", "idx", "--batch", "4", "--out", dir + "/idx"])
+        r = try runDDPM(common + ["--digits", "37", "--per-digit", "3", "--format", "idx", "--batch", "4",
+                                  "--out", dir + "/idx"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let ds = try ImageDataset(imagesPath: dir + "/idx/train-images-idx3-ubyte",
                                   labelsPath: dir + "/idx/train-labels-idx1-ubyte",
@@ -359,8 +359,8 @@ final class DatasetAndEvalTests: XCTestCase {
             unet_error, classifier_error = e1, e2
             """)
         XCTAssertEqual(host.global("unet_error") as? String,
-                       "ddpm.unet: unknown config field(s) bas (known: attention, attention_mid, base, channels, classes, "
-                       + "groups, head_dim, heads, image_size, levels, time_dim)")
+                       "ddpm.unet: unknown config field(s) bas (known: attention, attention_mid, base, channels, "
+                       + "classes, groups, head_dim, heads, image_size, levels, time_dim)")
         XCTAssertEqual(host.global("classifier_error") as? String,
                        "ddpm.classifier: unknown classifier field(s) widht (known: channels, classes, features, "
                        + "image_size, width)")
