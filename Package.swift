@@ -50,7 +50,8 @@ let package = Package(
         .target(
             name: "Scripting",
             dependencies: [
-                "CLua", "Autograd", "Layers", "Storage", "Evaluation", "Diffusion", "Imaging", "Datasets", "Distributed",
+                "CLua", "Autograd", "Layers", "Storage", "Evaluation", "Diffusion", "Imaging", "Datasets",
+                "Distributed",
             ],
             swiftSettings: swift6
         ),
@@ -63,18 +64,38 @@ let package = Package(
             ],
             swiftSettings: swift6
         ),
-        .target(name: "TestSupport", dependencies: ["Autograd", "Imaging", "Storage"], path: "Tests/TestSupport", swiftSettings: swift6),
+        .target(
+            name: "TestSupport", dependencies: ["Autograd", "Imaging", "Storage"], path: "Tests/TestSupport",
+            swiftSettings: swift6
+        ),
         .testTarget(name: "AutogradTests", dependencies: ["Autograd", "CBF16"], swiftSettings: swift6),
         .testTarget(name: "LayersTests", dependencies: ["Autograd", "Layers", "TestSupport"], swiftSettings: swift6),
-        .testTarget(name: "StorageTests", dependencies: ["Autograd", "Layers", "Storage", "TestSupport"], swiftSettings: swift6),
-        .testTarget(name: "EvaluationTests", dependencies: ["Autograd", "Layers", "Storage", "Evaluation"], swiftSettings: swift6),
-        .testTarget(name: "DiffusionTests", dependencies: ["Autograd", "Layers", "Storage", "Diffusion", "TestSupport"], swiftSettings: swift6),
+        .testTarget(
+            name: "StorageTests", dependencies: ["Autograd", "Layers", "Storage", "TestSupport"],
+            swiftSettings: swift6
+        ),
+        .testTarget(
+            name: "EvaluationTests", dependencies: ["Autograd", "Layers", "Storage", "Evaluation"],
+            swiftSettings: swift6
+        ),
+        .testTarget(
+            name: "DiffusionTests", dependencies: ["Autograd", "Layers", "Storage", "Diffusion", "TestSupport"],
+            swiftSettings: swift6
+        ),
         .testTarget(name: "ImagingTests", dependencies: ["Autograd", "Imaging", "TestSupport"], swiftSettings: swift6),
-        .testTarget(name: "DatasetsTests", dependencies: ["Autograd", "Imaging", "Datasets", "TestSupport"], swiftSettings: swift6),
-        .testTarget(name: "DistributedTests", dependencies: ["Autograd", "Distributed", "TestSupport"], swiftSettings: swift6),
+        .testTarget(
+            name: "DatasetsTests", dependencies: ["Autograd", "Imaging", "Datasets", "TestSupport"],
+            swiftSettings: swift6
+        ),
+        .testTarget(
+            name: "DistributedTests", dependencies: ["Autograd", "Distributed", "TestSupport"],
+            swiftSettings: swift6
+        ),
         .testTarget(
             name: "ScriptingTests",
-            dependencies: ["Autograd", "Layers", "Storage", "Diffusion", "Imaging", "Datasets", "Scripting", "TestSupport"],
+            dependencies: [
+                "Autograd", "Layers", "Storage", "Diffusion", "Imaging", "Datasets", "Scripting", "TestSupport",
+            ],
             swiftSettings: swift6
         ),
     ]

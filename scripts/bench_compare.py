@@ -116,7 +116,8 @@ def main():
         return next((r["gflops"] for r in recs if r.get("kind") == "sgemm_peak"), None)
 
     peaks = []
-    hdr = f"{'config':<22} {'measure':<14} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} {'GFLOP/s':>8} {'peak%':>6} {'RSS ours':>9} {'RSS torch':>9} {'CPU ours':>8} {'CPU torch':>9}"
+    hdr = (f"{'config':<22} {'measure':<14} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} {'GFLOP/s':>8} "
+           f"{'peak%':>6} {'RSS ours':>9} {'RSS torch':>9} {'CPU ours':>8} {'CPU torch':>9}")
     print(hdr)
     print("-" * len(hdr))
     for label, cfg, extra in configs:
@@ -132,7 +133,8 @@ def main():
                 for _ in range(max(1, a.rounds)):
                     peak = sgemm_peak()
                     peaks += [peak] if peak else []
-                    recs, rss, cpu, wall = run([a.ddpm, "bench", "--no-peak", "--precision", a.precision] + common + sel)
+                    recs, rss, cpu, wall = run(
+                        [a.ddpm, "bench", "--no-peak", "--precision", a.precision] + common + sel)
                     mine += [dict(r, peak=peak) for r in recs if r.get("kind") == kind]
                     rss_o, cpu_o, wall_o = max(rss_o, rss), cpu_o + cpu, wall_o + wall
                     if py:

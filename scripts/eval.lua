@@ -102,7 +102,8 @@ local test_accuracy, test_per_class = right / #test, {}
 for c = 0, 9 do test_per_class[c] = per_total[c] > 0 and per_right[c] / per_total[c] or 0 end
 if opts.classifier_only then
   local result = {classifier = classifier_path, classifier_sha256 = ddpm.sha256(classifier_path), test_images = #test,
-                  accuracy = math.floor(test_accuracy * 10000 + 0.5) / 100, accuracy_per_class = percent_by_class(test_per_class)}
+                  accuracy = math.floor(test_accuracy * 10000 + 0.5) / 100,
+                  accuracy_per_class = percent_by_class(test_per_class)}
   if opts.json then print(evaluation.json(result)) return end
   say("classifier %s: test accuracy %.2f %% on %d MNIST test images", classifier_path, 100 * test_accuracy, #test)
   say("  per class  %s", class_line(test_per_class))
@@ -182,7 +183,8 @@ local result = {
   frechet = fd, frechet_real = fd_real, frechet_ratio = fd / fd_real,
   diversity = div, diversity_real = div_real, diversity_ratio = div / div_real,
   classifier = classifier_path, classifier_test_accuracy = math.floor(test_accuracy * 10000 + 0.5) / 100,
-  sampling_seconds = math.floor(sample_seconds * 10 + 0.5) / 10, seconds = math.floor((ddpm.clock() - t0) * 10 + 0.5) / 10,
+  sampling_seconds = math.floor(sample_seconds * 10 + 0.5) / 10,
+  seconds = math.floor((ddpm.clock() - t0) * 10 + 0.5) / 10,
   targets = {accuracy_at_least_99 = accuracy >= 0.99, frechet_at_most_2x_real = fd <= 2 * fd_real,
              diversity_at_least_90_percent = div >= 0.9 * div_real},
 }
@@ -204,7 +206,8 @@ say("")
 say("  %-26s %10s %12s %8s %s", "", "generated", "real", "ratio", "target")
 say("  %-26s %9.2f%% %11.2f%% %8s %s", "accuracy (requested digit)", 100 * accuracy, 100 * test_accuracy, "",
     verdict(accuracy >= 0.99, ">= 99 %"))
-say("  %-26s %10.3f %12.3f %8.2f %s", "Frechet distance", fd, fd_real, fd / fd_real, verdict(fd <= 2 * fd_real, "<= 2x real"))
+say("  %-26s %10.3f %12.3f %8.2f %s", "Frechet distance", fd, fd_real, fd / fd_real,
+    verdict(fd <= 2 * fd_real, "<= 2x real"))
 say("  %-26s %10.3f %12.3f %8.2f %s", "diversity (within class)", div, div_real, div / div_real,
     verdict(div >= 0.9 * div_real, ">= 0.9x real"))
 say("")

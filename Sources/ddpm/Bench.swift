@@ -13,7 +13,8 @@ struct Bench: ParsableCommand {
 
     @Option(help: "base,levels,time_dim (repeatable); default: the 5 standard configs.")
     var config: [String] = []
-    @Option(help: "Comma list of params,flops,train,fwd,ops (ops: per-kernel timings, im2col vs Winograd per level).") var what = "params,flops,train,fwd"
+    @Option(help: "Comma list of params,flops,train,fwd,ops (ops: per-kernel timings, im2col vs Winograd per level).")
+    var what = "params,flops,train,fwd"
     @Option(help: "Training batch.") var batch = 64
     @Option(help: "Timed steps per measurement (default as torch_bench.py).") var steps: Int?
     @Option(help: "Warm-up steps (default as torch_bench.py).") var warmup: Int?
@@ -126,45 +127,64 @@ struct Bench: ParsableCommand {
                 both.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
             }
             let (mf, mb) = (median(Array(fwd.dropFirst())), median(Array(both.dropFirst())))
-            emit(["kind": "op", "op": name, "batch": b, "precision": Precision.current.rawValue, "fwd_ms": round3(mf), "fwd_bwd_ms": round3(mb),
-                  "fwd_gflops": round3(Double(flops) / (mf * 1e6)), "fwd_bwd_gflops": round3(Double(passes * flops) / (mb * 1e6))])
+            emit(["kind": "op", "op": name, "batch": b, "precision": Precision.current.rawValue,
+                  "fwd_ms": round3(mf), "fwd_bwd_ms": round3(mb),
+                  "fwd_gflops": round3(Double(flops) / (mf * 1e6)),
+                  "fwd_bwd_gflops": round3(Double(passes * flops) / (mb * 1e6))])
         }
         // raw single-threaded sgemm rates at the convolution shapes (per core); the first two are
         // Winograd's products and weight-gradient products for one 32x32 image at 32 channels
-        for (m, n, k, ta, tb) in [(32, 256, 32, false, false), (32, 32, 256, false, true), (32, 1024, 288, false, false), (1024, 32, 288, false, true), (1024, 32, 288, true, true),
-                                  (64, 1024, 576, false, false), (288, 1024, 32, true, false), (32, 288, 1024, false, true), (288, 32, 1024, false, true), (32, 4096, 288, false, false), (4096, 32, 288, true, true)] {
+        for (m, n, k, ta, tb) in [(32, 256, 32, false, false), (32, 32, 256, false, true),
+                                  (32, 1024, 288, false, false), (1024, 32, 288, false, true),
+                                  (1024, 32, 288, true, true), (64, 1024, 576, false, false),
+                                  (288, 1024, 32, true, false), (32, 288, 1024, false, true),
+                                  (288, 32, 1024, false, true), (32, 4096, 288, false, false),
+                                  (4096, 32, 288, true, true)] {
             let a = Tensor.randn([m * k], generator: &rng), bm = Tensor.randn([k * n], generator: &rng)
             let c = Tensor(zeros: [m * n])
             var times: [Double] = []
             for _ in 0..<20 {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 for _ in 0..<10 {
-                    BLAS.gemmSerial(Precision.current, c.data, a.data, bm.data, m: m, n: n, k: k, transA: ta, transB: tb)
+                    BLAS.gemmSerial(Precision.current, c.data, a.data, bm.data, m: m, n: n, k: k,
+                                    transA: ta, transB: tb)
                 }
                 times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e7)
             }
-            emit(["kind": "sgemm", "precision": Precision.current.rawValue, "m": m, "n": n, "k": k, "transA": ta, "transB": tb,
+            emit(["kind": "sgemm", "precision": Precision.current.rawValue, "m": m, "n": n, "k": k,
+                  "transA": ta, "transB": tb,
                   "gflops_one_core": round3(Double(2 * m * n * k) / (median(times) * 1e6))])
         }
-        func leaf(_ shape: [Int]) -> Tensor { let t = Tensor.randn(shape, generator: &rng); t.requiresGrad = true; return t }
+        func leaf(_ shape: [Int]) -> Tensor {
+            let t = Tensor.randn(shape, generator: &rng)
+            t.requiresGrad = true
+            return t
+        }
         let n = size * size
         let qkv = leaf([b, 384, n])
-        try time("attention 4x32 heads, \(n) tokens", flops: 4 * b * 4 * n * n * 32, [qkv]) { try .attention(qkv, heads: 4, dim: 32) }
+        try time("attention 4x32 heads, \(n) tokens", flops: 4 * b * 4 * n * n * 32, [qkv]) {
+            try .attention(qkv, heads: 4, dim: 32)
+        }
         let x = leaf([b, 32, size, size]), w = leaf([32, 32, 3, 3]), bias = leaf([32])
-        try time("conv2d 3x3 32->32", flops: 2 * b * n * 32 * 32 * 9, [x, w, bias]) { try .conv2d(x, weight: w, bias: bias, stride: 1, padding: 1) }
+        try time("conv2d 3x3 32->32", flops: 2 * b * n * 32 * 32 * 9, [x, w, bias]) {
+            try .conv2d(x, weight: w, bias: bias, stride: 1, padding: 1)
+        }
         // each 3x3 kernel at the three levels of a 32-base model and its bottleneck (batch b)
         for (ch, side) in [(32, size), (64, size / 2), (128, size / 4), (128, size / 8)] {
             let xl = leaf([b, ch, side, side]), wl = leaf([ch, ch, 3, 3]), bl = leaf([ch])
             for (kernel, winograd) in [("im2col", false), ("winograd", true)] {
-                try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel)", flops: 2 * b * side * side * ch * ch * 9, [xl, wl, bl]) {
+                try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel)", flops: 2 * b * side * side * ch * ch * 9,
+                         [xl, wl, bl]) {
                     try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1, winograd: winograd)
                 }
                 xl.requiresGrad = false
-                try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel) dW", flops: 2 * b * side * side * ch * ch * 9, passes: 2, [wl, bl]) {
+                try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel) dW",
+                         flops: 2 * b * side * side * ch * ch * 9, passes: 2, [wl, bl]) {
                     try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1, winograd: winograd)
                 }
                 xl.requiresGrad = true; wl.requiresGrad = false; bl.requiresGrad = false
-                try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel) dX", flops: 2 * b * side * side * ch * ch * 9, passes: 2, [xl]) {
+                try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel) dX",
+                         flops: 2 * b * side * side * ch * ch * 9, passes: 2, [xl]) {
                     try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1, winograd: winograd)
                 }
                 wl.requiresGrad = true; bl.requiresGrad = true
@@ -270,7 +290,8 @@ func median(_ xs: [Double]) -> Double {
 func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
 
 func summary(_ times: [Double]) -> [String: Any] {
-    ["median_ms": round3(median(times)), "min_ms": round3(times.min() ?? 0), "max_ms": round3(times.max() ?? 0), "n": times.count]
+    ["median_ms": round3(median(times)), "min_ms": round3(times.min() ?? 0), "max_ms": round3(times.max() ?? 0),
+     "n": times.count]
 }
 
 func emit(_ record: [String: Any]) {
@@ -289,7 +310,8 @@ func maxRSSMegabytes() -> Double {
 func cpuModel() -> String {
     guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
     for line in text.split(separator: "\n") where line.hasPrefix("model name") {
-        return line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
+        return line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) }
+            ?? "unknown"
     }
     return "unknown"
 }

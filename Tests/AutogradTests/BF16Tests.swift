@@ -32,7 +32,8 @@ final class BF16Tests: XCTestCase {
     static let cases: [(Int, Int, Int, Bool, Bool, Float, Float, Int)] = [
         (1, 1, 1, false, false, 1, 0, 0), (7, 33, 5, false, false, 1, 0, 3), (8, 32, 2, true, false, 0.5, 1, 0),
         (9, 31, 3, false, true, 1, -2, 1), (17, 65, 257, true, true, 1, 1, 0), (200, 70, 300, false, false, 2, 0, 5),
-        (33, 40, 513, false, true, 1, 0.5, 0), (5, 4100, 9, false, false, 1, 0, 0), (64, 64, 1024, false, true, 1, 1, 0),
+        (33, 40, 513, false, true, 1, 0.5, 0), (5, 4100, 9, false, false, 1, 0, 0),
+        (64, 64, 1024, false, true, 1, 1, 0),
         (300, 20, 33, true, false, 1, 0, 2),
     ]
 

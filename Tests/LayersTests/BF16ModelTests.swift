@@ -38,7 +38,8 @@ final class BF16ModelTests: XCTestCase {
         XCTAssertLessThan(all, 0.08, "all gradients: relative L2 error of bf16 against fp32")
         XCTAssertGreaterThan(all, 0, "gradients identical to fp32: bf16 did not run")
         for ((name, _), (a, b)) in zip(model.namedParameters(), zip(g16, g32)) {
-            XCTAssertLessThan(relative(a.values, b.values), 0.2, "gradient of \(name): relative L2 error of bf16 against fp32")
+            XCTAssertLessThan(relative(a.values, b.values), 0.2,
+                              "gradient of \(name): relative L2 error of bf16 against fp32")
         }
     }
 }

@@ -32,7 +32,9 @@ function M.learning_rate(tc, lr, total, done)
   local start = tc.lr_decay_start
   if not start or done < start then return lr end
   local floor = tc.lr_min or lr / 10
-  if floor <= 0 or floor > lr then error(string.format("train.lr_min must be in (0, lr = %g], got %g", lr, floor), 0) end
+  if floor <= 0 or floor > lr then
+    error(string.format("train.lr_min must be in (0, lr = %g], got %g", lr, floor), 0)
+  end
   local p = math.min(1, (done - start) / math.max(1, total - start))
   return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * p))
 end
@@ -200,7 +202,8 @@ function M.parse_interval(s)
   if s == nil or s == "" or s == "all" then return nil end
   local lo, hi = tostring(s):match("^%s*(%d+)%s*,%s*(%d+)%s*$")
   if not lo or tonumber(lo) > tonumber(hi) then
-    error("--guidance-interval needs LOW,HIGH timesteps with LOW <= HIGH (e.g. 100,700) or 'all', got '" .. tostring(s) .. "'", 0)
+    error("--guidance-interval needs LOW,HIGH timesteps with LOW <= HIGH (e.g. 100,700) or 'all', got '"
+          .. tostring(s) .. "'", 0)
   end
   return {tonumber(lo), tonumber(hi)}
 end

@@ -38,13 +38,16 @@ enum CoreTable {
             return 1
         }),
         ("progress", { a in
-            let p = Progress(total: try a.int(1), label: try a.string(2, default: "progress"), startCount: try a.int(3, default: 0))
+            let p = Progress(
+                total: try a.int(1), label: try a.string(2, default: "progress"), startCount: try a.int(3, default: 0))
             a.lua.pushObject(p, metatable: Metatable.progress)
             return 1
         }),
     ]
 
-    static func progress(_ a: Arguments) throws -> Progress { try a.object(1, Metatable.progress, Progress.self, "progress") }
+    static func progress(_ a: Arguments) throws -> Progress {
+        try a.object(1, Metatable.progress, Progress.self, "progress")
+    }
 
     static let progressClass = LuaClass(
         metatable: Metatable.progress, display: "Progress",

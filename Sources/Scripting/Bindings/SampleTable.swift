@@ -60,7 +60,8 @@ enum SampleTable {
         guard let model = try o.object("model", Metatable.model, UNet.self, "model") else {
             throw ScriptError("option model= is required")
         }
-        let schedule = try o.object("schedule", Metatable.schedule, ScheduleBox.self, "schedule")?.schedule ?? (try Schedule.linear())
+        let schedule = try o.object("schedule", Metatable.schedule, ScheduleBox.self, "schedule")?.schedule
+            ?? (try Schedule.linear())
         let choice = try choose(a.lua, o)
         let c = model.config
         var generator = try o.int("seed").map { Generator(seed: UInt64(bitPattern: Int64($0))) }
@@ -89,14 +90,20 @@ enum SampleTable {
                 noise = Tensor.randn(shape, generator: &Generator.global)
             }
         }
-        guard noise.rank == 4 else { throw ScriptError("option noise: (N, C, H, W) expected, got \(Shape.describe(noise.shape))") }
+        guard noise.rank == 4 else {
+            throw ScriptError("option noise: (N, C, H, W) expected, got \(Shape.describe(noise.shape))")
+        }
         let labels = try o.integers("labels", count: noise.shape[0])
         let guidance = try o.number("guidance") ?? 1
-        if guidance != 1 && labels == nil { throw ScriptError("option guidance needs labels= (classifier-free guidance)") }
+        if guidance != 1 && labels == nil {
+            throw ScriptError("option guidance needs labels= (classifier-free guidance)")
+        }
         var interval: ClosedRange<Int>? = nil
         if let bounds = try o.integers("guidance_interval", count: 2) {
             guard bounds[0] <= bounds[1] else {
-                throw ScriptError("option guidance_interval: {low, high} timesteps with low <= high expected, got {\(bounds[0]), \(bounds[1])}")
+                throw ScriptError(
+                    "option guidance_interval: {low, high} timesteps with low <= high expected,"
+                        + " got {\(bounds[0]), \(bounds[1])}")
             }
             interval = bounds[0]...bounds[1]
         }
