@@ -19,11 +19,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint")
     ap.add_argument("out")
-    ap.add_argument("--key", default=None, help="entry of the checkpoint dict holding the state_dict (default: model/state_dict/bare)")
+    ap.add_argument("--key", default=None,
+                    help="entry of the checkpoint dict holding the state_dict (default: model/state_dict/bare)")
     ap.add_argument("--heads", type=int, default=4, help="attention heads (the shapes only give heads*head_dim)")
     ap.add_argument("--groups", type=int, default=8)
     ap.add_argument("--image-size", type=int, default=32)
-    ap.add_argument("--schedule-steps", type=int, default=1000, help="linear schedule length to record (the seed: 1000)")
+    ap.add_argument("--schedule-steps", type=int, default=1000,
+                    help="linear schedule length to record (the seed: 1000)")
     a = ap.parse_args()
     try:
         import torch
@@ -64,14 +66,15 @@ def main():
             break
     heads = a.heads
     head_dim = (hidden // heads) if hidden else 32
-    config = dict(channels=int(first.shape[1]), classes=int(clean["label_emb.weight"].shape[0]), base=int(first.shape[0]),
-                  levels=levels, time_dim=int(clean["label_emb.weight"].shape[1]), groups=a.groups, heads=heads,
-                  head_dim=head_dim, attention=attention, attention_mid="bottleneck.2.input_to_qkv.weight" in clean,
-                  image_size=a.image_size)
+    config = dict(channels=int(first.shape[1]), classes=int(clean["label_emb.weight"].shape[0]),
+                  base=int(first.shape[0]), levels=levels, time_dim=int(clean["label_emb.weight"].shape[1]),
+                  groups=a.groups, heads=heads, head_dim=head_dim, attention=attention,
+                  attention_mid="bottleneck.2.input_to_qkv.weight" in clean, image_size=a.image_size)
     meta = {"config": json.dumps(config, sort_keys=True), "format": "ddpm-swift", "source": a.checkpoint,
             "schedule": "linear", "schedule_steps": str(a.schedule_steps), "converted_by": "scripts/convert_pth.py"}
     save_file(clean, a.out, metadata=meta)
-    print(f"wrote {a.out}: {len(clean)} tensors, {sum(v.numel() for v in clean.values()):,} parameters, config {json.dumps(config)}")
+    n_params = sum(v.numel() for v in clean.values())
+    print(f"wrote {a.out}: {len(clean)} tensors, {n_params:,} parameters, config {json.dumps(config)}")
 
 
 if __name__ == "__main__":

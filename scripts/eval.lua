@@ -28,12 +28,12 @@ local help = {
   cas = "classification accuracy score with N generated digits per class (0: the classifier's verdicts instead)",
   cas_steps = "with --cas: training steps of each classifier (batch 128)",
 }
-for k, v in pairs(common.sampling_help) do help[k] = v end
-local opts = args.parse(arg, {weights = "", classifier = "", per_class = 100, sampler = "ddim", steps = "auto",
-                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, batch = 100, json = false,
-                              classifier_only = false, data = "", cas = 0, cas_steps = 2000}, help)
+local opts = common.parse_sampling_args(arg, {classifier = args.optional("string"), per_class = 100, batch = 100,
+                                              json = false, classifier_only = false, data = args.optional("string"),
+                                              cas = 0, cas_steps = 2000},
+                                        help)
 -- the sampling options are checked (and the weights loaded) before the slow classifier pass
-local weights, model, schedule, guidance, steps, interval
+local setup, steps
 if not opts.classifier_only then
   args.at_least(opts, "batch", 1)
   args.at_least(opts, "cas", 0)
@@ -41,19 +41,20 @@ if not opts.classifier_only then
   if opts.cas == 0 and opts.per_class < 2 then
     error("--per-class must be >= 2 (diversity and Fréchet need two images)", 0)
   end
-  weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
+  setup = common.sampling_setup(opts)
+  steps = setup.steps
 end
-local path = opts.data ~= "" and opts.data or nil
+local path = opts.data
 
 if opts.cas > 0 and not opts.classifier_only then
   if ddpm.dist.size() > 1 then error("--cas runs in one process: run it without mpirun", 0) end
-  local r = cas.score{sampling = {model = model, schedule = schedule, per_class = opts.cas, batch = opts.batch,
-                                  seed = opts.seed, sampler = opts.sampler, steps = steps, eta = opts.eta,
-                                  guidance = guidance, guidance_interval = interval},
+  local r = cas.score{sampling = {model = setup.model, schedule = setup.schedule, per_class = opts.cas,
+                                  batch = opts.batch, seed = opts.seed, sampler = setup.sampler,
+                                  options = setup.options, steps = steps, eta = setup.eta,
+                                  guidance = setup.guidance, guidance_interval = setup.interval},
                       steps = opts.cas_steps, data = path}
-  local provenance = {weights = common.provenance_path(weights), weights_sha256 = ddpm.sha256(weights),
-                      sampler = opts.sampler, steps = steps, guidance = guidance,
-                      guidance_interval = common.interval_text(interval), eta = opts.eta, seed = opts.seed}
+  local provenance = setup:provenance{seed = opts.seed}
+  provenance.steps, provenance.guidance, provenance.eta = steps, setup.guidance, setup.eta  -- numbers in JSON
   for k, v in pairs(provenance) do r[k] = v end
   if opts.json then print(evaluation.json(r)) else cas.print_table(r) end
   return
@@ -101,7 +102,8 @@ local test_accuracy, test_per_class = right / #test, {}
 for c = 0, 9 do test_per_class[c] = per_total[c] > 0 and per_right[c] / per_total[c] or 0 end
 if opts.classifier_only then
   local result = {classifier = classifier_path, classifier_sha256 = ddpm.sha256(classifier_path), test_images = #test,
-                  accuracy = math.floor(test_accuracy * 10000 + 0.5) / 100, accuracy_per_class = percent_by_class(test_per_class)}
+                  accuracy = math.floor(test_accuracy * 10000 + 0.5) / 100,
+                  accuracy_per_class = percent_by_class(test_per_class)}
   if opts.json then print(evaluation.json(result)) return end
   say("classifier %s: test accuracy %.2f %% on %d MNIST test images", classifier_path, 100 * test_accuracy, #test)
   say("  per class  %s", class_line(test_per_class))
@@ -133,14 +135,20 @@ end
 local total = 10 * n
 local plan = dist.deal(total, opts.batch)
 local progress = lead and ddpm.progress(plan.rounds * steps, "eval") or dist.silent
-local parts, predicted, sample_seconds = {}, {}, 0
+-- Network evaluations per image: one per step, two where guidance applies (the batched
+-- conditional and unconditional halves), counted from the timesteps the sampler visits.
+local parts, predicted, sample_seconds, evaluations = {}, {}, 0, 0
 plan.run(function(first, last, round)
   local labels, seeds = {}, {}
   for i = first, last do labels[#labels + 1] = (i - 1) // n; seeds[#seeds + 1] = opts.seed + i - 1 end
   local s0 = ddpm.clock()
-  local x = ddpm.sample{model = model, schedule = schedule, labels = labels, seeds = seeds, sampler = opts.sampler,
-                        steps = steps, eta = opts.eta, guidance = guidance, guidance_interval = interval,
-                        on_step = function(i) progress:update(round * steps + i) end}
+  local x = setup:sample{labels = labels, seeds = seeds, on_step = function(i, t)
+    if round == 0 then
+      local guided = setup.guidance ~= 1 and (not setup.interval or (t >= setup.interval[1] and t <= setup.interval[2]))
+      evaluations = evaluations + (guided and 2 or 1)
+    end
+    progress:update(round * steps + math.min(i, steps))
+  end}
   sample_seconds = sample_seconds + ddpm.clock() - s0  -- this rank's sampling time
   return ddpm.tensor.from(clf:predict(x)), ddpm.no_grad(function() return clf:features(x) end)
 end, function(_, _, classes, features)
@@ -165,13 +173,18 @@ local div, div_real = mean(diversity), mean(real_diversity)
 local accuracy = right / (10 * n)
 
 local result = {
-  weights = common.provenance_path(weights), weights_sha256 = ddpm.sha256(weights), sampler = opts.sampler, steps = steps,
-  guidance = guidance, guidance_interval = common.interval_text(interval), eta = opts.eta, seed = opts.seed, per_class = n,
+  weights = common.provenance_path(setup.weights), weights_sha256 = ddpm.sha256(setup.weights),
+  sampler = setup.sampler_name, sampler_options = setup:options_text(), steps = steps,
+  network_evaluations = evaluations,
+  guidance = setup.guidance, guidance_interval = common.interval_text(setup.interval), eta = setup.eta,
+  seed = opts.seed, per_class = n,
+  precision = opts.precision,
   accuracy = math.floor(accuracy * 10000 + 0.5) / 100, accuracy_per_class = percent_by_class(accuracy_per_class),
   frechet = fd, frechet_real = fd_real, frechet_ratio = fd / fd_real,
   diversity = div, diversity_real = div_real, diversity_ratio = div / div_real,
   classifier = classifier_path, classifier_test_accuracy = math.floor(test_accuracy * 10000 + 0.5) / 100,
-  sampling_seconds = math.floor(sample_seconds * 10 + 0.5) / 10, seconds = math.floor((ddpm.clock() - t0) * 10 + 0.5) / 10,
+  sampling_seconds = math.floor(sample_seconds * 10 + 0.5) / 10,
+  seconds = math.floor((ddpm.clock() - t0) * 10 + 0.5) / 10,
   targets = {accuracy_at_least_99 = accuracy >= 0.99, frechet_at_most_2x_real = fd <= 2 * fd_real,
              diversity_at_least_90_percent = div >= 0.9 * div_real},
 }
@@ -185,14 +198,16 @@ local function verdict(ok, target)
   if not meaningful then return target .. ": not meaningful" end
   return target .. (ok and ": met" or ": NOT met")
 end
-say("ddpm eval: %s (sha256 %s...)", weights, result.weights_sha256:sub(1, 12))
-say("  %s %d steps, guidance %g at timesteps %s, %d digits per class, seed %d; sampling %.0f s", opts.sampler, steps,
-    guidance, common.interval_text(interval), n, opts.seed, sample_seconds)
+say("ddpm eval: %s (sha256 %s...)", setup.weights, result.weights_sha256:sub(1, 12))
+say("  %s (%d network evaluations per image), %d digits per class, seed %d; sampling %.0f s", setup:describe(),
+    evaluations, n, opts.seed, sample_seconds)
+if opts.precision ~= "fp32" then say("  products in %s (mixed precision)", opts.precision) end
 say("")
 say("  %-26s %10s %12s %8s %s", "", "generated", "real", "ratio", "target")
 say("  %-26s %9.2f%% %11.2f%% %8s %s", "accuracy (requested digit)", 100 * accuracy, 100 * test_accuracy, "",
     verdict(accuracy >= 0.99, ">= 99 %"))
-say("  %-26s %10.3f %12.3f %8.2f %s", "Frechet distance", fd, fd_real, fd / fd_real, verdict(fd <= 2 * fd_real, "<= 2x real"))
+say("  %-26s %10.3f %12.3f %8.2f %s", "Frechet distance", fd, fd_real, fd / fd_real,
+    verdict(fd <= 2 * fd_real, "<= 2x real"))
 say("  %-26s %10.3f %12.3f %8.2f %s", "diversity (within class)", div, div_real, div / div_real,
     verdict(div >= 0.9 * div_real, ">= 0.9x real"))
 say("")

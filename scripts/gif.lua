@@ -18,14 +18,14 @@ local help = {
   delay = "hundredths of a second per frame",
   hold = "hundredths of a second the final images are held",
 }
-for k, v in pairs(common.sampling_help) do help[k] = v end
-local opts = args.parse(arg, {weights = "", digits = "0123456789", frames = 40, sampler = "ddim", steps = "auto",
-                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, out = "out/gifs", scale = 4, delay = 8, hold = 150},
-                        help)
+local opts = common.parse_sampling_args(arg, {digits = "0123456789", frames = 40, out = "out/gifs", scale = 4,
+                                              delay = 8, hold = 150}, help)
 args.at_least(opts, "frames", 2)
-local weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
+local setup = common.sampling_setup(opts)
+local steps = setup.steps
 local digits = common.digits(opts.digits)
 local n = #digits
+-- Each GIF is a temp file until closed, after sampling: a sampler error leaves none.
 common.mkdir(opts.out)
 
 -- Which steps become frames: evenly spaced, always including the first and the last.
@@ -35,9 +35,7 @@ for k = 0, frames - 1 do keep[math.floor(k * (steps - 1) / (frames - 1) + 0.5) +
 
 -- provenance in each GIF's comment extension, as `ddpm sample` records it in PNG text chunks
 local function provenance(seed, digits_text)
-  return {weights = common.provenance_path(weights), weights_sha256 = ddpm.sha256(weights), sampler = opts.sampler,
-          steps = tostring(steps), guidance = tostring(guidance), guidance_interval = common.interval_text(interval),
-          eta = tostring(opts.eta), seed = seed, digits = digits_text, ddpm_version = ddpm.version}
+  return setup:provenance{seed = seed, digits = digits_text, ddpm_version = ddpm.version}
 end
 local per_digit, strip = {}, ddpm.gif.open(opts.out .. "/digits.gif", {delay = opts.delay, scale = opts.scale,
   text = provenance(string.format("%d (digit i uses seed + i)", opts.seed), opts.digits)})
@@ -59,12 +57,10 @@ local progress = ddpm.progress(steps, "gif")
 -- digit i (0-based) uses seed + i, as `ddpm sample` does for image i
 local seeds = {}
 for i = 1, n do seeds[i] = opts.seed + i - 1 end
-local x = ddpm.sample{model = model, schedule = schedule, labels = digits, sampler = opts.sampler, steps = steps,
-                      guidance = guidance, guidance_interval = interval, eta = opts.eta, seeds = seeds,
-                      on_step = function(i, t, x_t, x0)
-                        if keep[i] then add_frames(x_t, x0, opts.delay) end
-                        progress:update(i)
-                      end}
+local x = setup:sample{labels = digits, seeds = seeds, on_step = function(i, t, x_t, x0)
+  if keep[i] then add_frames(x_t, x0, opts.delay) end
+  progress:update(math.min(i, steps))
+end}
 progress:close()
 add_frames(x, x, opts.hold)  -- the final images, held
 for i = 1, n do per_digit[i]:close() end

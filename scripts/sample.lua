@@ -2,8 +2,10 @@
 -- regenerated alone: `--digits D --per-digit 1 --seed <its seed>`.
 --   ddpm sample --digits 0123456789 --per-digit 10 --out out/sheet.png    a sheet, row r = r-th digit
 --   ddpm sample --per-digit 100 --out out/digits/                         one PNG per digit: <digit>_<index>.png
---   ddpm sample --per-digit 6000 --format idx --out out/synthetic/        IDX pair (train-images-idx3-ubyte, train-labels-idx1-ubyte: MNIST's names)
--- Every PNG records its provenance (weights and their SHA-256, seed, sampler, steps, guidance and its interval) in text chunks.
+--   ddpm sample --per-digit 6000 --format idx --out out/synthetic/        IDX pair (train-images-idx3-ubyte,
+--                                                                         train-labels-idx1-ubyte: MNIST's names)
+-- Every PNG records its provenance (weights and their SHA-256, seed, sampler and its options, steps, guidance and
+-- its interval) in text chunks. A sampler error writes nothing.
 --   mpirun -np 4 ddpm sample ...   the batches split over 4 ranks; rank 0 writes the same files (docs/scaling.md)
 local args = require("lib.args")
 local common = require("lib.common")
@@ -19,35 +21,30 @@ local help = {
   format = "png, or idx (an IDX image/label pair named like MNIST's training split)",
   batch = "images per sampling batch",
 }
-for k, v in pairs(common.sampling_help) do help[k] = v end
-local opts = args.parse(arg, {weights = "", digits = "0123456789", per_digit = 10, sampler = "ddim", steps = "auto",
-                              guidance = -1, guidance_interval = "", eta = 0, seed = 0, out = "out/sheet.png", scale = 2, format = "png",
-                              batch = 100}, help)
+local opts = common.parse_sampling_args(arg, {digits = "0123456789", per_digit = 10, out = "out/sheet.png", scale = 2,
+                                              format = "png", batch = 100}, help)
 if opts.per_digit < 1 then error("--per-digit must be >= 1", 0) end
 if opts.batch < 1 then error("--batch must be >= 1", 0) end
-if opts.format ~= "png" and opts.format ~= "idx" then error("--format must be png or idx, got '" .. opts.format .. "'", 0) end
+if opts.format ~= "png" and opts.format ~= "idx" then
+  error("--format must be png or idx, got '" .. opts.format .. "'", 0)
+end
 -- --out: a PNG sheet (FILE.png), a folder of PNGs (a trailing /), or the folder of an IDX pair.
 local folder = opts.format == "idx" or opts.out:sub(-1) == "/"
 if opts.format == "idx" and opts.out:match("[^/]%.%a+$") then
-  error("--format idx writes two files into a folder: --out " .. opts.out .. " names a file (e.g. --out out/synthetic/)", 0)
+  error("--format idx writes two files into a folder: --out " .. opts.out
+        .. " names a file (e.g. --out out/synthetic/)", 0)
 elseif not folder and not opts.out:lower():match("%.png$") then
-  error("--out " .. opts.out .. ": a sheet is a .png file and a folder of PNGs ends in / (--out " .. opts.out .. "/)", 0)
+  error("--out " .. opts.out .. ": a sheet is a .png file and a folder of PNGs ends in / (--out "
+        .. opts.out .. "/)", 0)
 end
-local weights, model, schedule, guidance, steps, interval = common.sampling_setup(opts)
-local hash = ddpm.sha256(weights)
+local setup = common.sampling_setup(opts)
+local steps = setup.steps
 local digits = common.digits(opts.digits)
 local labels, index_in_digit = {}, {}
 for _, d in ipairs(digits) do
   for k = 0, opts.per_digit - 1 do labels[#labels + 1] = d; index_in_digit[#labels] = k end
 end
 local n = #labels
-
-local function provenance(extra)
-  local t = {weights = common.provenance_path(weights), weights_sha256 = hash, sampler = opts.sampler, steps = tostring(steps),
-             guidance = tostring(guidance), guidance_interval = common.interval_text(interval), eta = tostring(opts.eta)}
-  for k, v in pairs(extra) do t[k] = v end
-  return t
-end
 
 -- Batches of --batch images; each image's noise comes from its own seed, so an image is the same
 -- whichever batch or rank samples it. Under mpirun the batches are dealt to the ranks (lib/dist.lua)
@@ -60,48 +57,54 @@ local function each_batch(fn)
   plan.run(function(first, last, round)
     local bl, seeds = {}, {}
     for i = first, last do bl[#bl + 1] = labels[i]; seeds[#seeds + 1] = opts.seed + i - 1 end
-    return ddpm.sample{model = model, schedule = schedule, labels = bl, seeds = seeds, sampler = opts.sampler,
-                       steps = steps, eta = opts.eta, guidance = guidance, guidance_interval = interval,
-                       on_step = function(i) progress:update(round * steps + i) end}
+    return setup:sample{labels = bl, seeds = seeds,
+                        on_step = function(i) progress:update(round * steps + math.min(i, steps)) end}
   end, function(first, last, x) fn(x, first, last) end)
   progress:close()
 end
 
 if not folder then
-  local dir = opts.out:match("^(.*)/[^/]*$")
-  if dir and lead then common.mkdir(dir) end
   local parts = {}
   each_batch(function(x) parts[#parts + 1] = x end)
   if not lead then return end
   local x = ddpm.tensor.cat(parts, 1)
-  ddpm.image.save(ddpm.image.grid(x, {cols = opts.per_digit}), opts.out, {scale = opts.scale, text = provenance{
+  local dir = opts.out:match("^(.*)/[^/]*$")
+  if dir then common.mkdir(dir) end
+  ddpm.image.save(ddpm.image.grid(x, {cols = opts.per_digit}), opts.out, {scale = opts.scale, text = setup:provenance{
     seed = tostring(opts.seed), image_seeds = "seed + i, i = 0-based index row by row", digits = opts.digits,
     per_digit = tostring(opts.per_digit)}})
-  print(string.format("wrote %s (%d digits, %s %d steps, guidance %g at timesteps %s, seed %d) in %.1f s",
-                      opts.out, n, opts.sampler, steps, guidance, common.interval_text(interval), opts.seed, ddpm.clock() - t0))
+  print(string.format("wrote %s (%d digits, %s, seed %d) in %.1f s", opts.out, n, setup:describe(), opts.seed,
+                      ddpm.clock() - t0))
   for r, d in ipairs(digits) do
     local s = opts.seed + (r - 1) * opts.per_digit
     print(string.format("  row %d (digit %d): seeds %d..%d", r - 1, d, s, s + opts.per_digit - 1))
   end
   print(string.format("one digit alone: ddpm sample --digits D --per-digit 1 --seed SEED%s",
-                      opts.weights ~= "" and (" --weights " .. weights) or ""))
+                      opts.weights and (" --weights " .. setup.weights) or ""))
 elseif opts.format == "png" then
   if lead then common.mkdir(opts.out) end
-  each_batch(function(x, first, last)
+  -- A sampler error removes the files this run wrote (an interrupt keeps them: they are whole).
+  local written = {}
+  local ok, err = pcall(each_batch, function(x, first, last)
     for i = first, last do
       local path = string.format("%s/%d_%d.png", opts.out:gsub("/$", ""), labels[i], index_in_digit[i])
       -- native resolution: a folder of digits is a dataset, not a picture
-      ddpm.image.save(x:narrow(1, i - first + 1, 1), path, {text = provenance{
+      ddpm.image.save(x:narrow(1, i - first + 1, 1), path, {text = setup:provenance{
         seed = tostring(opts.seed + i - 1), digit = tostring(labels[i])}})
+      written[#written + 1] = path
     end
   end)
+  if not ok then
+    if not ddpm.interrupted() then for _, path in ipairs(written) do os.remove(path) end end
+    error(err, 0)
+  end
   if not lead then return end
   print(string.format("wrote %d PNGs (<digit>_<index>.png, seeds %d..%d) to %s in %.1f s",
                       n, opts.seed, opts.seed + n - 1, opts.out, ddpm.clock() - t0))
 else
   if lead then common.mkdir(opts.out) end
   local dir = opts.out:gsub("/$", "")
-  local size = model:config().image_size
+  local size = setup.model:config().image_size
   local images_path, labels_path = dir .. "/train-images-idx3-ubyte", dir .. "/train-labels-idx1-ubyte"
   -- both files are written at the end, atomically and as a pair: an interrupted run or a
   -- failed write (a full disk) leaves the old pair as it was

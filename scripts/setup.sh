@@ -20,7 +20,8 @@
 #                    data/fashion-mnist to it (scripts/configs/fashion.lua trains on it)
 set -euo pipefail
 
-APT_PACKAGES=(liblua5.4-dev libopenblas-dev libpng-dev libgif-dev zlib1g-dev libopenmpi-dev openmpi-bin pkg-config lua5.4)
+APT_PACKAGES=(liblua5.4-dev libopenblas-dev libpng-dev libgif-dev zlib1g-dev libopenmpi-dev openmpi-bin
+              pkg-config lua5.4)
 PKG_CONFIG_MODULES=(lua5.4 openblas libpng libgif zlib ompi-c)
 MNIST_FILES=(
     train-images-idx3-ubyte.gz
@@ -151,7 +152,8 @@ if [ "$dataset" = fashion ]; then
     fi
     if ! complete "$debian_dir"; then
         if ! command -v apt-get >/dev/null 2>&1; then
-            echo "setup: apt-get not found; put Fashion-MNIST's four .gz files (MNIST's names) in data/fashion-mnist/" >&2
+            echo "setup: apt-get not found; put Fashion-MNIST's four .gz files (MNIST's names)" \
+                 "in data/fashion-mnist/" >&2
             exit 1
         fi
         log "installing: dataset-fashion-mnist"

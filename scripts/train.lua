@@ -36,7 +36,8 @@ local T = ddpm.tensor
 
 local opts = args.parse(arg, {config = "", steps = "config", out = "runs/default", resume = false,
                               override_config = false, data = "", batch = "config", lr = "config", quiet = false,
-                              init = ""}, {
+                              init = "", precision = "config", schedule = args.optional("string"),
+                              sampler = args.optional("string"), sampler_opt = args.list()}, {
   usage = "ddpm train [options]  (or: ddpm run scripts/train.lua [options])",
   summary = "Trains a diffusion model; --out gets checkpoints, model.safetensors (EMA), loss.csv, loss.png, samples/.",
   config = "config file, or a bare name such as tiny for scripts/configs/tiny.lua "
@@ -51,6 +52,14 @@ local opts = args.parse(arg, {config = "", steps = "config", out = "runs/default
   lr = "learning rate ('config': the config's train.lr)",
   quiet = "no sample sheet at the end",
   init = "start from these weights (fine-tuning: fresh optimizer, EMA starts there)",
+  precision = "the products' precision, fp32 or bf16 (mixed precision: bf16 operands, fp32 sums, weights, "
+              .. "optimizer and norms; needs a CPU with AVX512-BF16); 'config': the config's train.precision, "
+              .. "else fp32",
+  schedule = "noise schedule NAME or FILE.lua, a plugin or linear, cosine, sigmoid (none: the config's); "
+             .. "`ddpm schedules` lists them",
+  sampler = "sampler NAME or FILE.lua of the sample sheets and the quality probe (none: ddim); "
+            .. "`ddpm samplers` lists them",
+  sampler_opt = "a sampler option key=value",
 })
 local out = opts.out
 -- Under mpirun every rank runs this recipe on its share of each batch: every rank draws the whole
@@ -104,6 +113,8 @@ else
   end
 end
 local tc = cfg.train or {}
+local precision = opts.precision ~= "config" and opts.precision or tc.precision or "fp32"
+ddpm.precision(precision)
 local recipe = objective.options(tc)
 local total = args.integer(opts, "steps", "config", 1) or tc.steps or 1000
 local batch = args.integer(opts, "batch", "config", 1) or tc.batch or 64
@@ -119,14 +130,24 @@ ddpm.seed(tc.seed or 0)
 local model = ddpm.unet(cfg.model)
 if opts.init ~= "" then model:load(opts.init) end
 ddpm.dist.broadcast_parameters(model)  -- every rank starts from rank 0's weights
--- a resumed run keeps the schedule it trained with (its betas are in the checkpoint)
+-- a resumed run keeps the schedule it trained with (its betas are in the checkpoint); a new one
+-- takes --schedule NAME|FILE.lua (a plugin or a native kind) over the config's
 local schedule, schedule_name
 if run and run.schedule and not opts.override_config then
   schedule, schedule_name = common.schedule_from_metadata(run.schedule), run.schedule.schedule
+  local asked = opts.schedule and common.schedule{kind = opts.schedule, steps = schedule.steps}.name
+  if asked and asked ~= schedule_name then
+    error(string.format("--schedule %s: the run in %s was trained with %s (leave out --schedule, "
+                        .. "or add --override-config)", opts.schedule, out, schedule_name), 0)
+  end
 else
-  schedule = common.schedule(cfg.schedule)
+  schedule = common.schedule(opts.schedule and {kind = opts.schedule, steps = (cfg.schedule or {}).steps or 1000}
+                             or cfg.schedule)
   schedule_name = schedule.name
 end
+-- --sampler NAME|FILE.lua (and --sampler-opt) for the sample sheets and the quality probe
+local sampler = opts.sampler and common.sampler(opts.sampler) or "ddim"
+local sampler_options = common.sampler_options(opts.sampler_opt)
 if opts.lr ~= "config" and not ((tonumber(opts.lr) or 0) > 0) then
   error("--lr must be a number > 0 or 'config', got '" .. tostring(opts.lr) .. "'", 0)
 end
@@ -167,6 +188,7 @@ local function weights_metadata()
   meta.label_dropout = tostring(dropout)
   meta.guidance_convention = "eps_u + w * (eps_c - eps_u); w = 1 is no guidance"
   if ranks > 1 then meta.ranks = tostring(ranks) end
+  if precision ~= "fp32" then meta.precision = precision end  -- fp32 runs write what they always wrote
   return meta
 end
 
@@ -206,7 +228,7 @@ local log = lead and common.open_log(out .. "/loss.csv", "step,loss,grad_norm,lr
 local probe, eval_log
 if tc.eval_every then
   probe = evaluation.probe{schedule = schedule, size = cfg.model.image_size or 32, per_class = tc.eval_per_class,
-                           data = data_spec.path, objective = recipe.objective}
+                           sampler = sampler, options = sampler_options, data = data_spec.path}
   eval_log = lead and common.open_log(out .. "/eval.csv", "step,accuracy,frechet", opts.resume) or dist.silent
   if not lead then probe = nil end
 end
@@ -214,8 +236,9 @@ local function evaluate()
   local accuracy, frechet = probe(ema:model())
   eval_log:write(string.format("%d,%.4f,%.3f\n", step, accuracy, frechet))
   eval_log:flush()
-  print(string.format("\nstep %d: accuracy %.1f %%, Frechet %.2f (EMA weights, DDIM-20 unguided, %d digits)",
-                      step, 100 * accuracy, frechet, 10 * (tc.eval_per_class or 20)))
+  print(string.format("\nstep %d: accuracy %.1f %%, Frechet %.2f (EMA weights, %s-20 unguided, %d digits)",
+                      step, 100 * accuracy, frechet, type(sampler) == "table" and sampler.name or "DDIM",
+                      10 * (tc.eval_per_class or 20)))
 end
 
 -- One image per class (the first 100 classes), ten to a row.
@@ -224,9 +247,10 @@ local function sample_sheet()
   local labels = {}
   for c = 0, math.min(classes, 100) - 1 do labels[#labels + 1] = c end
   local sc = cfg.sample or {}
-  local x = ddpm.sample{model = ema:model(), objective = recipe.objective, schedule = schedule, labels = labels,
-                        sampler = "ddim",
-                        steps = math.min(sc.steps or 20, schedule.steps), guidance = sc.guidance or 1, seed = 1234}
+  local steps = opts.sampler and sampler.default_steps or sc.steps or 20
+  local x = ddpm.sample{model = ema:model(), schedule = schedule, labels = labels, sampler = sampler,
+                        options = sampler_options, steps = math.min(steps, schedule.steps), guidance = sc.guidance or 1,
+                        seed = 1234}
   ddpm.image.save(ddpm.image.grid(x, {cols = math.min(#labels, 10)}),
                   string.format("%s/samples/step-%06d.png", out, step), {scale = 2})
 end

@@ -42,6 +42,7 @@ for c = 0, 9 do parts[#parts + 1] = string.format("%d: %.2f%%", c, 100 * per_cla
 print(string.format("test accuracy %.2f%% (10000 images); per class %s", 100 * accuracy, table.concat(parts, ", ")))
 clf:save(opts.out, {kind = "classifier", test_accuracy = string.format("%.4f", accuracy), steps = steps,
                     epochs = opts.epochs, batch = opts.batch, lr = opts.lr, seed = opts.seed, shift = opts.shift,
-                    data = (opts.data ~= "" and opts.data or "mnist") .. " train 32px bilinear", recipe = "scripts/train_classifier.lua",
+                    data = (opts.data ~= "" and opts.data or "mnist") .. " train 32px bilinear",
+                    recipe = "scripts/train_classifier.lua",
                     seconds = string.format("%.0f", seconds)})
 print(string.format("wrote %s in %.0f s of training", opts.out, seconds))

@@ -24,19 +24,23 @@ static inline int ddpm_lua_isinteger_value(lua_State *L, int i, lua_Integer *out
 }
 static inline lua_Number ddpm_lua_tonumber(lua_State *L, int i, int *ok) { return lua_tonumberx(L, i, ok); }
 
-// A Swift binding: returns the number of results, or -1 after pushing an error message.
+// A Swift binding: returns the number of results, -1 after pushing an error message, or -2
+// after pushing an error that Lua code called by the binding raised (already positioned).
 typedef int (*ddpm_swift_dispatch)(lua_State *L, lua_Integer id);
 
 // Calls the Swift dispatcher (upvalue 2) for binding `id` (upvalue 1); on -1 raises the message
-// it left on the stack as a Lua error prefixed with the calling script's file:line.
+// it left on the stack as a Lua error prefixed with the calling script's file:line, on -2 raises
+// it as it is (it names the file:line of the Lua code that failed).
 static inline int ddpm_trampoline(lua_State *L) {
     lua_Integer id = lua_tointeger(L, lua_upvalueindex(1));
     ddpm_swift_dispatch f = (ddpm_swift_dispatch)lua_touserdata(L, lua_upvalueindex(2));
     int n = f(L, id);
     if (n >= 0) return n;
-    luaL_where(L, 1);
-    lua_insert(L, -2);
-    lua_concat(L, 2);
+    if (n == -1) {
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    }
     return lua_error(L);
 }
 
@@ -44,6 +48,16 @@ static inline void ddpm_push_binding(lua_State *L, lua_Integer id, ddpm_swift_di
     lua_pushinteger(L, id);
     lua_pushlightuserdata(L, (void *)f);
     lua_pushcclosure(L, ddpm_trampoline, 2);
+}
+
+// As ddpm_push_binding, with the value on top of the stack (popped) as upvalue 3: the binding
+// reads it at lua_upvalueindex(3) (a sampling context's functions find their context there).
+static inline void ddpm_push_bound_binding(lua_State *L, lua_Integer id, ddpm_swift_dispatch f) {
+    lua_pushinteger(L, id);
+    lua_insert(L, -2);
+    lua_pushlightuserdata(L, (void *)f);
+    lua_insert(L, -2);
+    lua_pushcclosure(L, ddpm_trampoline, 3);
 }
 
 // Whether `msg` starts with the "source:line:" of a function on the stack: errors raised by
@@ -60,7 +74,9 @@ static inline int ddpm_has_position(lua_State *L, const char *msg) {
 }
 
 // Message handler for lua_pcall: the error message plus a traceback, or the message alone when
-// it carries no position (error(msg, 0): the message is all the user needs).
+// it carries no position (error(msg, 0): the message is all the user needs) or already has a
+// traceback (an error re-raised through a binding that called Lua: that one was taken where the
+// error happened and covers the whole stack).
 static inline int ddpm_traceback(lua_State *L) {
     const char *msg = lua_tostring(L, 1);
     if (msg == NULL) {
@@ -69,6 +85,7 @@ static inline int ddpm_traceback(lua_State *L) {
     } else if (!ddpm_has_position(L, msg)) {
         return 1;
     }
+    if (strstr(msg, "\nstack traceback:\n") != NULL) return 1;
     luaL_traceback(L, L, msg, 1);
     return 1;
 }

@@ -4,7 +4,9 @@ import Autograd
 public enum Augment {
     /// Each image of x (N, C, H, W) moved by a random whole-pixel offset in [-maxShift, maxShift]
     /// on both axes; uncovered pixels get `background` (-1 = black in [-1, 1] images).
-    public static func shift(_ x: Tensor, maxShift: Int, background: Float = -1, generator: inout Generator) throws -> Tensor {
+    public static func shift(
+        _ x: Tensor, maxShift: Int, background: Float = -1, generator: inout Generator
+    ) throws -> Tensor {
         guard x.rank == 4 else { throw TensorError("shift: expected (N, C, H, W), got \(Shape.describe(x.shape))") }
         guard maxShift >= 0 && maxShift < min(x.shape[2], x.shape[3]) else {
             throw TensorError("shift: max shift \(maxShift) must be in 0..<\(min(x.shape[2], x.shape[3]))")
@@ -18,7 +20,9 @@ public enum Augment {
                 let base = (i * c + ch) * h * w
                 for y in max(0, dy)..<min(h, h + dy) {
                     let sy = y - dy
-                    for xx in max(0, dx)..<min(w, w + dx) { out.data[base + y * w + xx] = x.data[base + sy * w + xx - dx] }
+                    for xx in max(0, dx)..<min(w, w + dx) {
+                        out.data[base + y * w + xx] = x.data[base + sy * w + xx - dx]
+                    }
                 }
             }
         }

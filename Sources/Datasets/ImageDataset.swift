@@ -117,7 +117,9 @@ public final class ImageDataset {
 
     /// Pixels 0...255 -> [-1, 1], resized. Bilinear follows PyTorch's align_corners=False
     /// (half-pixel centres, edge clamped); pad centres the image on background -1.
-    static func resample(_ px: [UInt8], offset: Int, h: Int, w: Int, into out: UnsafeMutablePointer<Float>, size: Int, mode: Resize) {
+    static func resample(
+        _ px: [UInt8], offset: Int, h: Int, w: Int, into out: UnsafeMutablePointer<Float>, size: Int, mode: Resize
+    ) {
         func v(_ y: Int, _ x: Int) -> Float { Float(px[offset + y * w + x]) / 127.5 - 1 }
         switch mode {
         case .none:

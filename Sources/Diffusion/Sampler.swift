@@ -63,7 +63,8 @@ public struct Sampler {
         let guidance = guidance(at: t)
         guard guidance != 1, let labels else { return try model(x, t: ts, labels: labels) }
         let both = try model(Tensor.cat([x, x], dim: 0), t: ts + ts, labels: labels + [Int](repeating: -1, count: n))
-        let cond = try both.narrowed(dim: 0, start: 0, length: n), uncond = try both.narrowed(dim: 0, start: n, length: n)
+        let cond = try both.narrowed(dim: 0, start: 0, length: n)
+        let uncond = try both.narrowed(dim: 0, start: n, length: n)
         let w = Float(guidance)
         let out = Tensor(uninitialized: x.shape)
         for i in 0..<out.count { out.data[i] = uncond.data[i] + w * (cond.data[i] - uncond.data[i]) }

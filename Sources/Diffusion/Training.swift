@@ -8,7 +8,9 @@ extension Schedule {
     /// loss = mean |model(x_t, t, labels) - noise| (or squared for .l2). Recorded for backward.
     public func trainingLoss(_ model: UNet, x0: Tensor, labels: [Int]?, loss: LossKind = .l1,
                              generator: inout Generator) throws -> Tensor {
-        guard x0.rank == 4 else { throw TensorError("training_loss: x0 \(Shape.describe(x0.shape)) is not (N, C, H, W)") }
+        guard x0.rank == 4 else {
+            throw TensorError("training_loss: x0 \(Shape.describe(x0.shape)) is not (N, C, H, W)")
+        }
         let t = (0..<x0.shape[0]).map { _ in generator.int(below: steps) }
         let noise = Tensor.randn(x0.shape, generator: &generator)
         let xt = try withNoGrad { try addNoise(x0, t: t, noise: noise) }

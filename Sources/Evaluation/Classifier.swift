@@ -19,13 +19,17 @@ public struct ClassifierConfig: Equatable, Sendable {
 
     public func validate() throws {
         func need(_ ok: Bool, _ what: String) throws { if !ok { throw TensorError("classifier config: \(what)") } }
-        try need((1...64).contains(channels) && (2...100_000).contains(classes), "channels \(channels) (1...64) or classes \(classes) (2...100000) out of range")
-        try need((1...1024).contains(width) && (1...8192).contains(features), "width \(width) (1...1024) or features \(features) (1...8192) out of range")
-        try need(imageSize >= 8 && imageSize <= 256 && imageSize % 8 == 0, "image_size \(imageSize) must be a multiple of 8 in 8...256")
+        try need((1...64).contains(channels) && (2...100_000).contains(classes),
+                 "channels \(channels) (1...64) or classes \(classes) (2...100000) out of range")
+        try need((1...1024).contains(width) && (1...8192).contains(features),
+                 "width \(width) (1...1024) or features \(features) (1...8192) out of range")
+        try need(imageSize >= 8 && imageSize <= 256 && imageSize % 8 == 0,
+                 "image_size \(imageSize) must be a multiple of 8 in 8...256")
     }
 
     public var json: String {
-        "{\"channels\":\(channels),\"classes\":\(classes),\"width\":\(width),\"features\":\(features),\"image_size\":\(imageSize)}"
+        "{\"channels\":\(channels),\"classes\":\(classes),\"width\":\(width),"
+            + "\"features\":\(features),\"image_size\":\(imageSize)}"
     }
 
     public init(json: String) throws {
@@ -55,7 +59,9 @@ public final class Classifier: Module {
         try config.validate()
         self.config = config
         let w = config.width
-        let plan: [(Int, Int, Int)] = [(config.channels, w, 1), (w, w, 2), (w, 2 * w, 1), (2 * w, 2 * w, 2), (2 * w, 2 * w, 2)]
+        let plan: [(Int, Int, Int)] = [
+            (config.channels, w, 1), (w, w, 2), (w, 2 * w, 1), (2 * w, 2 * w, 2), (2 * w, 2 * w, 2),
+        ]
         convs = plan.map { Conv2d($0.0, $0.1, kernel: 3, stride: $0.2, padding: 1, generator: &generator) }
         let side = config.imageSize / 8
         fc1 = Linear(2 * w * side * side, config.features, generator: &generator)
@@ -66,7 +72,8 @@ public final class Classifier: Module {
     public func features(_ x: Tensor) throws -> Tensor {
         let c = config
         guard x.rank == 4, x.shape[1] == c.channels, x.shape[2] == c.imageSize, x.shape[3] == c.imageSize else {
-            throw TensorError("classifier: input must be (batch, \(c.channels), \(c.imageSize), \(c.imageSize)), got \(Shape.describe(x.shape))")
+            throw TensorError("classifier: input must be (batch, \(c.channels), \(c.imageSize), \(c.imageSize)), "
+                + "got \(Shape.describe(x.shape))")
         }
         var h = x
         for conv in convs { h = try conv(h).relu() }
@@ -93,11 +100,16 @@ public final class Classifier: Module {
     public static func load(_ path: String) throws -> Classifier {
         let file = try SafeTensors.read(path)
         guard let json = file.metadata["classifier_config"] else {
-            throw TensorError("\(path): no `classifier_config` in the metadata (is it a diffusion model? classifiers come from scripts/train_classifier.lua)")
+            throw TensorError("\(path): no `classifier_config` in the metadata "
+                + "(is it a diffusion model? classifiers come from scripts/train_classifier.lua)")
         }
         var rng = Generator(seed: 0)
         let model = try Classifier(try ClassifierConfig(json: json), generator: &rng)
-        do { try model.load(file.dictionary, strict: true) } catch let e as TensorError { throw TensorError("\(path): \(e.message)") }
+        do {
+            try model.load(file.dictionary, strict: true)
+        } catch let e as TensorError {
+            throw TensorError("\(path): \(e.message)")
+        }
         return model
     }
 

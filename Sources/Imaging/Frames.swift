@@ -8,7 +8,8 @@ public enum Frames {
         let dims = image.shape.filter { $0 != 1 }
         guard image.rank >= 2, image.rank <= 4, dims.count <= 2,
               image.shape.dropLast(2).allSatisfy({ $0 == 1 }) else {
-            throw TensorError("image: expected one grayscale image (H, W), (1, H, W) or (1, 1, H, W), got \(Shape.describe(image.shape)); use ddpm.image.grid for a batch")
+            throw TensorError("image: expected one grayscale image (H, W), (1, H, W) or (1, 1, H, W), "
+                + "got \(Shape.describe(image.shape)); use ddpm.image.grid for a batch")
         }
         guard scale >= 1 && scale <= 64 else { throw TensorError("image: scale \(scale) must be in 1...64") }
         let h = image.shape[image.rank - 2], w = image.shape[image.rank - 1]
@@ -39,7 +40,9 @@ public enum Frames {
     /// x: (N, C, H, W) -> (C, rows*(H+pad)+pad, cols*(W+pad)+pad), filled with `value` between
     /// images; image k goes to row k / cols, column k % cols.
     public static func grid(_ x: Tensor, cols: Int? = nil, pad: Int = 2, value: Float = -1) throws -> Tensor {
-        guard x.rank == 4 else { throw TensorError("image.grid: expected a batch (N, C, H, W), got \(Shape.describe(x.shape))") }
+        guard x.rank == 4 else {
+            throw TensorError("image.grid: expected a batch (N, C, H, W), got \(Shape.describe(x.shape))")
+        }
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let columns = max(1, cols ?? Int(Double(n).squareRoot().rounded(.up)))
         guard pad >= 0 else { throw TensorError("image.grid: pad \(pad) must be >= 0") }

@@ -6,12 +6,16 @@ import Foundation
 /// IDAT through zlib, IEND), written atomically; reading uses libpng's simplified API (any PNG
 /// converted to 8-bit gray; errors come back in `message`, no setjmp).
 public enum PNG {
-    public static func write(_ path: String, width: Int, height: Int, gray: [UInt8], text: [(String, String)] = []) throws {
+    public static func write(
+        _ path: String, width: Int, height: Int, gray: [UInt8], text: [(String, String)] = []
+    ) throws {
         guard width > 0, height > 0, gray.count == width * height else {
             throw ImageError("\(path): \(gray.count) pixels do not fill \(width)x\(height)")
         }
         var file: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-        func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
+        func be32(_ v: UInt32) -> [UInt8] {
+            [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)]
+        }
         func chunk(_ type: String, _ data: [UInt8]) {
             let body = Array(type.utf8) + data
             file += be32(UInt32(data.count)) + body + be32(Zlib.crc32(body))

@@ -10,7 +10,9 @@ public enum Zlib {
         var size = compressBound(uLong(bytes.count))
         var out = [UInt8](repeating: 0, count: Int(size))
         let status = out.withUnsafeMutableBufferPointer { o in
-            bytes.withUnsafeBufferPointer { i in compress2(o.baseAddress, &size, i.baseAddress, uLong(bytes.count), level) }
+            bytes.withUnsafeBufferPointer { i in
+                compress2(o.baseAddress, &size, i.baseAddress, uLong(bytes.count), level)
+            }
         }
         guard status == Z_OK else { throw ImageError("zlib compress2 failed with status \(status)") }
         return Array(out.prefix(Int(size)))

@@ -57,7 +57,9 @@ public final class ConvTranspose2d: Module {
     public let bias: Tensor
     public let stride: Int, padding: Int
 
-    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int, padding: Int, generator: inout Generator) {
+    public init(
+        _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int, padding: Int, generator: inout Generator
+    ) {
         self.stride = stride
         self.padding = padding
         weight = parameter([inChannels, outChannels, kernel, kernel])

@@ -28,7 +28,9 @@ extension Module {
             var lines = ["load: parameters do not match the model (strict)"]
             if !missing.isEmpty { lines.append("  missing (\(missing.count)): " + missing.joined(separator: ", ")) }
             if !extra.isEmpty { lines.append("  unexpected (\(extra.count)): " + extra.joined(separator: ", ")) }
-            if !misshapen.isEmpty { lines.append("  wrong shape (\(misshapen.count)): " + misshapen.joined(separator: "; ")) }
+            if !misshapen.isEmpty {
+                lines.append("  wrong shape (\(misshapen.count)): " + misshapen.joined(separator: "; "))
+            }
             throw TensorError(lines.joined(separator: "\n"))
         }
         for (p, t) in matched { p.data.update(from: t.data, count: p.count) }

@@ -100,12 +100,15 @@ final class DownBlock: Module {
     init(_ inCh: Int, _ outCh: Int, config: UNetConfig, attention: Bool, generator: inout Generator) {
         block1 = ResnetBlock(inCh, outCh, timeDim: config.timeDim, groups: config.groups, generator: &generator)
         block2 = ResnetBlock(outCh, outCh, timeDim: config.timeDim, groups: config.groups, generator: &generator)
-        attn = attention ? SelfAttention(outCh, heads: config.heads, headDim: config.headDim, generator: &generator) : nil
+        attn = attention
+            ? SelfAttention(outCh, heads: config.heads, headDim: config.headDim, generator: &generator) : nil
         down = Conv2d(4 * outCh, outCh, kernel: 1, generator: &generator)
     }
 
     /// -> (downsampled x, skip); `afterBlock1` sees the first ResnetBlock's output (tracing).
-    func callAsFunction(_ x: Tensor, _ temb: Tensor, afterBlock1: ((Tensor) -> Void)? = nil) throws -> (Tensor, Tensor) {
+    func callAsFunction(
+        _ x: Tensor, _ temb: Tensor, afterBlock1: ((Tensor) -> Void)? = nil
+    ) throws -> (Tensor, Tensor) {
         let b1 = try block1(x, temb)
         afterBlock1?(b1)
         var h = try block2(b1, temb)
@@ -127,7 +130,8 @@ final class UpBlock: Module {
         upconv = ConvTranspose2d(inCh, inCh, kernel: 4, stride: 2, padding: 1, generator: &generator)
         block1 = ResnetBlock(inCh + skip, outCh, timeDim: config.timeDim, groups: config.groups, generator: &generator)
         block2 = ResnetBlock(outCh, outCh, timeDim: config.timeDim, groups: config.groups, generator: &generator)
-        attn = attention ? SelfAttention(outCh, heads: config.heads, headDim: config.headDim, generator: &generator) : nil
+        attn = attention
+            ? SelfAttention(outCh, heads: config.heads, headDim: config.headDim, generator: &generator) : nil
     }
 
     func callAsFunction(_ x: Tensor, skip: Tensor, _ temb: Tensor) throws -> Tensor {
@@ -177,12 +181,14 @@ public final class UNet: Module {
         let top = base << (levels - 1)
         mid1 = ResnetBlock(top, top, timeDim: td, groups: config.groups, generator: &generator)
         mid2 = ResnetBlock(top, top, timeDim: td, groups: config.groups, generator: &generator)
-        midAttn = config.attentionMid ? SelfAttention(top, heads: config.heads, headDim: config.headDim, generator: &generator) : nil
+        midAttn = config.attentionMid
+            ? SelfAttention(top, heads: config.heads, headDim: config.headDim, generator: &generator) : nil
         var ups: [UpBlock] = []
         var inCh = top
         for i in (0..<levels).reversed() {
             let skip = base << i
-            ups.append(UpBlock(inCh, skip: skip, skip, config: config, attention: config.attention[i], generator: &generator))
+            ups.append(UpBlock(inCh, skip: skip, skip, config: config, attention: config.attention[i],
+                               generator: &generator))
             inCh = skip
         }
         self.ups = ups
@@ -213,7 +219,9 @@ public final class UNet: Module {
     /// x: (B, channels, H, W), H and W divisible by 2^levels; t: B timesteps >= 0; labels: B
     /// labels in [0, classes) or -1 (unconditional), nil = all unconditional.
     /// `trace` receives named intermediate activations (the reference fixtures' `act/` names).
-    public func callAsFunction(_ x: Tensor, t: [Int], labels: [Int]?, trace: ((String, Tensor) -> Void)? = nil) throws -> Tensor {
+    public func callAsFunction(
+        _ x: Tensor, t: [Int], labels: [Int]?, trace: ((String, Tensor) -> Void)? = nil
+    ) throws -> Tensor {
         try checkInputs(x, t: t, labels: labels)
         let cond = try conditioning(t: t, labels: labels, trace: trace)
         var h = x
@@ -238,8 +246,10 @@ public final class UNet: Module {
 
     func checkInputs(_ x: Tensor, t: [Int], labels: [Int]?) throws {
         let f = 1 << config.levels
-        guard x.rank == 4, x.shape[1] == config.channels, x.shape[2] % f == 0, x.shape[3] % f == 0, x.shape[2] > 0 else {
-            throw TensorError("unet: input \(Shape.describe(x.shape)) is not (batch, \(config.channels), H, W) with H and W divisible by \(f) (2^levels)")
+        guard x.rank == 4, x.shape[1] == config.channels, x.shape[2] % f == 0, x.shape[3] % f == 0,
+              x.shape[2] > 0 else {
+            throw TensorError("unet: input \(Shape.describe(x.shape)) is not (batch, \(config.channels), H, W) "
+                + "with H and W divisible by \(f) (2^levels)")
         }
         let b = x.shape[0]
         guard t.count == b else { throw TensorError("unet: \(t.count) timesteps for a batch of \(b)") }

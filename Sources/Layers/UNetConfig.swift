@@ -32,17 +32,21 @@ public struct UNetConfig: Equatable, Sendable {
     public func validate() throws {
         func need(_ ok: Bool, _ what: String) throws { if !ok { throw TensorError("unet config: \(what)") } }
         try need(channels >= 1 && classes >= 1 && base >= 1 && levels >= 1 && timeDim >= 2,
-                 "channels, classes, base, levels must be >= 1 and time_dim >= 2 (got channels \(channels), classes \(classes), base \(base), levels \(levels), time_dim \(timeDim))")
+                 "channels, classes, base, levels must be >= 1 and time_dim >= 2 (got channels \(channels), "
+                     + "classes \(classes), base \(base), levels \(levels), time_dim \(timeDim))")
         try need(timeDim % 2 == 0, "time_dim \(timeDim) must be even (sinusoidal embedding)")
         try need(levels <= 8, "levels \(levels) must be at most 8")
         // caps keep a typo from becoming a multi-terabyte allocation
         try need(base <= 1024 && timeDim <= 8192 && classes <= 100_000 && channels <= 64,
-                 "base \(base) (max 1024), time_dim \(timeDim) (max 8192), classes \(classes) or channels \(channels) out of range")
-        try need(heads * headDim <= 4096 && imageSize <= 4096, "heads * head_dim \(heads * headDim) (max 4096) or image_size \(imageSize) (max 4096) too large")
+                 "base \(base) (max 1024), time_dim \(timeDim) (max 8192), "
+                     + "classes \(classes) or channels \(channels) out of range")
+        try need(heads * headDim <= 4096 && imageSize <= 4096,
+                 "heads * head_dim \(heads * headDim) (max 4096) or image_size \(imageSize) (max 4096) too large")
         try need(groups >= 1 && base % groups == 0, "groups \(groups) must divide base \(base)")
         try need(heads >= 1 && headDim >= 1, "heads \(heads) and head_dim \(headDim) must be >= 1")
         try need(attention.count == levels, "attention has \(attention.count) flags for \(levels) levels")
-        try need(imageSize >= 1 && imageSize % (1 << levels) == 0, "image_size \(imageSize) must be divisible by 2^levels = \(1 << levels)")
+        try need(imageSize >= 1 && imageSize % (1 << levels) == 0,
+                 "image_size \(imageSize) must be divisible by 2^levels = \(1 << levels)")
     }
 
     /// "base,levels,time_dim", the benchmark's config label.
@@ -66,7 +70,9 @@ public struct UNetConfig: Equatable, Sendable {
 
     /// Our JSON form (`dictionary`, keys sorted).
     public var json: String {
-        guard let data = try? JSONSerialization.data(withJSONObject: dictionary, options: [.sortedKeys]) else { return "{}" }
+        guard let data = try? JSONSerialization.data(withJSONObject: dictionary, options: [.sortedKeys]) else {
+            return "{}"
+        }
         return String(decoding: data, as: UTF8.self)
     }
 
@@ -116,7 +122,9 @@ public struct UNetConfig: Equatable, Sendable {
             }
         }
         if let m = d["attention_mid"] {
-            guard let b = m as? Bool else { throw TensorError("unet config: attention_mid must be a boolean, got \(m)") }
+            guard let b = m as? Bool else {
+                throw TensorError("unet config: attention_mid must be a boolean, got \(m)")
+            }
             c.attentionMid = b
         }
         try c.validate()

@@ -166,11 +166,15 @@ struct Options {
         guard let index else { return }
         var unknown: [String] = []
         try lua.forEachPair(index) {
-            guard let k = lua.string(-2) else { throw ScriptError("bad argument #\(argument) (\(what) keys must be strings)") }
+            guard let k = lua.string(-2) else {
+                throw ScriptError("bad argument #\(argument) (\(what) keys must be strings)")
+            }
             if !known.contains(k) { unknown.append(k) }
         }
         if !unknown.isEmpty {
-            throw ScriptError("unknown \(what) field(s) \(unknown.sorted().joined(separator: ", ")) (known: \(known.sorted().joined(separator: ", ")))")
+            throw ScriptError(
+                "unknown \(what) field(s) \(unknown.sorted().joined(separator: ", "))"
+                    + " (known: \(known.sorted().joined(separator: ", ")))")
         }
     }
 

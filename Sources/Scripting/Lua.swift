@@ -5,7 +5,14 @@ import CLua
 /// the message `ddpm run` prints before exiting 1.
 public struct ScriptError: Error, CustomStringConvertible {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// A Lua error raised by Lua code a binding called (a plugin, a callback): its message
+    /// already starts with that code's file:line and carries a traceback, so it is re-raised
+    /// unchanged rather than prefixed with the binding's name and its caller's position.
+    public let raisedByLua: Bool
+    public init(_ message: String, raisedByLua: Bool = false) {
+        self.message = message
+        self.raisedByLua = raisedByLua
+    }
     public var description: String { message }
 }
 
@@ -27,7 +34,11 @@ struct Lua {
     func push(_ v: Int) { lua_pushinteger(L, lua_Integer(v)) }
     func push(_ v: Bool) { lua_pushboolean(L, v ? 1 : 0) }
     func push(_ s: String) { _ = s.withCString { lua_pushstring(L, $0) } }
-    func push(bytes: [UInt8]) { _ = bytes.withUnsafeBufferPointer { b in b.baseAddress.map { lua_pushlstring(L, $0, b.count) } ?? lua_pushstring(L, "") } }
+    func push(bytes: [UInt8]) {
+        _ = bytes.withUnsafeBufferPointer { b in
+            b.baseAddress.map { lua_pushlstring(L, $0, b.count) } ?? lua_pushstring(L, "")
+        }
+    }
     func pushNil() { lua_pushnil(L) }
     func newTable(array: Int = 0, hash: Int = 0) { lua_createtable(L, Int32(array), Int32(hash)) }
 
@@ -89,7 +100,8 @@ struct Lua {
     /// The string form of any value, for messages (no metamethods).
     func describe(_ i: Int32) -> String {
         switch type(i) {
-        case LUA_TNUMBER: return number(i).map { $0 == $0.rounded() && Swift.abs($0) < 1e15 ? String(Int($0)) : String($0) } ?? "?"
+        case LUA_TNUMBER:
+            return number(i).map { $0 == $0.rounded() && Swift.abs($0) < 1e15 ? String(Int($0)) : String($0) } ?? "?"
         case LUA_TSTRING: return "\"\(string(i) ?? "")\""
         case LUA_TBOOLEAN: return (bool(i) ?? false) ? "true" : "false"
         case LUA_TUSERDATA: return userdataTypeName(i) ?? "userdata"
@@ -159,7 +171,7 @@ struct Lua {
         if status != LUA_OK {
             let msg = string(-1) ?? "(error object is not a string)"
             pop()
-            throw ScriptError(msg)
+            throw ScriptError(msg, raisedByLua: true)
         }
     }
 }

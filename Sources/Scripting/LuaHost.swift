@@ -55,7 +55,7 @@ public final class LuaHost {
     /// Every table of the `ddpm` module, one per file of Bindings/.
     static let tables: [LuaTable] = CoreTable.tables + TensorTable.tables + ModelTable.tables
         + ScheduleTable.tables + SampleTable.tables + ImageTable.tables + DataTable.tables + OptimTable.tables
-        + SafeTensorsTable.tables + MetricsTable.tables + DistTable.tables
+        + SafeTensorsTable.tables + MetricsTable.tables + DistTable.tables + PluginsTable.tables
 
     /// Pushes the `ddpm` module table (every table of `tables`, the userdata metatables,
     /// `version`) and sets it as the global `ddpm` too (the bundled scripts/lib use the global).

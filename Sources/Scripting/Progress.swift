@@ -35,17 +35,21 @@ final class Progress {
         if isTerminal {
             let width = 24, filled = width * done / total
             let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-            text = "\r\(label) [\(bar)] \(done)/\(total) \(pct)% \(Progress.rate(rate)) eta \(Progress.time(eta)) \(extra)\u{1B}[K" + (finished ? "\n" : "")
+            text = "\r\(label) [\(bar)] \(done)/\(total) \(pct)% \(Progress.rate(rate)) "
+                + "eta \(Progress.time(eta)) \(extra)\u{1B}[K" + (finished ? "\n" : "")
         } else {
             text = "\(label): \(done)/\(total) (\(pct)%) \(Progress.rate(rate)) eta \(Progress.time(eta)) \(extra)\n"
         }
         FileHandle.standardError.write(Data(text.utf8))
     }
 
-    static func rate(_ r: Double) -> String { r <= 0 ? "- it/s" : r >= 1 ? String(format: "%.1f it/s", r) : String(format: "%.2f s/it", 1 / max(r, 1e-9)) }
+    static func rate(_ r: Double) -> String {
+        r <= 0 ? "- it/s" : r >= 1 ? String(format: "%.1f it/s", r) : String(format: "%.2f s/it", 1 / max(r, 1e-9))
+    }
     static func time(_ s: Double) -> String {
         guard s.isFinite, s < 1e9 else { return "-" }
         let t = Int(s.rounded())
-        return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
+        return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60)
+                         : String(format: "%d:%02d", t / 60, t % 60)
     }
 }

@@ -16,6 +16,7 @@ enum Metatable {
     static let dataset = "ddpm.Dataset"
     static let gif = "ddpm.Gif"
     static let progress = "ddpm.Progress"
+    static let samplerContext = "ddpm.SamplerContext"
     static let runLock = "ddpm.RunLock"
 }
 
@@ -43,7 +44,8 @@ enum Registry {
 }
 
 /// Called by the C trampoline: runs binding `id`; on a thrown error pushes "name: message" and
-/// returns -1 so the trampoline raises it once this Swift frame is gone.
+/// returns -1 so the trampoline raises it once this Swift frame is gone (-2 and the message
+/// unchanged for an error raised by Lua code the binding called).
 let dispatch: ddpm_swift_dispatch = { state, id in
     guard let state else { return 0 }
     let lua = Lua(L: state)
@@ -55,6 +57,9 @@ let dispatch: ddpm_swift_dispatch = { state, id in
     let (name, body) = Registry.bindings[index]
     do {
         return Int32(try body(Arguments(lua: lua)))
+    } catch let e as ScriptError where e.raisedByLua {
+        lua.push(e.message)
+        return -2
     } catch {
         let message = (error as? ScriptError)?.message ?? (error as? TensorError)?.message ?? "\(error)"
         // Operators (name "") report the core's message, which already names the op.
@@ -68,6 +73,13 @@ extension Lua {
     func pushFunction(_ name: String, _ body: @escaping Binding) {
         ddpm_push_binding(L, lua_Integer(Registry.add(name, body)), dispatch)
     }
+
+    /// Pushes a Lua function that runs binding `id` (from `Registry.add`) with the value on top
+    /// of the stack (popped) bound to it; the binding finds that value at `Lua.boundValue`.
+    func pushBound(_ id: Int) { ddpm_push_bound_binding(L, lua_Integer(id), dispatch) }
+
+    /// Where a binding pushed by `pushBound` finds its bound value.
+    static var boundValue: Int32 { ddpm_lua_upvalueindex(3) }
 
     /// Sets table[key] = function for each entry (table at `table`).
     func setFunctions(_ table: Int32, prefix: String, _ functions: [(String, Binding)]) {

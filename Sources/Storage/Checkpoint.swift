@@ -59,7 +59,9 @@ public struct Checkpoint {
         if let model { try wrap { try model.load(table, strict: true, prefix: "model/") } }
         if let ema {
             try wrap { try ema.model.load(table, strict: true, prefix: "ema/") }
-            if let json = file.metadata["ema"], let d = parseJSON(json), let u = d["updates"] as? Int { ema.restore(updates: u) }
+            if let json = file.metadata["ema"], let d = parseJSON(json), let u = d["updates"] as? Int {
+                ema.restore(updates: u)
+            }
         }
         if let optimizer {
             let names = model?.namedParameters().map(\.0) ?? optimizer.parameters.indices.map { "p\($0)" }

@@ -75,11 +75,15 @@ public enum ReferenceCheck {
         try loss.backward()
 
         var out: [Comparison] = []
-        out.append(Comparison(name: "output/eps", ours: eps, reference: try need("output/eps"), tolerance: Tolerance.output))
-        out.append(Comparison(name: "output/loss", ours: try loss.reshaped([1]), reference: try need("output/loss"), tolerance: Tolerance.loss))
+        out.append(Comparison(name: "output/eps", ours: eps, reference: try need("output/eps"),
+                              tolerance: Tolerance.output))
+        out.append(Comparison(name: "output/loss", ours: try loss.reshaped([1]), reference: try need("output/loss"),
+                              tolerance: Tolerance.loss))
         for (name, ref) in main.tensors where name.hasPrefix("act/") {
             let key = String(name.dropFirst(4))
-            guard let ours = acts[key] else { throw TensorError("reference activation \(name) has no counterpart in the model") }
+            guard let ours = acts[key] else {
+                throw TensorError("reference activation \(name) has no counterpart in the model")
+            }
             out.append(Comparison(name: name, ours: ours, reference: ref, tolerance: Tolerance.activation))
         }
         // Parameter gradients: relative to the tensor's own max, floored at 1e-3 of the model's
@@ -92,10 +96,14 @@ public enum ReferenceCheck {
                 throw TensorError("\(directory)/model_grads.safetensors: missing grad/\(name)")
             }
             let ours = param.grad ?? Tensor(zeros: params[name]?.shape ?? [])
-            out.append(Comparison(name: "grad/\(name)", ours: ours, reference: ref, tolerance: Tolerance.gradient, floor: 1e-3 * Double(largest)))
+            out.append(Comparison(name: "grad/\(name)", ours: ours, reference: ref, tolerance: Tolerance.gradient,
+                                  floor: 1e-3 * Double(largest)))
         }
-        guard let gx = grads["grad_input/x"] else { throw TensorError("\(directory)/model_grads.safetensors: missing grad_input/x") }
-        out.append(Comparison(name: "grad_input/x", ours: x.grad ?? Tensor(zeros: x.shape), reference: gx, tolerance: Tolerance.inputGradient))
+        guard let gx = grads["grad_input/x"] else {
+            throw TensorError("\(directory)/model_grads.safetensors: missing grad_input/x")
+        }
+        out.append(Comparison(name: "grad_input/x", ours: x.grad ?? Tensor(zeros: x.shape), reference: gx,
+                              tolerance: Tolerance.inputGradient))
         return out
     }
 }

@@ -46,7 +46,8 @@ public struct SafeTensors {
         for e in header.entries {
             let t = Tensor(uninitialized: e.shape)
             data.withUnsafeBytes { raw in
-                convert(e.dtype, UnsafeRawBufferPointer(rebasing: raw[(dataStart + e.begin)..<(dataStart + e.end)]), into: t.data, count: t.count)
+                convert(e.dtype, UnsafeRawBufferPointer(rebasing: raw[(dataStart + e.begin)..<(dataStart + e.end)]),
+                        into: t.data, count: t.count)
             }
             out.tensors.append((e.name, t))
         }
@@ -55,7 +56,9 @@ public struct SafeTensors {
 
     /// Only the metadata and the tensor names/shapes (for `ddpm info`); the data is still checked
     /// for bounds but not converted.
-    public static func inspect(_ path: String) throws -> (metadata: [String: String], entries: [(name: String, dtype: String, shape: [Int])]) {
+    public static func inspect(
+        _ path: String
+    ) throws -> (metadata: [String: String], entries: [(name: String, dtype: String, shape: [Int])]) {
         let data = try load(path)
         let (header, _) = try parseHeader(data, path: path)
         return (header.metadata, header.entries.map { ($0.name, $0.dtype, $0.shape) })
@@ -78,7 +81,9 @@ public struct SafeTensors {
         "F32": 4, "F16": 2, "BF16": 2, "F64": 8, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
     ]
 
-    static func parseHeader(_ data: Data, path: String) throws -> (header: (entries: [Entry], metadata: [String: String]), dataStart: Int) {
+    static func parseHeader(
+        _ data: Data, path: String
+    ) throws -> (header: (entries: [Entry], metadata: [String: String]), dataStart: Int) {
         func bad(_ why: String) -> TensorError { TensorError("\(path): \(why) (truncated or not a safetensors file)") }
         guard data.count >= 8 else { throw bad("file is \(data.count) bytes, too short for a header") }
         let n = data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
@@ -163,7 +168,9 @@ public struct SafeTensors {
         }
     }
 
-    private static func convert(_ dtype: String, _ src: UnsafeRawBufferPointer, into dst: UnsafeMutablePointer<Float>, count: Int) {
+    private static func convert(
+        _ dtype: String, _ src: UnsafeRawBufferPointer, into dst: UnsafeMutablePointer<Float>, count: Int
+    ) {
         func each<T>(_ type: T.Type, _ f: (T) -> Float) {
             for i in 0..<count { dst[i] = f(src.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self)) }
         }
@@ -203,7 +210,8 @@ public struct SafeTensors {
         for (name, t) in tensors {
             guard seen.insert(name).inserted else { throw TensorError("\(path): duplicate tensor name \(name)") }
             guard name != "__metadata__" else { throw TensorError("\(path): __metadata__ is reserved") }
-            header[name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + 4 * t.count]] as [String: Any]
+            header[name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + 4 * t.count]]
+                as [String: Any]
             offset += 4 * t.count
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])

@@ -16,7 +16,8 @@ extension UNet {
     public static func load(_ path: String, prefix: String = "") throws -> UNet {
         let file = try SafeTensors.read(path)
         guard let json = file.metadata["config"] else {
-            throw TensorError("\(path): no `config` in the metadata, so the model shape is unknown (was it written by ddpm or scripts/convert_pth.py?)")
+            throw TensorError("\(path): no `config` in the metadata, so the model shape is unknown "
+                + "(was it written by ddpm or scripts/convert_pth.py?)")
         }
         var rng = Generator(seed: 0)
         let model = try UNet(UNetConfig(json: json), generator: &rng)

@@ -25,15 +25,20 @@ struct Info: ParsableCommand {
                 let params = try UNet(config, generator: &rng).namedParameters()
                 let names = Set(params.map(\.0))
                 // weights files use bare names; checkpoints and reference exports prefix them
-                let prefix = ["", "model/", "param/"].first { p in entries.contains { names.contains(String($0.name.dropFirst(p.count))) && $0.name.hasPrefix(p) } } ?? ""
-                let modelCount = entries.filter { $0.name.hasPrefix(prefix) && names.contains(String($0.name.dropFirst(prefix.count))) }
+                let prefix = ["", "model/", "param/"].first { p in
+                    entries.contains { names.contains(String($0.name.dropFirst(p.count))) && $0.name.hasPrefix(p) }
+                } ?? ""
+                let modelCount = entries
+                    .filter { $0.name.hasPrefix(prefix) && names.contains(String($0.name.dropFirst(prefix.count))) }
                     .reduce(0) { $0 + $1.shape.reduce(1, *) }
-                print("model parameters: \(modelCount) in \(params.count) tensors (config expects \(params.reduce(0) { $0 + $1.1.count }))")
+                let expected = params.reduce(0) { $0 + $1.1.count }
+                print("model parameters: \(modelCount) in \(params.count) tensors (config expects \(expected))")
                 print("objective: \(try objectiveText(metadata)), the model's output (eps noise, v velocity, x0 image)")
             } else if let json = metadata["classifier_config"] {
                 let config = try ClassifierConfig(json: json)
                 var rng = Generator(seed: 0)
-                print("classifier config: \(config.json), \(try Classifier(config, generator: &rng).parameterCount) parameters")
+                let count = try Classifier(config, generator: &rng).parameterCount
+                print("classifier config: \(config.json), \(count) parameters")
             } else {
                 print("model config: none in metadata")
             }

@@ -7,7 +7,8 @@ import Scripting
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a Lua recipe.",
-        discussion: "The script sees the `ddpm` module, `arg` (arg[0] = script) and `...` like the standalone lua interpreter.")
+        discussion: "The script sees the `ddpm` module, `arg` (arg[0] = script) and `...` "
+            + "like the standalone lua interpreter.")
 
     @Argument(help: "The Lua script.") var script: String
     @Argument(parsing: .captureForPassthrough, help: "Arguments passed to the script.") var arguments: [String] = []
@@ -25,7 +26,8 @@ func runRecipe(_ path: String, _ arguments: [String], traceback: Bool = true) th
     } catch let e as ScriptError {
         // Script errors already start with file:line; print them as Lua would (under mpirun
         // prefixed with the rank that failed).
-        let message = traceback ? e.message : (e.message.components(separatedBy: "\nstack traceback:\n").first ?? e.message)
+        let message = traceback
+            ? e.message : (e.message.components(separatedBy: "\nstack traceback:\n").first ?? e.message)
         // control characters from a file (a tensor name, a metadata value) are shown as escapes
         let shown = escapingControlCharacters(message, keepingLines: true)
         FileHandle.standardError.write(Data("\(Communicator.messagePrefix)\(shown)\n".utf8))
@@ -37,7 +39,8 @@ func runRecipe(_ path: String, _ arguments: [String], traceback: Bool = true) th
 func bundled(_ name: String) throws -> String {
     let path = LuaHost.scriptsDirectory() + "/" + name
     guard FileManager.default.fileExists(atPath: path) else {
-        throw fail("bundled recipe \(name) not found in \(LuaHost.scriptsDirectory()) (set DDPM_SCRIPTS to the repository's scripts/ folder)")
+        throw fail("bundled recipe \(name) not found in \(LuaHost.scriptsDirectory()) "
+            + "(set DDPM_SCRIPTS to the repository's scripts/ folder)")
     }
     return path
 }

@@ -14,10 +14,12 @@ final class ScheduleFixtureTests: XCTestCase {
     /// compared from index 1.
     func testScheduleArrays() throws {
         let f = try ops
-        for (name, schedule) in [("linear", try Schedule.linear(steps: 1001)), ("cosine", try Schedule.cosine(steps: 1000))] {
+        let schedules = [("linear", try Schedule.linear(steps: 1001)), ("cosine", try Schedule.cosine(steps: 1000))]
+        for (name, schedule) in schedules {
             let arrays: [(String, [Double], Int)] = [
                 ("betas", schedule.betas, 0), ("alphas", schedule.alphas, 0), ("alphas_cumprod", schedule.alphaBar, 0),
-                ("alphas_cumprod_prev", schedule.alphaBarPrev, 1), ("posterior_variance", schedule.posteriorVariance, 1),
+                ("alphas_cumprod_prev", schedule.alphaBarPrev, 1),
+                ("posterior_variance", schedule.posteriorVariance, 1),
             ]
             for (key, ours, from) in arrays {
                 let ref64 = try XCTUnwrap(f["schedule/\(name)/\(key)"]).values

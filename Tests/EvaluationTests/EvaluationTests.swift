@@ -35,7 +35,9 @@ final class EvaluationTests: XCTestCase {
         XCTAssertGreaterThan(fd, 0.1)
         // an orthogonal change of basis (a rotation in the plane of features 0 and 2) keeps the distance
         let c = Float(cos(0.7)), s = Float(sin(0.7))
-        func rotate(_ r: [[Float]]) -> [[Float]] { r.map { [c * $0[0] - s * $0[2], $0[1], s * $0[0] + c * $0[2], $0[3]] } }
+        func rotate(_ r: [[Float]]) -> [[Float]] {
+            r.map { [c * $0[0] - s * $0[2], $0[1], s * $0[0] + c * $0[2], $0[3]] }
+        }
         XCTAssertEqual(try FeatureStatistics.frechetDistance(rotate(a), rotate(b)), fd, accuracy: 1e-6 * max(fd, 1))
         XCTAssertThrowsError(try FeatureStatistics.frechetDistance([[1, 2]], b))
     }
@@ -48,9 +50,11 @@ final class EvaluationTests: XCTestCase {
     func testClassifierShapesNamesAndRoundTrip() throws {
         var rng = Generator(seed: 1)
         let c = try Classifier(ClassifierConfig(width: 4, features: 8, imageSize: 16), generator: &rng)
-        XCTAssertEqual(c.namedParameters().map(\.0), ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
-                                                      "conv3.weight", "conv3.bias", "conv4.weight", "conv4.bias",
-                                                      "conv5.weight", "conv5.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"])
+        XCTAssertEqual(c.namedParameters().map(\.0), [
+            "conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "conv3.weight", "conv3.bias",
+            "conv4.weight", "conv4.bias", "conv5.weight", "conv5.bias",
+            "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias",
+        ])
         let x = Tensor.randn([3, 1, 16, 16], generator: &rng)
         let logits = try c(x)
         XCTAssertEqual(logits.shape, [3, 10])
@@ -61,9 +65,11 @@ final class EvaluationTests: XCTestCase {
         let back = try Classifier.load(path)
         XCTAssertEqual(back.config, c.config)
         let again = try back(x)
-        XCTAssertEqual(Array(UnsafeBufferPointer(start: again.data, count: 30)), Array(UnsafeBufferPointer(start: logits.data, count: 30)))
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: again.data, count: 30)),
+                       Array(UnsafeBufferPointer(start: logits.data, count: 30)))
         XCTAssertThrowsError(try c(Tensor(zeros: [1, 1, 32, 32]))) { e in
-            XCTAssertEqual((e as? TensorError)?.message, "classifier: input must be (batch, 1, 16, 16), got [1, 1, 32, 32]")
+            XCTAssertEqual((e as? TensorError)?.message,
+                           "classifier: input must be (batch, 1, 16, 16), got [1, 1, 32, 32]")
         }
         XCTAssertThrowsError(try Classifier(ClassifierConfig(imageSize: 30), generator: &rng))
     }

@@ -16,7 +16,8 @@ final class FixtureTests: XCTestCase {
         let rows = try ReferenceCheck.run(directory: fixturesDir)
         XCTAssertGreaterThan(rows.filter { $0.name.hasPrefix("grad/") }.count, 10)
         for row in rows {
-            XCTAssert(row.passed, "\(row.name): relative error \(row.relative) > \(row.tolerance) (max_abs \(row.maxAbs))")
+            XCTAssert(row.passed,
+                      "\(row.name): relative error \(row.relative) > \(row.tolerance) (max_abs \(row.maxAbs))")
         }
     }
 
@@ -33,7 +34,9 @@ final class FixtureTests: XCTestCase {
         let out = try forward(xs)
         expectClose("\(prefix)/out", out, c["out"], tolerance: tolerance)
         try out.backward(gradient: XCTUnwrap(c["grad_out"]))
-        for (name, x) in zip(inputs, xs) { expectClose("\(prefix)/grad_\(name)", x.grad, c["grad_\(name)"], tolerance: tolerance) }
+        for (name, x) in zip(inputs, xs) {
+            expectClose("\(prefix)/grad_\(name)", x.grad, c["grad_\(name)"], tolerance: tolerance)
+        }
         for (name, p) in module.namedParameters() {
             expectClose("\(prefix)/grad_param/\(name)", p.grad, c["grad_param/\(name)"], tolerance: tolerance)
         }

@@ -23,6 +23,7 @@ final class UNetFlopsTests: XCTestCase {
         // backward: weight and input gradients (3x in all), attention 2x its products, and no input
         // gradient for the layers that read data (the first linear, the first 3x3 and 1x1)
         let forwardBackward = 3 * forward - (256 + 4_608 + 512)
-        XCTAssertEqual(config.flops(batch: 2, height: 4, width: 4), UNetFlops(forward: forward, forwardBackward: forwardBackward))
+        XCTAssertEqual(config.flops(batch: 2, height: 4, width: 4),
+                       UNetFlops(forward: forward, forwardBackward: forwardBackward))
     }
 }

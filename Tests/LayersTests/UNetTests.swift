@@ -35,7 +35,8 @@ final class UNetTests: XCTestCase {
 
     func testUnconditionalLabelIsAZeroEmbedding() throws {
         var rng = Generator(seed: 1)
-        let model = try UNet(UNetConfig(base: 8, levels: 1, timeDim: 8, attention: [false], attentionMid: false, imageSize: 4), generator: &rng)
+        let model = try UNet(UNetConfig(base: 8, levels: 1, timeDim: 8, attention: [false], attentionMid: false,
+                                        imageSize: 4), generator: &rng)
         let x = Tensor.randn([2, 1, 4, 4], generator: &rng)
         let a = try withNoGrad { try model(x, t: [3, 5], labels: [-1, -1]) }
         let b = try withNoGrad { try model(x, t: [3, 5], labels: nil) }
@@ -52,17 +53,21 @@ final class UNetTests: XCTestCase {
         }
         XCTAssertEqual(message { _ = try model(Tensor(zeros: [1, 1, 6, 6]), t: [1], labels: nil) },
                        "unet: input [1, 1, 6, 6] is not (batch, 1, H, W) with H and W divisible by 4 (2^levels)")
-        XCTAssertEqual(message { _ = try model(Tensor(zeros: [2, 1, 8, 8]), t: [1], labels: nil) }, "unet: 1 timesteps for a batch of 2")
+        XCTAssertEqual(message { _ = try model(Tensor(zeros: [2, 1, 8, 8]), t: [1], labels: nil) },
+                       "unet: 1 timesteps for a batch of 2")
         XCTAssertEqual(message { _ = try model(Tensor(zeros: [1, 1, 8, 8]), t: [1], labels: [10]) },
                        "unet: label 10 out of range [0, 10) (-1 = unconditional)")
-        XCTAssertEqual(message { _ = try UNet(UNetConfig(base: 12, groups: 8), generator: &rng) }, "unet config: groups 8 must divide base 12")
-        XCTAssertEqual(message { _ = try UNetConfig(json: #"{"attention": "odd"}"#) }, #"unet config: attention must be "even" or a list of booleans, got odd"#)
+        XCTAssertEqual(message { _ = try UNet(UNetConfig(base: 12, groups: 8), generator: &rng) },
+                       "unet config: groups 8 must divide base 12")
+        XCTAssertEqual(message { _ = try UNetConfig(json: #"{"attention": "odd"}"#) },
+                       #"unet config: attention must be "even" or a list of booleans, got odd"#)
     }
 
     func testConfigJSONRoundTripAndReferenceKeys() throws {
         let c = UNetConfig(base: 32, levels: 3, timeDim: 64, attention: [false, false, true], attentionMid: false)
         XCTAssertEqual(try UNetConfig(json: c.json), c)
-        let ref = try UNetConfig(json: #"{"base": 16, "resnet_depth": 2, "time_emb_dim": 32, "num_classes": 10, "in_channels": 1, "size": 16}"#)
+        let ref = try UNetConfig(json: #"{"base": 16, "resnet_depth": 2, "time_emb_dim": 32, "num_classes": 10, "#
+                                     + #""in_channels": 1, "size": 16}"#)
         XCTAssertEqual(ref, UNetConfig(base: 16, levels: 2, timeDim: 32, imageSize: 16))
     }
 

@@ -21,7 +21,8 @@ final class FullDiskTests: XCTestCase {
     /// `ddpm ARGS` with files limited to `blocks` of 512 bytes.
     func runWithSmallDisk(_ args: [String], blocks: Int) throws -> ProcessResult {
         let quoted = ([ddpmExecutable] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
-        return try runProcess("/bin/sh", ["-c", "trap '' XFSZ; ulimit -f \(blocks); exec \(quoted.joined(separator: " "))"], in: dir)
+        let command = "trap '' XFSZ; ulimit -f \(blocks); exec \(quoted.joined(separator: " "))"
+        return try runProcess("/bin/sh", ["-c", command], in: dir)
     }
 
     func contents(_ folder: String) throws -> [String] {
@@ -37,14 +38,17 @@ final class FullDiskTests: XCTestCase {
         let r = try runWithSmallDisk(["sample", "--weights", "tiny.safetensors", "--steps", "2", "--per-digit", "20",
                                       "--format", "idx", "--out", out], blocks: 8)
         XCTAssertEqual(r.status, 1, r.stderr)
-        XCTAssert(r.stderr.contains("\(out)/train-images-idx3-ubyte: write failed (File too large); the previous file is untouched"), r.stderr)
+        XCTAssert(r.stderr.contains("\(out)/train-images-idx3-ubyte: write failed (File too large); "
+                                    + "the previous file is untouched"), r.stderr)
         XCTAssertEqual(try String(contentsOfFile: "\(out)/train-images-idx3-ubyte", encoding: .utf8), "old images")
         XCTAssertEqual(try String(contentsOfFile: "\(out)/train-labels-idx1-ubyte", encoding: .utf8), "old labels")
         XCTAssertEqual(try contents(out), ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"])
         // with room, the pair is written and reads back
-        let ok = try runDDPM(["sample", "--weights", "tiny.safetensors", "--steps", "2", "--format", "idx", "--out", out], in: dir)
+        let ok = try runDDPM(["sample", "--weights", "tiny.safetensors", "--steps", "2", "--format", "idx",
+                              "--out", out], in: dir)
         XCTAssertEqual(ok.status, 0, ok.stderr)
-        let check = "local ds = ddpm.data.idx{images = '\(out)/train-images-idx3-ubyte', labels = '\(out)/train-labels-idx1-ubyte'}\n"
+        let check = "local ds = ddpm.data.idx{images = '\(out)/train-images-idx3-ubyte', "
+            + "labels = '\(out)/train-labels-idx1-ubyte'}\n"
             + "local _, l = ds:slice(1, 100)\nprint(#ds, ds.size, l[1], l[100])\n"
         try check.write(toFile: "\(dir)/check.lua", atomically: true, encoding: .utf8)
         XCTAssertEqual(try runDDPM(["run", "check.lua"], in: dir).stdout, "100\t8\t0\t9\n")
@@ -55,8 +59,8 @@ final class FullDiskTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         try "old sheet".write(toFile: "\(out)/sheet.png", atomically: true, encoding: .utf8)
         // 100 digits of 8x8 at scale 2 with provenance: ~2.7 KB, over a 1 KB limit (2 KB where sh counts in KB)
-        let r = try runWithSmallDisk(["sample", "--weights", "tiny.safetensors", "--steps", "2", "--out", "\(out)/sheet.png"],
-                                     blocks: 2)
+        let r = try runWithSmallDisk(["sample", "--weights", "tiny.safetensors", "--steps", "2",
+                                      "--out", "\(out)/sheet.png"], blocks: 2)
         XCTAssertEqual(r.status, 1, r.stderr)
         XCTAssert(r.stderr.contains("\(out)/sheet.png: write failed (File too large)"), r.stderr)
         XCTAssertEqual(try String(contentsOfFile: "\(out)/sheet.png", encoding: .utf8), "old sheet")

@@ -49,29 +49,36 @@ final class HostileInputTests: XCTestCase {
     }
 
     func testFloatToIntegerConversionsAreChecked() throws {
-        let model = "local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, image_size = 8}\nlocal x = ddpm.tensor.zeros({2, 1, 8, 8})\n"
+        let model = "local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, image_size = 8}\n"
+            + "local x = ddpm.tensor.zeros({2, 1, 8, 8})\n"
         let p = try script("t.lua", model + "m:forward(x, ddpm.tensor.from({1e30, 1}), {1, 2})\n")
         try expectFailure(["run", p], contains: ["t.lua:3: Model:forward: timesteps must be integers, got 1e+30"])
         let q = try script("l.lua", model + "m:forward(x, 3, ddpm.tensor.from({0, -1e30}))\n")
         try expectFailure(["run", q], contains: ["l.lua:3: Model:forward: labels must be integers, got -1e+30"])
         let r = try script("n.lua", model + "m:forward(x, 1/0, {1, 2})\n")
         try expectFailure(["run", r], contains: ["n.lua:3: Model:forward: timesteps must be integers, got inf"])
-        let s = try script("s.lua", "local s = ddpm.schedule.linear{steps = 10}\nlocal x = ddpm.tensor.zeros({1, 1, 2, 2})\n"
+        let s = try script("s.lua", "local s = ddpm.schedule.linear{steps = 10}\n"
+                                 + "local x = ddpm.tensor.zeros({1, 1, 2, 2})\n"
                                  + "s:add_noise(x, ddpm.tensor.from({0/0}), x)\n")
-        try expectFailure(["run", s], contains: ["s.lua:3: Schedule:add_noise: timesteps must be integers, got ", "nan"])
+        try expectFailure(["run", s],
+                          contains: ["s.lua:3: Schedule:add_noise: timesteps must be integers, got ", "nan"])
     }
 
     func testRequestedSizesAreBoundedBeforeAllocating() throws {
         for kind in ["cosine", "linear", "sigmoid"] {
             let p = try script("\(kind).lua", "ddpm.schedule.\(kind){steps = 1e9}\n")
-            try expectFailure(["run", p], contains: ["\(kind).lua:1: ddpm.schedule.\(kind): schedule.\(kind): steps 1000000000 must be in 1...1000000"])
+            try expectFailure(["run", p], contains: ["\(kind).lua:1: ddpm.schedule.\(kind): schedule.\(kind): "
+                                                     + "steps 1000000000 must be in 1...1000000"])
         }
         let g = try script("grid.lua", "ddpm.image.grid(ddpm.tensor.zeros({1, 1, 2, 2}), {cols = 1, pad = 1e9})\n")
-        try expectFailure(["run", g], contains: ["grid.lua:1: ddpm.image.grid: image.grid: shape [1, 2000000002, 2000000002] has more than"])
+        try expectFailure(["run", g], contains: ["grid.lua:1: ddpm.image.grid: image.grid: "
+                                                 + "shape [1, 2000000002, 2000000002] has more than"])
         let images = try idx("i", dims: [2, 2, 2], bytes: [UInt8](repeating: 0, count: 8))
         let labels = try idx("l", dims: [2], bytes: [1, 2])
-        let b = try script("batch.lua", "local ds = ddpm.data.idx{images = '\(images)', labels = '\(labels)'}\nds:batch(1e12)\n")
-        try expectFailure(["run", b], contains: ["batch.lua:2: Dataset:batch: dataset:batch: shape [1000000000000, 1, 2, 2] has more than"])
+        let b = try script("batch.lua",
+                           "local ds = ddpm.data.idx{images = '\(images)', labels = '\(labels)'}\nds:batch(1e12)\n")
+        try expectFailure(["run", b], contains: ["batch.lua:2: Dataset:batch: dataset:batch: "
+                                                 + "shape [1000000000000, 1, 2, 2] has more than"])
     }
 
     /// A gzip file of `members` (gzip allows concatenated members; each is one deflate stream of
@@ -95,12 +102,15 @@ final class HostileInputTests: XCTestCase {
         try Data(file).write(to: URL(fileURLWithPath: "\(dir)/images.gz"))
         let labels = try idx("labels", dims: [1000], bytes: [UInt8](repeating: 3, count: 1000))
         let cap = "ulimit -v 2000000"
-        let small = try script("small.lua", "local ds = ddpm.data.idx{images = 'images.gz', labels = '\(labels)', size = 8}\nprint(#ds, ds.size)\n")
+        let small = try script("small.lua",
+                               "local ds = ddpm.data.idx{images = 'images.gz', labels = '\(labels)', size = 8}\n"
+                                   + "print(#ds, ds.size)\n")
         let r = try runShell(cap, ["run", small])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.stdout, "1000\t8\n")
         let full = try script("full.lua", "ddpm.data.idx{images = 'images.gz', labels = '\(labels)'}\n")
-        try expectFailure(["run", full], contains: ["full.lua:1: ddpm.data.idx: dataset images.gz (1000 images at 1000x1000) needs 4.7 GiB of memory, but only"],
+        try expectFailure(["run", full], contains: ["full.lua:1: ddpm.data.idx: dataset images.gz "
+                                                    + "(1000 images at 1000x1000) needs 4.7 GiB of memory, but only"],
                           shell: cap)
     }
 
@@ -108,14 +118,18 @@ final class HostileInputTests: XCTestCase {
         XCTAssertEqual(mkfifo("\(dir)/fifo", 0o600), 0)
         try expectFailure(["info", "/dev/zero"], contains: ["ddpm: /dev/zero: not a regular file (a character device)"])
         try expectFailure(["info", "\(dir)/fifo"], contains: ["ddpm: \(dir)/fifo: not a regular file (a FIFO)"])
-        try expectFailure(["sample", "--weights", "/dev/urandom"], contains: ["/dev/urandom: not a regular file (a character device)"])
+        try expectFailure(["sample", "--weights", "/dev/urandom"],
+                          contains: ["/dev/urandom: not a regular file (a character device)"])
         let images = try idx("l", dims: [1], bytes: [1])
         let p = try script("idx.lua", "ddpm.data.idx{images = '\(dir)/fifo', labels = '\(images)'}\n")
         try expectFailure(["run", p], contains: ["idx.lua:1: ddpm.data.idx: \(dir)/fifo: not a regular file (a FIFO)"])
         let q = try script("png.lua", "ddpm.image.load('/dev/urandom')\n")
-        try expectFailure(["run", q], contains: ["png.lua:1: ddpm.image.load: /dev/urandom: not a regular file (a character device)"])
+        try expectFailure(["run", q],
+                          contains: ["png.lua:1: ddpm.image.load: /dev/urandom: "
+                                     + "not a regular file (a character device)"])
         let s = try script("sha.lua", "ddpm.sha256('/dev/zero')\n")
-        try expectFailure(["run", s], contains: ["sha.lua:1: ddpm.sha256: /dev/zero: not a regular file (a character device)"])
+        try expectFailure(["run", s],
+                          contains: ["sha.lua:1: ddpm.sha256: /dev/zero: not a regular file (a character device)"])
     }
 
     /// Escape sequences in a weights file's metadata and names (retitle the terminal, clear the
@@ -123,13 +137,16 @@ final class HostileInputTests: XCTestCase {
     func testControlCharactersFromFilesArePrintedEscaped() throws {
         let path = "\(dir)/evil.safetensors"
         let esc = "\u{1B}]0;owned\u{07}\u{1B}[2J"
-        try SafeTensors(tensors: [("w\(esc)", Tensor(zeros: [2]))], metadata: ["note\u{1B}[31m": "hi\(esc)\nthere"]).write(path)
+        try SafeTensors(tensors: [("w\(esc)", Tensor(zeros: [2]))], metadata: ["note\u{1B}[31m": "hi\(esc)\nthere"])
+            .write(path)
         let r = try runDDPM(["info", path], in: dir)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertFalse(r.stdout.contains("\u{1B}") || r.stdout.contains("\u{07}"), r.stdout)
         XCTAssert(r.stdout.contains(#"  note\x1B[31m: hi\x1B]0;owned\x07\x1B[2J\nthere"#), r.stdout)
         // a model load names the unexpected tensor
-        let p = try script("load.lua", "local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, image_size = 8}\nm:load('\(path)')\n")
+        let p = try script("load.lua",
+                           "local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, image_size = 8}\n"
+                               + "m:load('\(path)')\n")
         let e = try expectFailure(["run", p], contains: [#"unexpected (1): w\x1B]0;owned\x07\x1B[2J"#])
         XCTAssertFalse(e.stderr.contains("\u{1B}"), e.stderr)
         // a malformed entry names it too
@@ -156,9 +173,11 @@ final class HostileInputTests: XCTestCase {
         let info = try runDDPM(["info", "\(dir)/nan.safetensors"], in: dir)
         XCTAssertEqual(info.status, 0, info.stderr)
         XCTAssert(info.stderr.contains("warning: \(dir)/nan.safetensors: "), info.stderr)
-        XCTAssert(info.stderr.contains("40 NaN or infinite values in 2 tensors: time_mlp.1.bias (32 of 32), time_mlp.3.bias (8 of 8)"), info.stderr)
+        XCTAssert(info.stderr.contains("40 NaN or infinite values in 2 tensors: "
+                                       + "time_mlp.1.bias (32 of 32), time_mlp.3.bias (8 of 8)"), info.stderr)
         let sample = try runDDPM(["sample", "--weights", "\(dir)/nan.safetensors", "--per-digit", "1", "--digits", "0",
                                   "--steps", "1", "--out", "\(dir)/s.png"], in: dir)
-        XCTAssert(sample.stderr.contains("warning: \(dir)/nan.safetensors: 40 NaN or infinite values in 2 tensors"), sample.stderr)
+        XCTAssert(sample.stderr.contains("warning: \(dir)/nan.safetensors: 40 NaN or infinite values in 2 tensors"),
+                  sample.stderr)
     }
 }

@@ -24,7 +24,8 @@ final class InstallTests: XCTestCase {
 
     func install(_ prefix: String) throws {
         let systemPath = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        let r = try run(repoRoot + "/scripts/install.sh", ["--prefix", prefix, "--from", buildDir], in: dir, path: systemPath)
+        let r = try run(repoRoot + "/scripts/install.sh", ["--prefix", prefix, "--from", buildDir],
+                        in: dir, path: systemPath)
         XCTAssertEqual(r.status, 0, r.stderr)
     }
 
@@ -45,7 +46,8 @@ final class InstallTests: XCTestCase {
         XCTAssertTrue(text.contains("weights\u{0}weights/mnist-small.safetensors"), "the installed default weights")
         let sha = try SHA256.hex(ofFile: repoRoot + "/weights/mnist-small.safetensors")
         XCTAssertTrue(text.contains("weights_sha256\u{0}" + sha))
-        let help = try run("ddpm", ["run", prefix + "/share/ddpm/scripts/gif.lua", "--help"], in: dir + "/work", path: path)
+        let help = try run("ddpm", ["run", prefix + "/share/ddpm/scripts/gif.lua", "--help"],
+                           in: dir + "/work", path: path)
         XCTAssertEqual(help.status, 0, help.stderr)
         XCTAssertTrue(help.stdout.hasPrefix("usage: ddpm gif"), help.stdout)
         // again over the first installation: replaced in place
@@ -60,7 +62,8 @@ final class InstallTests: XCTestCase {
             throw XCTSkip("lua5.4 is not installed (scripts/setup.sh installs it)")
         }
         try FileManager.default.createDirectory(atPath: dir + "/cpath", withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: dir + "/cpath/ddpm.so", withDestinationPath: buildDir + "/libDDPMLua.so")
+        try FileManager.default.createSymbolicLink(atPath: dir + "/cpath/ddpm.so",
+                                                   withDestinationPath: buildDir + "/libDDPMLua.so")
         let code = """
             local names = {}
             for k, v in pairs(ddpm) do
@@ -69,18 +72,21 @@ final class InstallTests: XCTestCase {
             end
             table.sort(names)
             ddpm.seed(1)
-            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, image_size = 8}
+            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, \
+            attention_mid = false, image_size = 8}
             local y = m:forward(ddpm.tensor.randn({2, 1, 8, 8}), {3, 700}, {1, -1})
             local ok, err = pcall(ddpm.tensor.zeros, "a")
             result = table.concat(names, " ") .. "\\n" .. string.format("%.9g", y:sum():item()) .. "\\n" .. err
             """
         let host = try runLua(code)
         let expected = try XCTUnwrap(host.global("result") as? String)
-        let r = try run("lua5.4", ["-e", "local ddpm = require 'ddpm'\n" + code + "\nprint(result)"], in: dir, path: systemPath,
+        let r = try run("lua5.4", ["-e", "local ddpm = require 'ddpm'\n" + code + "\nprint(result)"],
+                        in: dir, path: systemPath,
                         environment: ["LUA_CPATH": dir + "/cpath/?.so"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.stdout, expected + "\n")
         XCTAssertTrue(expected.contains("schedule.from_weights"), expected)
-        XCTAssertTrue(expected.hasSuffix("ddpm.tensor.zeros: bad argument #1 (shape table such as {2, 3} expected, got \"a\")"))
+        XCTAssertTrue(expected.hasSuffix(
+            "ddpm.tensor.zeros: bad argument #1 (shape table such as {2, 3} expected, got \"a\")"))
     }
 }

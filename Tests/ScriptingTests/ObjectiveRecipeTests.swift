@@ -150,20 +150,21 @@ final class ObjectiveRecipeTests: XCTestCase {
             v_objective = m.objective
             local labels, noise = {3, 8}, ddpm.tensor.randn({2, 1, 16, 16})
             local function native(o)
-              return ddpm.sample{model = m, schedule = s, labels = labels, sampler = "ddim", steps = 8, guidance = 2,
-                                 noise = noise, objective = o}
+              return ddpm.sample{model = m, schedule = s, labels = labels, sampler = {native = "ddim"}, steps = 8,
+                                 guidance = 2, noise = noise, objective = o}
             end
             local a, b, as_eps = native(nil), native("v"), native("eps")
-            local c = require("samplers.ddim").sample{model = m, schedule = s, labels = labels, steps = 8,
-                                                      guidance = 2, noise = noise}
+            -- the bundled DDIM plugin (scripts/samplers/ddim.lua) reads the output through ctx.eps
+            local c = ddpm.sample{model = m, schedule = s, labels = labels, sampler = "ddim", steps = 8,
+                                  guidance = 2, noise = noise}
             attached_vs_explicit = (a - b):abs():max():item()
             native_vs_lua = (a - c):abs():max():item()
             v_read_as_eps = (a - as_eps):abs():max():item()
             in_range = a:min():item() >= -1 and a:max():item() <= 1
             -- on_step's x0-hat is the conversion's x0 of the model's output (no guidance, no clipping)
             local x_t, t_seen, x0_seen
-            ddpm.sample{model = m, schedule = s, labels = labels, sampler = "ddim", steps = 8, noise = noise,
-                        clip = false, on_step = function(i, t, x, x0)
+            ddpm.sample{model = m, schedule = s, labels = labels, sampler = {native = "ddim"}, steps = 8,
+                        noise = noise, clip = false, on_step = function(i, t, x, x0)
                           if i == 3 then x_t, t_seen, x0_seen = x, t, x0 end
                         end}
             local x0_hat = s:to_x0(m:forward(x_t, t_seen, labels), x_t, t_seen, m.objective)

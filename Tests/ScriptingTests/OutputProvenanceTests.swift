@@ -29,7 +29,9 @@ final class OutputProvenanceTests: XCTestCase {
 
     struct PlotImage {
         let width: Int, height: Int, gray: [UInt8]
-        func ink(_ x: Int, _ y: Int) -> Bool { x >= 0 && y >= 0 && x < width && y < height && gray[y * width + x] < 128 }
+        func ink(_ x: Int, _ y: Int) -> Bool {
+            x >= 0 && y >= 0 && x < width && y < height && gray[y * width + x] < 128
+        }
 
         /// The text whose first inked column is `x0` and top row `y0`, glyph by glyph.
         func read(x0: Int, y0: Int, until x1: Int) throws -> String {
@@ -64,8 +66,12 @@ final class OutputProvenanceTests: XCTestCase {
     func readPlot(_ path: String) throws -> (y: [String], x: [String], corner: String) {
         let png = try PNG.read(path)
         let img = PlotImage(width: png.width, height: png.height, gray: png.gray)
-        let axisX = try XCTUnwrap((0..<img.width).first { x in (0..<img.height).filter { img.ink(x, $0) }.count > img.height / 2 })
-        let axisY = try XCTUnwrap((0..<img.height).last { y in (0..<img.width).filter { img.ink($0, y) }.count > img.width / 2 })
+        let axisX = try XCTUnwrap((0..<img.width).first { x in
+            (0..<img.height).filter { img.ink(x, $0) }.count > img.height / 2
+        })
+        let axisY = try XCTUnwrap((0..<img.height).last { y in
+            (0..<img.width).filter { img.ink($0, y) }.count > img.width / 2
+        })
         var ys: [String] = []
         for (top, bottom) in img.bands(rows: 0..<(axisY + 5), cols: 0..<(axisX - 4)) {
             XCTAssertEqual(bottom - top + 1, 10, "a y label is 10 pixels high")
@@ -116,15 +122,18 @@ final class OutputProvenanceTests: XCTestCase {
         let weights = dir + "/w/tiny.safetensors"
         try runLua("""
             ddpm.seed(3)
-            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, image_size = 8}
+            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, \
+            attention_mid = false, image_size = 8}
             m:save('\(weights)')
             """)
         let given = "w/sub/..//./tiny.safetensors"
-        var r = try runDDPM(["gif", "--weights", given, "--steps", "3", "--digits", "27", "--seed", "5", "--out", "gifs"], in: dir)
+        var r = try runDDPM(["gif", "--weights", given, "--steps", "3", "--digits", "27", "--seed", "5",
+                             "--out", "gifs"], in: dir)
         XCTAssertEqual(r.status, 0, r.stderr)
         let sha = try SHA256.hex(ofFile: weights)
-        let expected = ["Software=ddpm-swift", "ddpm_version=1", "digits=7", "eta=0", "guidance=1", "guidance_interval=all",
-                        "sampler=ddim", "seed=6", "steps=3", "weights=\(weights)", "weights_sha256=\(sha)"]
+        let expected = ["Software=ddpm-swift", "ddpm_version=1", "digits=7", "eta=0", "guidance=1",
+                        "guidance_interval=all", "sampler=ddim", "seed=6", "steps=3", "weights=\(weights)",
+                        "weights_sha256=\(sha)"]
         let info = try GIFInfo(path: dir + "/gifs/digit-7.gif")
         XCTAssertEqual(info.comments, [expected.joined(separator: "\n")])
         XCTAssertEqual(info.frames, 4)
@@ -133,7 +142,8 @@ final class OutputProvenanceTests: XCTestCase {
         XCTAssertTrue(strip.comments[0].contains("digits=27\n"), strip.comments[0])
         XCTAssertTrue(strip.comments[0].contains("seed=5 (digit i uses seed + i)\n"), strip.comments[0])
 
-        r = try runDDPM(["sample", "--weights", given, "--steps", "2", "--digits", "1", "--per-digit", "1", "--out", "one.png"], in: dir)
+        r = try runDDPM(["sample", "--weights", given, "--steps", "2", "--digits", "1", "--per-digit", "1",
+                         "--out", "one.png"], in: dir)
         XCTAssertEqual(r.status, 0, r.stderr)
         let text = try String(contentsOfFile: dir + "/one.png", encoding: .isoLatin1)
         XCTAssertTrue(text.contains("weights\u{0}\(weights)"), "absolute and standardised")

@@ -45,17 +45,20 @@ final class RecipeTests: XCTestCase {
             local x0 = ddpm.tensor.rand({2, 1, 8, 8}) * 2 - 1
             local noise = ddpm.tensor.randn({2, 1, 8, 8})
             local lin, cos = ddpm.schedule.linear{steps = 1000}, ddpm.schedule.cosine{steps = 1000}
-            local lua_cos = dofile('\(scriptsDir)/schedules/cosine_lua.lua'){steps = 1000}
+            local lua_cos = require("lib.common").schedule{kind = "cosine_lua", steps = 1000}
+            lua_cos_name = lua_cos.name
             local function xt(s) return s:add_noise(x0, {300, 700}, noise) end
             lin_vs_cos = (xt(lin) - xt(cos)):abs():max():item()
             lua_vs_cos = (xt(lua_cos) - xt(cos)):abs():max():item()
             local worst = 0
-            for t = 0, 999, 37 do worst = math.max(worst, math.abs(lua_cos:alpha_bar(t) - cos:alpha_bar(t)) / cos:alpha_bar(t)) end
+            for t = 0, 999, 37 do \
+            worst = math.max(worst, math.abs(lua_cos:alpha_bar(t) - cos:alpha_bar(t)) / cos:alpha_bar(t)) end
             alpha_bar_rel = worst
             -- a schedule from a table of betas, and a training step on the Lua schedule
             local custom = ddpm.schedule.from_betas({0.1, 0.2, 0.3})
             custom_ab = custom:alpha_bar(2)
-            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, image_size = 8}
+            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, \
+            image_size = 8}
             local loss = ddpm.loss.l1(m:forward(xt(lua_cos), {300, 700}, {1, 2}), noise)
             loss:backward()
             step_loss = loss:item()
@@ -66,6 +69,7 @@ final class RecipeTests: XCTestCase {
         XCTAssertLessThan(luaVsCos, 1e-3, "the Lua cosine should match the native one (up to its 1e-4 beta clip)")
         XCTAssertLessThan(try XCTUnwrap(host.global("alpha_bar_rel") as? Double), 2e-3)
         XCTAssertEqual(try XCTUnwrap(host.global("custom_ab") as? Double), 0.9 * 0.8 * 0.7, accuracy: 1e-12)
+        XCTAssertEqual(host.global("lua_cos_name") as? String, "cosine_lua")
         XCTAssert((try XCTUnwrap(host.global("step_loss") as? Double)).isFinite)
     }
 
@@ -107,9 +111,11 @@ final class RecipeTests: XCTestCase {
             train(a[1], a[2], a[3], a[4], 6)
             local b = {setup(5)}
             train(b[1], b[2], b[3], b[4], 3)
-            ddpm.checkpoint.save('\(dir)/ck.safetensors', {model = b[1], optimizer = b[2], ema = b[3], data = b[4], step = 3, note = "half"})
+            ddpm.checkpoint.save('\(dir)/ck.safetensors', {model = b[1], optimizer = b[2], ema = b[3], data = b[4], \
+            step = 3, note = "half"})
             local c = {setup(99)}  -- different init and random state: the checkpoint must restore all of it
-            local state = ddpm.checkpoint.load('\(dir)/ck.safetensors', {model = c[1], optimizer = c[2], ema = c[3], data = c[4]})
+            local state = ddpm.checkpoint.load('\(dir)/ck.safetensors', \
+            {model = c[1], optimizer = c[2], ema = c[3], data = c[4]})
             resumed_step, note = state.step, state.note
             train(c[1], c[2], c[3], c[4], 3)
             local pa, pc = flat(a[1]), flat(c[1])
@@ -126,52 +132,52 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(host.global("ema_different") as? Double, 0, "EMA parameters differ after resume")
     }
 
-    /// DDIM written in Lua (scripts/samplers/ddim.lua) gives the native sampler's images.
-    func testPureLuaDDIMEqualsNativeDDIM() throws {
+    /// The DDIM plugin (scripts/samplers/ddim.lua, what `--sampler ddim` runs) gives the native
+    /// sampler's images bit for bit: guided, with a guidance interval, and with eta > 0 and
+    /// per-image seeds (ctx.randn draws what the native step noise draws).
+    func testDDIMPluginEqualsNativeDDIMBitForBit() throws {
         let host = try runLua("""
             ddpm.seed(3)
             local m = ddpm.unet{base = 8, levels = 2, time_dim = 16, attention = {false, true}, image_size = 16}
             local s = ddpm.schedule.linear{steps = 1000}
             local noise = ddpm.tensor.randn({4, 1, 16, 16})
             local labels = {1, 2, 3, 4}
-            local ddim = require "samplers.ddim"
-            local steps_seen = 0
-            local a = ddpm.sample{model = m, schedule = s, labels = labels, sampler = "ddim", steps = 10, guidance = 2, noise = noise}
-            local b = ddim.sample{model = m, schedule = s, labels = labels, steps = 10, guidance = 2, noise = noise,
-                                  on_step = function() steps_seen = steps_seen + 1 end}
-            local c = ddpm.sample{model = m, schedule = s, labels = labels, sampler = "ddim", steps = 10, noise = noise}
-            local d = ddim.sample{model = m, schedule = s, labels = labels, steps = 10, noise = noise}
-            guided_diff = (a - b):abs():max():item()
-            plain_diff = (c - d):abs():max():item()
-            guidance_effect = (a - c):abs():max():item()
-            lua_steps = steps_seen
-            -- guidance only inside a timestep interval: all of them = guided, none = unguided
-            local function interval(lo, hi)
-              return ddpm.sample{model = m, schedule = s, labels = labels, sampler = "ddim", steps = 10, guidance = 2,
-                                 guidance_interval = {lo, hi}, noise = noise}
+            local plugin = ddpm.plugins.load("sampler", "ddim")
+            plugin_source = plugin.source
+            local function run(sampler, o)
+              local steps_seen = 0
+              local x = ddpm.sample{model = m, schedule = s, labels = labels, sampler = sampler, steps = 10,
+                                    guidance = o.w, guidance_interval = o.interval, eta = o.eta, seeds = o.seeds,
+                                    noise = not o.seeds and noise or nil,
+                                    on_step = function() steps_seen = steps_seen + 1 end}
+              return x, steps_seen
             end
-            everywhere_diff = (interval(0, 999) - a):abs():max():item()
-            nowhere_diff = (interval(1000, 2000) - c):abs():max():item()
-            local e = interval(300, 700)
-            local f = ddim.sample{model = m, schedule = s, labels = labels, steps = 10, guidance = 2,
-                                  guidance_interval = {300, 700}, noise = noise}
-            partial_diff = (e - f):abs():max():item()
-            partial_from_guided = (e - a):abs():max():item()
-            partial_from_plain = (e - c):abs():max():item()
-            local ok, err = pcall(interval, 700, 300)
+            local function diff(o)
+              local a = run({native = "ddim"}, o)
+              local b, seen = run(plugin, o)
+              local c = run("ddim", o)
+              return math.max((a - b):abs():max():item(), (a - c):abs():max():item()), seen
+            end
+            guided_diff, lua_steps = diff{w = 2}
+            plain_diff = diff{}
+            partial_diff = diff{w = 2, interval = {300, 700}}
+            eta_diff = diff{w = 2, eta = 0.5, seeds = {5, 6, 7, 8}}
+            local a = run({native = "ddim"}, {w = 2})
+            local p = run({native = "ddim"}, {w = 2, interval = {300, 700}})
+            partial_from_guided = (a - p):abs():max():item()
+            local ok, err = pcall(run, plugin, {w = 2, interval = {700, 300}})
             interval_error = err
             """)
+        XCTAssertEqual(host.global("plugin_source") as? String, "bundled")
         XCTAssertEqual(host.global("guided_diff") as? Double, 0)
         XCTAssertEqual(host.global("plain_diff") as? Double, 0)
-        XCTAssertGreaterThan(try XCTUnwrap(host.global("guidance_effect") as? Double), 1e-3)
-        XCTAssertEqual(host.global("lua_steps") as? Double, 10)
-        XCTAssertEqual(host.global("everywhere_diff") as? Double, 0)
-        XCTAssertEqual(host.global("nowhere_diff") as? Double, 0)
         XCTAssertEqual(host.global("partial_diff") as? Double, 0, "native and Lua DDIM disagree with an interval")
+        XCTAssertEqual(host.global("eta_diff") as? Double, 0, "native and Lua DDIM disagree with eta > 0")
+        XCTAssertEqual(host.global("lua_steps") as? Double, 10)
         XCTAssertGreaterThan(try XCTUnwrap(host.global("partial_from_guided") as? Double), 1e-4)
-        XCTAssertGreaterThan(try XCTUnwrap(host.global("partial_from_plain") as? Double), 1e-4)
         let message = try XCTUnwrap(host.global("interval_error") as? String)
-        XCTAssertTrue(message.hasSuffix("option guidance_interval: {low, high} timesteps with low <= high expected, got {700, 300}"), message)
+        XCTAssertTrue(message.hasSuffix("option guidance_interval: {low, high} timesteps with low <= high expected, "
+                                        + "got {700, 300}"), message)
     }
 
     /// The ancestral step from Lua with the fixture's noise equals the reference's step, and
@@ -188,7 +194,8 @@ final class RecipeTests: XCTestCase {
               worst = math.max(worst, (x_prev - ref):abs():max():item() / ref:abs():max():item())
             end
             ddpm.seed(11)
-            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, image_size = 8}
+            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, \
+            image_size = 8}
             local short = ddpm.schedule.linear{steps = 6, beta_start = 0.01, beta_end = 0.2}
             ddpm.seed(12)
             local x = ddpm.tensor.randn({3, 1, 8, 8})

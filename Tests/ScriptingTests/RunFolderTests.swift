@@ -83,13 +83,15 @@ final class RunFolderTests: XCTestCase {
         let tiny = "\(scriptsDir)/configs/tiny.lua"
         let other = try train(["--config", tiny, "--steps", "6", "--out", "run", "--resume"])
         XCTAssertEqual(other.status, 1)
-        XCTAssert(other.stderr.contains("--resume: --config \(tiny) differs from the config the run was started with (\(cfg), "
-                                        + "saved in run/checkpoint.safetensors)"), other.stderr)
+        XCTAssert(other.stderr.contains("--resume: --config \(tiny) differs from the config "
+                                        + "the run was started with (\(cfg), saved in run/checkpoint.safetensors)"),
+                  other.stderr)
         XCTAssert(other.stderr.contains("add --override-config to continue under \(tiny)"), other.stderr)
         XCTAssertEqual(try metadata("\(dir)/run/model.safetensors")["steps"], "5")
         let overridden = try train(["--config", tiny, "--steps", "6", "--out", "run", "--resume", "--override-config"])
         XCTAssertEqual(overridden.status, 0, overridden.stderr)
-        XCTAssert(overridden.stdout.contains("--override-config: continuing run/checkpoint.safetensors under \(tiny)"), overridden.stdout)
+        XCTAssert(overridden.stdout.contains("--override-config: continuing run/checkpoint.safetensors under \(tiny)"),
+                  overridden.stdout)
         XCTAssertEqual(try metadata("\(dir)/run/model.safetensors")["schedule"], "cosine")
     }
 

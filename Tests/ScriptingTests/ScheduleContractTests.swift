@@ -25,11 +25,13 @@ final class ScheduleContractTests: XCTestCase {
 
     func testBetasAndAlphaBarArgumentsAreChecked() throws {
         XCTAssertTrue(luaError("ddpm.schedule.from_betas({0.1, 0.2, 1.5, 0.3})").contains(
-            "test:2: ddpm.schedule.from_betas: bad argument #1 (beta 3, of timestep 2, is 1.5: betas must be in (0, 1))"))
+            "test:2: ddpm.schedule.from_betas: "
+                + "bad argument #1 (beta 3, of timestep 2, is 1.5: betas must be in (0, 1))"))
         XCTAssertTrue(luaError("ddpm.schedule.from_betas(ddpm.tensor.from({0.1, 0}))").contains(
             "bad argument #1 (beta 2, of timestep 1, is 0.0: betas must be in (0, 1))"))
         XCTAssertTrue(luaError("ddpm.schedule.from_alpha_bar(function(u) return 0.5 * (1 - u) end, 10)").contains(
-            "test:2: ddpm.schedule.from_alpha_bar: bad argument #1 (fn(0) must be 1, alpha-bar before any noise; got 0.5: divide by fn(0))"))
+            "test:2: ddpm.schedule.from_alpha_bar: bad argument #1 "
+                + "(fn(0) must be 1, alpha-bar before any noise; got 0.5: divide by fn(0))"))
         let host = try runLua("""
             local s = ddpm.schedule.from_alpha_bar(function(u) return 1 - u * 0.5 end, 4)
             local b = s:betas()
@@ -49,14 +51,16 @@ final class ScheduleContractTests: XCTestCase {
     func testWeightsCarryTheirScheduleAndForwardChecksTimesteps() throws {
         let path = dir + "/w.safetensors", bare = dir + "/bare.safetensors"
         let host = try runLua("""
-            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, image_size = 8}
+            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, \
+            attention_mid = false, image_size = 8}
             local s = ddpm.schedule.from_betas({0.1, 0.2, 0.3, 0.4, 0.5}, {name = "five"})
             m:save('\(path)', s:metadata())
             m:save('\(bare)')
             local loaded = ddpm.load_model('\(path)')
             local from_file = ddpm.schedule.from_weights('\(path)')
             name, steps, same = loaded.schedule.name, loaded.schedule.steps, from_file:alpha_bar(4) == s:alpha_bar(4)
-            bare_name, bare_steps = ddpm.load_model('\(bare)').schedule.name, ddpm.schedule.from_weights('\(bare)').steps
+            bare_name, bare_steps = ddpm.load_model('\(bare)').schedule.name, \
+            ddpm.schedule.from_weights('\(bare)').steps
             fresh_has_none = m.schedule == nil
             local x = ddpm.tensor.zeros({2, 1, 8, 8})
             loaded:forward(x, {0, 4}, {1, 2})
@@ -80,8 +84,10 @@ final class ScheduleContractTests: XCTestCase {
         let meta = try SafeTensors.inspect(path).metadata
         XCTAssertEqual(meta["schedule"], "five")
         XCTAssertEqual(meta["schedule_steps"], "5")
-        XCTAssertEqual(meta["betas"], "0.10000000000000001,0.20000000000000001,0.29999999999999999,0.40000000000000002,0.5")
-        XCTAssertTrue(luaError("ddpm.schedule.from_weights('\(dir)/none.safetensors')").contains("none.safetensors: no such file"))
+        XCTAssertEqual(meta["betas"],
+                       "0.10000000000000001,0.20000000000000001,0.29999999999999999,0.40000000000000002,0.5")
+        XCTAssertTrue(luaError("ddpm.schedule.from_weights('\(dir)/none.safetensors')")
+            .contains("none.safetensors: no such file"))
     }
 
     /// `--config tiny` is scripts/configs/tiny.lua; a config's schedule file is found next to the
@@ -118,8 +124,10 @@ final class ScheduleContractTests: XCTestCase {
         XCTAssertEqual(meta["schedule_steps"], "50")
         XCTAssertEqual(meta["betas"]?.split(separator: ",").first, "0.001")
 
-        try "return {schedule = {file = 'nowhere.lua'}}".write(toFile: dir + "/cfg/lost.lua", atomically: true, encoding: .utf8)
-        let lost = try runDDPM(["train", "--config", dir + "/cfg/lost.lua", "--out", dir + "/run2"], in: dir + "/elsewhere")
+        try "return {schedule = {file = 'nowhere.lua'}}"
+            .write(toFile: dir + "/cfg/lost.lua", atomically: true, encoding: .utf8)
+        let lost = try runDDPM(["train", "--config", dir + "/cfg/lost.lua", "--out", dir + "/run2"],
+                               in: dir + "/elsewhere")
         XCTAssertEqual(lost.status, 1)
         XCTAssertEqual(lost.stderr, "\(dir)/cfg/lost.lua: schedule file nowhere.lua found neither in \(dir)/cfg/ "
                        + "nor in the bundled scripts folder\n")

@@ -31,7 +31,9 @@ func runLua(_ code: String) throws -> LuaHost {
 /// The built `ddpm` executable next to the test bundle.
 var ddpmExecutable: String {
     let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for candidate in [dir.appendingPathComponent("ddpm"), dir.deletingLastPathComponent().appendingPathComponent("ddpm")] {
+    let candidates = [dir.appendingPathComponent("ddpm"),
+                      dir.deletingLastPathComponent().appendingPathComponent("ddpm")]
+    for candidate in candidates {
         if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.path }
     }
     return repoRoot + "/.build/debug/ddpm"
@@ -68,6 +70,8 @@ func runProcess(_ executable: String, _ arguments: [String], in directory: Strin
 }
 
 /// Runs `ddpm` with arguments in `directory`; captures both streams.
-func runDDPM(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]) throws -> ProcessResult {
+func runDDPM(
+    _ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]
+) throws -> ProcessResult {
     try runProcess(ddpmExecutable, arguments, in: directory, environment: environment)
 }

@@ -23,7 +23,8 @@ final class TrainCommandTests: XCTestCase {
         try requireMNIST()
         let dir = try temporaryDirectory()
         let cfg = try config(dir, lr: "1e30")
-        let r = try runDDPM(["train", "--config", cfg, "--steps", "20", "--out", "\(dir)/run", "--data", mnistDir], in: dir)
+        let r = try runDDPM(["train", "--config", cfg, "--steps", "20", "--out", "\(dir)/run", "--data", mnistDir],
+                            in: dir)
         XCTAssertEqual(r.status, 1, r.stderr)
         XCTAssert(r.stderr.contains("loss became"), r.stderr)
         XCTAssert(r.stderr.contains("The last good checkpoint is \(dir)/run/checkpoint.safetensors"), r.stderr)
@@ -47,7 +48,9 @@ final class TrainCommandTests: XCTestCase {
         let log = "\(dir)/run/loss.csv"
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
-            if let text = try? String(contentsOfFile: log, encoding: .utf8), text.split(separator: "\n").count >= 4 { break }
+            if let text = try? String(contentsOfFile: log, encoding: .utf8), text.split(separator: "\n").count >= 4 {
+                break
+            }
             usleep(100_000)
         }
         kill(p.processIdentifier, SIGINT)
@@ -55,9 +58,11 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(p.terminationStatus, 130)
         let saved = try savedStep("\(dir)/run/checkpoint.safetensors")
         XCTAssertGreaterThanOrEqual(saved, 3)
-        let resumed = try runDDPM(["train", "--config", cfg, "--steps", "\(saved + 2)", "--out", "\(dir)/run", "--resume", "--data", mnistDir], in: dir)
+        let resumed = try runDDPM(["train", "--config", cfg, "--steps", "\(saved + 2)", "--out", "\(dir)/run",
+                                   "--resume", "--data", mnistDir], in: dir)
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
-        XCTAssert(resumed.stdout.contains("resumed from \(dir)/run/checkpoint.safetensors at step \(saved)"), resumed.stdout)
+        XCTAssert(resumed.stdout.contains("resumed from \(dir)/run/checkpoint.safetensors at step \(saved)"),
+                  resumed.stdout)
         XCTAssertEqual(try savedStep("\(dir)/run/checkpoint.safetensors"), saved + 2)
         let rows = try String(contentsOfFile: "\(dir)/run/loss.csv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(rows.count, saved + 3)  // header + one row per step, no duplicates

@@ -55,7 +55,11 @@ final class SafeTensorsTests: XCTestCase {
     func testReadsHalfBfloatAndIntegerDtypes() throws {
         // F16: 1.0 = 0x3C00, -2.0 = 0xC000, 65504 = 0x7BFF, smallest subnormal 0x0001 = 2^-24
         // BF16: 1.5 = 0x3FC0; I64: -3; I32: 7; U8: 200
-        let header = #"{"h":{"dtype":"F16","shape":[4],"data_offsets":[0,8]},"b":{"dtype":"BF16","shape":[1],"data_offsets":[8,10]},"l":{"dtype":"I64","shape":[1],"data_offsets":[10,18]},"i":{"dtype":"I32","shape":[1],"data_offsets":[18,22]},"u":{"dtype":"U8","shape":[1],"data_offsets":[22,23]}}"#
+        let header = #"{"h":{"dtype":"F16","shape":[4],"data_offsets":[0,8]},"#
+            + #""b":{"dtype":"BF16","shape":[1],"data_offsets":[8,10]},"#
+            + #""l":{"dtype":"I64","shape":[1],"data_offsets":[10,18]},"#
+            + #""i":{"dtype":"I32","shape":[1],"data_offsets":[18,22]},"#
+            + #""u":{"dtype":"U8","shape":[1],"data_offsets":[22,23]}}"#
         var data: [UInt8] = [0x00, 0x3C, 0x00, 0xC0, 0xFF, 0x7B, 0x01, 0x00, 0xC0, 0x3F]
         data += withUnsafeBytes(of: Int64(-3).littleEndian, Array.init)
         data += withUnsafeBytes(of: Int32(7).littleEndian, Array.init)
@@ -75,16 +79,24 @@ final class SafeTensorsTests: XCTestCase {
         expectError(tiny, contains: "too short for a header")
         expectError(try rawFile("huge.safetensors", header: "{}", data: [], declaredLength: 9_000_000_000_000_000_000),
                     contains: "header length 9000000000000000000 exceeds file size")
-        expectError(try rawFile("json.safetensors", header: "{not json", data: []), contains: "header is not a JSON object")
-        expectError(try rawFile("range.safetensors", header: #"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, data: [0, 0, 0, 0]),
+        expectError(try rawFile("json.safetensors", header: "{not json", data: []),
+                    contains: "header is not a JSON object")
+        expectError(try rawFile("range.safetensors",
+                                header: #"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#,
+                                data: [0, 0, 0, 0]),
                     contains: "lie outside the 4-byte data section")
-        expectError(try rawFile("size.safetensors", header: #"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)),
+        expectError(try rawFile("size.safetensors", header: #"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
+                                data: [UInt8](repeating: 0, count: 8)),
                     contains: "8 bytes for shape [3] of F32 (expected 12)")
-        expectError(try rawFile("overflow.safetensors", header: #"{"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}}"#, data: []),
+        expectError(try rawFile("overflow.safetensors",
+                                header: #"{"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}}"#,
+                                data: []),
                     contains: "is larger than the file")
-        expectError(try rawFile("dtype.safetensors", header: #"{"a":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)),
+        expectError(try rawFile("dtype.safetensors", header: #"{"a":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}}"#,
+                                data: [UInt8](repeating: 0, count: 8)),
                     contains: "unsupported dtype C64")
-        expectError(try rawFile("entry.safetensors", header: #"{"a":{"dtype":"F32"}}"#, data: []), contains: "lacks dtype, shape or data_offsets")
+        expectError(try rawFile("entry.safetensors", header: #"{"a":{"dtype":"F32"}}"#, data: []),
+                    contains: "lacks dtype, shape or data_offsets")
         // a truncated copy of a real file
         let good = "\(dir!)/good.safetensors"
         try SafeTensors(tensors: [("w", Tensor(zeros: [64]))]).write(good)
@@ -103,7 +115,8 @@ final class SafeTensorsTests: XCTestCase {
             XCTAssert(msg.contains("unexpected (1): extra"), msg)
             XCTAssert(msg.contains("wrong shape (1): weight: file [3, 2], model [2, 3]"), msg)
         }
-        XCTAssertEqual(try layer.load(["model.weight": Tensor(repeating: 1, shape: [2, 3])], strict: false, prefix: "model."), 1)
+        XCTAssertEqual(try layer.load(["model.weight": Tensor(repeating: 1, shape: [2, 3])],
+                                      strict: false, prefix: "model."), 1)
         XCTAssertEqual(layer.weight.values, [Float](repeating: 1, count: 6))
     }
 
@@ -137,30 +150,49 @@ final class SafeTensorsTests: XCTestCase {
     /// Headers the format does not allow, which JSONSerialization alone would accept.
     func testAmbiguousHeadersAreErrors() throws {
         let zeros = [UInt8](repeating: 0, count: 16)
-        expectError(try rawFile("frac-shape.safetensors", header: #"{"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}"#, data: zeros),
+        expectError(try rawFile("frac-shape.safetensors",
+                                header: #"{"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}"#, data: zeros),
                     contains: "entry a has a malformed shape or data_offsets")
-        expectError(try rawFile("float-shape.safetensors", header: #"{"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}}"#, data: zeros),
+        expectError(try rawFile("float-shape.safetensors",
+                                header: #"{"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}}"#, data: zeros),
                     contains: "entry a has a malformed shape or data_offsets")
-        expectError(try rawFile("frac-offset.safetensors", header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0.5,8.5]}}"#, data: zeros),
+        expectError(try rawFile("frac-offset.safetensors",
+                                header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0.5,8.5]}}"#, data: zeros),
                     contains: "entry a has a malformed shape or data_offsets")
-        expectError(try rawFile("bool-shape.safetensors", header: #"{"a":{"dtype":"U8","shape":[true],"data_offsets":[0,1]}}"#, data: zeros),
+        expectError(try rawFile("bool-shape.safetensors",
+                                header: #"{"a":{"dtype":"U8","shape":[true],"data_offsets":[0,1]}}"#, data: zeros),
                     contains: "entry a has a malformed shape or data_offsets")
-        expectError(try rawFile("three-offsets.safetensors", header: #"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1,2]}}"#, data: zeros),
+        expectError(try rawFile("three-offsets.safetensors",
+                                header: #"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1,2]}}"#, data: zeros),
                     contains: "entry a has a malformed shape or data_offsets")
-        expectError(try rawFile("overlap.safetensors", header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, data: zeros),
+        expectError(try rawFile("overlap.safetensors",
+                                header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"#
+                                    + #""b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, data: zeros),
                     contains: "tensors a and b overlap (data_offsets [0, 8] and [4, 12])")
-        expectError(try rawFile("same.safetensors", header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: zeros),
+        expectError(try rawFile("same.safetensors",
+                                header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"#
+                                    + #""b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: zeros),
                     contains: "tensors a and b overlap")
-        expectError(try rawFile("dup.safetensors", header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#, data: zeros),
+        expectError(try rawFile("dup.safetensors",
+                                header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"#
+                                    + #""a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#, data: zeros),
                     contains: "header has the key a twice")
-        expectError(try rawFile("dup-escaped.safetensors", header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"\u0061":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#, data: zeros),
+        expectError(try rawFile("dup-escaped.safetensors",
+                                header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"#
+                                    + #""\u0061":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#, data: zeros),
                     contains: "header has the key a twice")
         expectError(try rawFile("dup-meta.safetensors", header: #"{"__metadata__":{"k":"1","k":"2"}}"#, data: []),
                     contains: "header has the key k twice")
         let header = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#
-        expectError(try rawFile("bom.safetensors", header: "\u{FEFF}" + header, data: zeros), contains: "header is not a JSON object")
+        expectError(try rawFile("bom.safetensors", header: "\u{FEFF}" + header, data: zeros),
+                    contains: "header is not a JSON object")
         // what stays valid: empty tensors sharing an offset, keys equal only inside different objects
-        let ok = try rawFile("ok.safetensors", header: #"{"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"f":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"U8","shape":[2],"data_offsets":[8,10]},"__metadata__":{"a":"x","dtype":"y"}}  "#, data: [UInt8](repeating: 0, count: 10))
+        let okHeader = #"{"e":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"#
+            + #""f":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]},"#
+            + #""a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"#
+            + #""b":{"dtype":"U8","shape":[2],"data_offsets":[8,10]},"#
+            + #""__metadata__":{"a":"x","dtype":"y"}}  "#
+        let ok = try rawFile("ok.safetensors", header: okHeader, data: [UInt8](repeating: 0, count: 10))
         let f = try SafeTensors.read(ok)
         XCTAssertEqual(f.tensors.map(\.name).sorted(), ["a", "b", "e", "f"])
         XCTAssertEqual(f.metadata, ["a": "x", "dtype": "y"])

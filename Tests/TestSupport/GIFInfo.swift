@@ -6,7 +6,9 @@ public struct GIFInfo: Equatable {
     public var version = "", width = 0, height = 0, loop: Int? = nil, delays: [Int] = [], frames = 0
     public var comments: [String] = []
 
-    public init(version: String, width: Int, height: Int, loop: Int?, delays: [Int], frames: Int, comments: [String] = []) {
+    public init(
+        version: String, width: Int, height: Int, loop: Int?, delays: [Int], frames: Int, comments: [String] = []
+    ) {
         self.version = version; self.width = width; self.height = height
         self.loop = loop; self.delays = delays; self.frames = frames; self.comments = comments
     }
@@ -32,7 +34,10 @@ public struct GIFInfo: Equatable {
                 if label == 0xFE {
                     var text: [UInt8] = []
                     var j = i
-                    while j < b.count && b[j] != 0 { text += b[(j + 1)..<min(j + 1 + Int(b[j]), b.count)]; j += Int(b[j]) + 1 }
+                    while j < b.count && b[j] != 0 {
+                        text += b[(j + 1)..<min(j + 1 + Int(b[j]), b.count)]
+                        j += Int(b[j]) + 1
+                    }
                     comments.append(String(decoding: text, as: UTF8.self))
                 }
                 skipBlocks()

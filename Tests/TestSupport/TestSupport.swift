@@ -52,7 +52,9 @@ extension SafeTensors {
     /// The tensors under `prefix/`, with the prefix removed.
     public func group(_ prefix: String) -> [String: Tensor] {
         var out: [String: Tensor] = [:]
-        for (name, t) in tensors where name.hasPrefix(prefix + "/") { out[String(name.dropFirst(prefix.count + 1))] = t }
+        for (name, t) in tensors where name.hasPrefix(prefix + "/") {
+            out[String(name.dropFirst(prefix.count + 1))] = t
+        }
         return out
     }
 }

@@ -37,7 +37,8 @@ function M.generate(o, on_batch)
     for k = 1, count do labels[k] = (first + k - 1) // n; seeds[k] = o.seed + first + k - 1 end
     local s0 = ddpm.clock()
     local x = ddpm.sample{model = o.model, schedule = o.schedule, labels = labels, seeds = seeds, sampler = o.sampler,
-                          steps = o.steps, eta = o.eta, guidance = o.guidance, guidance_interval = o.guidance_interval,
+                          steps = o.steps, eta = o.eta, options = o.options, guidance = o.guidance,
+                          guidance_interval = o.guidance_interval,
                           on_step = function(i) progress:update(b * o.steps + i) end}
     seconds = seconds + ddpm.clock() - s0
     on_batch(x, labels)

@@ -32,7 +32,9 @@ function M.learning_rate(tc, lr, total, done)
   local start = tc.lr_decay_start
   if not start or done < start then return lr end
   local floor = tc.lr_min or lr / 10
-  if floor <= 0 or floor > lr then error(string.format("train.lr_min must be in (0, lr = %g], got %g", lr, floor), 0) end
+  if floor <= 0 or floor > lr then
+    error(string.format("train.lr_min must be in (0, lr = %g], got %g", lr, floor), 0)
+  end
   local p = math.min(1, (done - start) / math.max(1, total - start))
   return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * p))
 end
@@ -43,7 +45,8 @@ M.config_fields = {
   top = {"model", "schedule", "train", "sample"},
   train = {"batch", "lr", "steps", "seed", "clip_norm", "weight_decay", "ema", "resize", "loss", "label_dropout",
            "checkpoint_every", "sample_every", "eval_every", "eval_per_class", "lr_decay_start", "lr_min", "data",
-           "objective", "loss_weight", "gamma", "huber_delta", "ema_warmup", "offset_noise"},
+           "objective", "loss_weight", "gamma", "huber_delta", "ema_warmup", "offset_noise",
+           "precision"},
   sample = {"steps", "guidance"},
 }
 
@@ -105,24 +108,44 @@ function M.load_config(path)
   return cfg
 end
 
---- A schedule from a config entry: {kind="linear"|"cosine"|"sigmoid", steps=..., ...}, or
---- {file="x.lua", ...} (a Lua file returning a schedule, or a function of this table that
---- returns one; the schedule is named after the file), or a schedule object itself.
+--- A schedule from a config entry: {kind = NAME|FILE.lua, steps = ..., ...} (a native kind,
+--- linear, cosine or sigmoid, with the entry's other fields as its options, or a schedule plugin
+--- found as `ddpm train --schedule` finds it), or {file = "x.lua", ...} (a schedule plugin, or a
+--- Lua file returning a schedule or a function of this table that returns one, named after the
+--- file), or a schedule object itself.
 function M.schedule(spec)
   spec = spec or {kind = "linear", steps = 1000}
   if type(spec) == "userdata" then return spec end
+  local name = spec.kind or "linear"
   if spec.file then
-    local s = dofile(M.resolve(spec.file))
-    if type(s) == "function" then s = s(spec) end
-    if type(s) ~= "userdata" or not tostring(s):match("^ddpm%.Schedule") then
-      error(string.format("%s: a schedule file must return a schedule or a function returning one, got %s", spec.file,
-                          type(s)), 0)
+    local path = M.resolve(spec.file)
+    local s = dofile(path)
+    if type(s) ~= "table" then
+      if type(s) == "function" then s = s(spec) end
+      if type(s) ~= "userdata" or not tostring(s):match("^ddpm%.Schedule") then
+        error(string.format("%s: a schedule file must be a schedule plugin (a table) or return a schedule or a "
+                            .. "function returning one, got %s", spec.file, type(s)), 0)
+      end
+      return ddpm.schedule.from_betas(s:betas(), {name = spec.file:match("([^/]+)$")})
     end
-    return ddpm.schedule.from_betas(s:betas(), {name = spec.file:match("([^/]+)$")})
+    name = path
   end
-  local make = ddpm.schedule[spec.kind or "linear"]
-  if not make then error("unknown schedule kind '" .. tostring(spec.kind) .. "' (linear, cosine, sigmoid, or file=)", 0) end
-  return make(spec)
+  local _, why = ddpm.plugins.find("schedule", name)
+  if why then error(why, 0) end
+  local p = ddpm.plugins.load("schedule", name)
+  if p.native then return ddpm.schedule[p.native](spec) end
+  local steps = spec.steps or 1000
+  local betas
+  if p.betas then
+    betas = p.betas(steps)
+    if type(betas) ~= "table" or #betas ~= steps then
+      error(string.format("schedule plugin %s: betas(%d) must return a table of %d betas, got %s", p.path, steps, steps,
+                          type(betas) == "table" and (#betas .. " entries") or type(betas)), 0)
+    end
+  else
+    betas = ddpm.schedule.from_alpha_bar(p.alpha_bar, steps, spec.max_beta or p.max_beta or 0.999):betas()
+  end
+  return ddpm.schedule.from_betas(betas, {name = p.name})
 end
 
 --- Schedule metadata for weights files: the name and every beta (s:metadata()), so sampling uses
@@ -179,7 +202,8 @@ function M.parse_interval(s)
   if s == nil or s == "" or s == "all" then return nil end
   local lo, hi = tostring(s):match("^%s*(%d+)%s*,%s*(%d+)%s*$")
   if not lo or tonumber(lo) > tonumber(hi) then
-    error("--guidance-interval needs LOW,HIGH timesteps with LOW <= HIGH (e.g. 100,700) or 'all', got '" .. tostring(s) .. "'", 0)
+    error("--guidance-interval needs LOW,HIGH timesteps with LOW <= HIGH (e.g. 100,700) or 'all', got '"
+          .. tostring(s) .. "'", 0)
   end
   return {tonumber(lo), tonumber(hi)}
 end
@@ -189,45 +213,123 @@ function M.interval_text(interval)
   return interval and string.format("%d,%d", interval[1], interval[2]) or "all"
 end
 
---- One-line descriptions of the sampling options of `sample`, `gif` and `eval` (for --help).
-M.sampling_help = {
-  weights = "weights file (none: weights/mnist-small.safetensors)",
-  sampler = "ddpm or ddim",
-  steps = "sampling steps, 1..T ('auto': 50 for DDIM, every timestep for DDPM)",
-  guidance = "classifier-free guidance w, 1 = none (negative: the weights' recommended)",
-  guidance_interval = "timesteps LOW,HIGH (0-based, inclusive) where guidance applies, or 'all' "
-                      .. "(none: the weights' recommended)",
-  eta = "DDIM eta: 0 deterministic, 1 as stochastic as DDPM",
-  seed = "random seed; image i uses seed + i",
+--- The options of every command that samples (`ddpm sample`, `gif`, `eval`), declared once. Unset
+--- ones (nil) take the weights' recommended setting (their metadata's default_sampler,
+--- default_steps, default_guidance, default_guidance_interval), else the sampler's own default.
+M.sampling_options = {
+  weights = args.optional("string"), sampler = args.optional("string"), steps = args.optional("string"),
+  guidance = args.optional("number"), guidance_interval = args.optional("string"), eta = 0, seed = 0,
+  sampler_opt = args.list(), precision = "fp32",
 }
 
---- The number of sampling steps: --steps N (1..T), or 'auto' (DDIM 50, DDPM every timestep).
---- DDPM always visits every timestep, so any other --steps is an error with it.
-function M.sampling_steps(opts, schedule)
-  local steps = args.integer(opts, "steps", "auto", 1)
-  if steps and steps > schedule.steps then
-    error(string.format("--steps %d is more than the schedule's %d timesteps", steps, schedule.steps), 0)
-  end
-  if opts.sampler == "ddpm" and steps and steps ~= schedule.steps then
-    error(string.format("--sampler ddpm visits every one of the schedule's %d timesteps: leave --steps out", schedule.steps), 0)
-  end
-  return steps or (opts.sampler == "ddim" and math.min(50, schedule.steps) or schedule.steps)
+--- One-line descriptions of the sampling options (for --help).
+M.sampling_help = {
+  weights = "weights file (none: weights/mnist-small.safetensors)",
+  sampler = "NAME or FILE.lua: a sampler plugin or the native ddpm, ddim (none: the weights' recommended, "
+            .. "else ddim); `ddpm samplers` lists them",
+  sampler_opt = "a sampler option key=value, e.g. spacing=trailing",
+  steps = "sampling steps (model calls), 1..T or 'auto' (none or 'auto': the weights' recommended for their "
+          .. "sampler, else the sampler's default; DDPM visits every timestep)",
+  guidance = "classifier-free guidance w, 1 = none (none: the weights' recommended)",
+  guidance_interval = "timesteps LOW,HIGH (0-based, inclusive) where guidance applies, or 'all' "
+                      .. "(none: the weights' recommended)",
+  eta = "sampler noise (ctx.eta): DDIM 0 deterministic, 1 as stochastic as DDPM",
+  seed = "random seed; image i uses seed + i",
+  precision = "the products' precision: fp32, or bf16 (mixed precision; needs a CPU with AVX512-BF16)",
+}
+
+--- Parses a sampling recipe's arguments: the sampling options plus the recipe's own `defaults`;
+--- `help` describes the recipe's options (the sampling ones are added).
+function M.parse_sampling_args(argv, defaults, help)
+  local all, text = {}, {}
+  for k, v in pairs(M.sampling_options) do all[k] = v end
+  for k, v in pairs(defaults) do all[k] = v end
+  for k, v in pairs(M.sampling_help) do text[k] = v end
+  for k, v in pairs(help or {}) do text[k] = v end
+  return args.parse(argv, all, text)
 end
 
---- From sampling options (weights, guidance, guidance_interval, sampler, steps): the weights path,
---- the model, the schedule it was trained with, the guidance (the weights' recommended one unless
---- given), the number of steps (M.sampling_steps) and the timestep interval where guidance
---- applies (the weights' recommended one unless given; nil = every step).
+--- {"key=value", ...} (repeated --sampler-opt) -> {key = "value", ...}
+function M.sampler_options(list)
+  local out = {}
+  for _, kv in ipairs(list or {}) do
+    local k, v = kv:match("^([^=]+)=(.*)$")
+    if not k then error("--sampler-opt needs key=value, got '" .. kv .. "'", 0) end
+    out[k] = v
+  end
+  return out
+end
+
+--- A sampler plugin by name or FILE.lua (ddpm.plugins.load); an unknown name lists every one found.
+function M.sampler(name)
+  local _, why = ddpm.plugins.find("sampler", name)
+  if why then error(why, 0) end
+  return ddpm.plugins.load("sampler", name)
+end
+
+--- From the sampling options (see sampling_options): a table with the weights path, `model`,
+--- `meta` (the weights' metadata), `schedule` (the one they were trained with), `sampler` (the
+--- plugin table) and `sampler_name`, `steps`, `guidance`, `interval` (timesteps where guidance
+--- applies; nil = every step), `eta`, `options` (the sampler's), and
+---   setup:sample{labels=, seeds=, on_step=} -> images, as ddpm.sample with these settings;
+---   setup:describe() -> "dpmpp_2m 10 steps, guidance 1.5 at timesteps 500,880";
+---   setup:provenance(extra) -> the settings as PNG text chunks, plus `extra`.
 function M.sampling_setup(opts)
-  local weights = opts.weights ~= "" and opts.weights or M.default_weights()
+  ddpm.precision(opts.precision or "fp32")
+  local weights = opts.weights or M.default_weights()
   local model = ddpm.load_model(weights)
   local meta = ddpm.safetensors.metadata(weights)
   local schedule = model.schedule  -- the weights' own (ddpm.schedule.from_weights)
-  local guidance = opts.guidance >= 0 and opts.guidance or tonumber(meta.default_guidance or "1")
-  local steps = M.sampling_steps(opts, schedule)
-  local given = opts.guidance_interval
-  local interval = M.parse_interval((given ~= nil and given ~= "") and given or meta.default_guidance_interval)
-  return weights, model, schedule, guidance, steps, interval
+  local name = opts.sampler or meta.default_sampler or "ddim"
+  local sampler = M.sampler(name)
+  local steps = opts.steps and args.integer(opts, "steps", "auto", 1)
+  if steps and steps > schedule.steps then
+    error(string.format("--steps %d is more than the schedule's %d timesteps", steps, schedule.steps), 0)
+  end
+  if sampler.native == "ddpm" then  -- DDPM visits every timestep
+    if steps and steps ~= schedule.steps then
+      error(string.format("--sampler ddpm visits every one of the schedule's %d timesteps: leave --steps out",
+                          schedule.steps), 0)
+    end
+    steps = schedule.steps
+  end
+  local default_steps = (opts.sampler == nil and tonumber(meta.default_steps or "")) or sampler.default_steps
+  local setup = {
+    weights = weights, model = model, meta = meta, schedule = schedule, sampler = sampler, sampler_name = name,
+    steps = steps or math.min(default_steps or schedule.steps, schedule.steps),
+    guidance = opts.guidance or tonumber(meta.default_guidance or "1"),
+    interval = M.parse_interval(opts.guidance_interval or meta.default_guidance_interval),
+    eta = opts.eta or 0, options = M.sampler_options(opts.sampler_opt), precision = opts.precision or "fp32",
+  }
+  function setup:sample(o)
+    return ddpm.sample{model = self.model, schedule = self.schedule, sampler = self.sampler, steps = self.steps,
+                       eta = self.eta, guidance = self.guidance, guidance_interval = self.interval,
+                       options = self.options, labels = o.labels, seeds = o.seeds, on_step = o.on_step}
+  end
+  function setup:options_text()
+    local keys, parts = {}, {}
+    for k in pairs(self.options) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. self.options[k] end
+    return table.concat(parts, ",")
+  end
+  function setup:describe()
+    local o = self:options_text()
+    return string.format("%s%s %d steps, guidance %g at timesteps %s", self.sampler_name,
+                         o ~= "" and (" (" .. o .. ")") or "", self.steps, self.guidance,
+                         M.interval_text(self.interval))
+  end
+  function setup:provenance(extra)
+    self.sha256 = self.sha256 or ddpm.sha256(self.weights)
+    local t = {weights = M.provenance_path(self.weights), weights_sha256 = self.sha256, sampler = self.sampler_name,
+               steps = tostring(self.steps), guidance = tostring(self.guidance),
+               guidance_interval = M.interval_text(self.interval), eta = tostring(self.eta)}
+    if next(self.options) then t.sampler_options = self:options_text() end
+    if self.precision ~= "fp32" then t.precision = self.precision end  -- fp32 files as before
+    for k, v in pairs(extra or {}) do t[k] = v end
+    return t
+  end
+  return setup
 end
 
 --- "0123456789" -> {0, 1, ..., 9}

@@ -85,7 +85,8 @@ enum DataTable {
         }),
         ("shift", { a in
             // random whole-pixel translations (augmentation), from the global generator
-            TensorTable.push(a.lua, try Augment.shift(try a.tensor(1), maxShift: try a.int(2, default: 2), generator: &Generator.global))
+            TensorTable.push(a.lua, try Augment.shift(
+                try a.tensor(1), maxShift: try a.int(2, default: 2), generator: &Generator.global))
             return 1
         }),
         ("idx", { a in

@@ -62,7 +62,9 @@ enum ImageTable {
         }),
     ]
 
-    static func gifObject(_ a: Arguments) throws -> PendingGIF { try a.object(1, Metatable.gif, PendingGIF.self, "gif") }
+    static func gifObject(_ a: Arguments) throws -> PendingGIF {
+        try a.object(1, Metatable.gif, PendingGIF.self, "gif")
+    }
 
     static let gifClass = LuaClass(
         metatable: Metatable.gif, display: "Gif",

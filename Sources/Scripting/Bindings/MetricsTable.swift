@@ -36,13 +36,18 @@ enum MetricsTable {
     /// (N, D) tensor -> N rows.
     static func rows(_ a: Arguments, _ i: Int32) throws -> [[Float]] {
         let t = try a.tensor(i)
-        guard t.rank == 2 else { throw ScriptError("bad argument #\(i) (features must be (N, D), got \(Shape.describe(t.shape)))") }
+        guard t.rank == 2 else {
+            throw ScriptError("bad argument #\(i) (features must be (N, D), got \(Shape.describe(t.shape)))")
+        }
         let d = t.shape[1]
         return (0..<t.shape[0]).map { r in Array(UnsafeBufferPointer(start: t.data + r * d, count: d)) }
     }
 
     static let metrics: [(String, Binding)] = [
-        ("frechet", { a in a.lua.push(try FeatureStatistics.frechetDistance(try rows(a, 1), try rows(a, 2))); return 1 }),
+        ("frechet", { a in
+            a.lua.push(try FeatureStatistics.frechetDistance(try rows(a, 1), try rows(a, 2)))
+            return 1
+        }),
         ("diversity", { a in a.lua.push(try FeatureStatistics.meanPairwiseDistance(try rows(a, 1))); return 1 }),
     ]
 

@@ -113,11 +113,14 @@ enum ModelTable {
     static let forward: Binding = { a in
         let m = try model(a)
         let x = try a.tensor(2)
-        guard x.rank == 4 else { throw ScriptError("bad argument #2 (x must be (batch, channels, H, W), got \(Shape.describe(x.shape)))") }
+        guard x.rank == 4 else {
+            throw ScriptError("bad argument #2 (x must be (batch, channels, H, W), got \(Shape.describe(x.shape)))")
+        }
         let n = x.shape[0]
         let t = try a.integers(3, count: n, what: "timesteps")
         if let s = attachedSchedule(a), let bad = t.first(where: { $0 < 0 || $0 >= s.steps }) {
-            throw ScriptError("timestep \(bad) out of range [0, \(s.steps)) of the model's schedule (\(s.name), \(s.steps) steps)")
+            throw ScriptError(
+                "timestep \(bad) out of range [0, \(s.steps)) of the model's schedule (\(s.name), \(s.steps) steps)")
         }
         let labels = a.has(4) ? try a.integers(4, count: n, what: "labels") : nil
         TensorTable.push(a.lua, try m(x, t: t, labels: labels))

@@ -20,12 +20,15 @@ enum OptimTable {
         LuaTable(name: "checkpoint", functions: checkpoint, classes: [runLockClass]),
     ]
 
-    static func adam(_ a: Arguments, _ i: Int32 = 1) throws -> AdamBox { try a.object(i, Metatable.adam, AdamBox.self, "optimizer") }
+    static func adam(_ a: Arguments, _ i: Int32 = 1) throws -> AdamBox {
+        try a.object(i, Metatable.adam, AdamBox.self, "optimizer")
+    }
     static func ema(_ a: Arguments, _ i: Int32 = 1) throws -> EMA { try a.object(i, Metatable.ema, EMA.self, "ema") }
 
     static let optim: [(String, Binding)] = [
         ("adam", { a in
-            let m: Module = try a.lua.object(1, metatable: Metatable.classifier, as: Classifier.self) ?? ModelTable.model(a)
+            let m: Module = try a.lua.object(1, metatable: Metatable.classifier, as: Classifier.self)
+                ?? ModelTable.model(a)
             let o = try a.options(2)
             var betas: (Float, Float) = (0.9, 0.999)
             if o.has("betas") {
@@ -33,7 +36,9 @@ enum OptimTable {
                 defer { a.lua.pop() }
                 a.lua.getIndex(-1, 1); a.lua.getIndex(-2, 2)
                 defer { a.lua.pop(2) }
-                guard let b1 = a.lua.number(-2), let b2 = a.lua.number(-1) else { throw ScriptError("option betas: table of two numbers expected") }
+                guard let b1 = a.lua.number(-2), let b2 = a.lua.number(-1) else {
+                    throw ScriptError("option betas: table of two numbers expected")
+                }
                 betas = (Float(b1), Float(b2))
             }
             let clip = try o.number("clip_norm").map(Float.init)
@@ -169,9 +174,10 @@ enum OptimTable {
         ("load", { a in
             let path = try a.string(1)
             let o = try a.options(2)
-            let r = try Checkpoint.load(path, model: try o.object("model", Metatable.model, UNet.self, "model"),
-                                        optimizer: try o.object("optimizer", Metatable.adam, AdamBox.self, "optimizer")?.adam,
-                                        ema: try o.object("ema", Metatable.ema, EMA.self, "ema"))
+            let r = try Checkpoint.load(
+                path, model: try o.object("model", Metatable.model, UNet.self, "model"),
+                optimizer: try o.object("optimizer", Metatable.adam, AdamBox.self, "optimizer")?.adam,
+                ema: try o.object("ema", Metatable.ema, EMA.self, "ema"))
             if let ds = try o.object("data", Metatable.dataset, ImageDataset.self, "dataset") {
                 guard let s = r.extra["data"] else { throw ScriptError("\(path): holds no dataset state") }
                 try ds.restore(s.split(separator: ",").compactMap { UInt64($0) })

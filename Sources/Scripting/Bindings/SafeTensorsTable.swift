@@ -14,7 +14,9 @@ enum SafeTensorsTable {
         let t = try a.table(i)
         var out: [(String, Tensor)] = []
         try a.lua.forEachPair(t) {
-            guard let k = a.lua.string(-2) else { throw ScriptError("bad argument #\(i) (keys must be strings, got \(a.lua.describe(-2)))") }
+            guard let k = a.lua.string(-2) else {
+                throw ScriptError("bad argument #\(i) (keys must be strings, got \(a.lua.describe(-2)))")
+            }
             guard let v = a.lua.object(-1, metatable: Metatable.tensor, as: Tensor.self) else {
                 throw ScriptError("bad argument #\(i) (\(k) must be a tensor, got \(a.lua.describe(-1)))")
             }
@@ -29,12 +31,16 @@ enum SafeTensorsTable {
         let t = try a.table(i)
         var out: [String: String] = [:]
         try a.lua.forEachPair(t) {
-            guard let k = a.lua.string(-2) else { throw ScriptError("bad argument #\(i) (metadata keys must be strings)") }
+            guard let k = a.lua.string(-2) else {
+                throw ScriptError("bad argument #\(i) (metadata keys must be strings)")
+            }
             switch a.lua.type(-1) {
             case LUA_TSTRING: out[k] = a.lua.string(-1)
             case LUA_TNUMBER: out[k] = a.lua.describe(-1)
             case LUA_TBOOLEAN: out[k] = (a.lua.bool(-1) ?? false) ? "true" : "false"
-            default: throw ScriptError("bad argument #\(i) (metadata value for \(k) must be a string, number or boolean, got \(a.lua.describe(-1)))")
+            default:
+                throw ScriptError("bad argument #\(i) (metadata value for \(k) must be a string, number or boolean, "
+                    + "got \(a.lua.describe(-1)))")
             }
         }
         return out
@@ -54,7 +60,8 @@ enum SafeTensorsTable {
         }),
         ("write", { a in
             let path = try a.string(1)
-            try SafeTensors(tensors: try tensorTable(a, 2).map { ($0.0, $0.1) }, metadata: try metadata(a, 3)).write(path)
+            try SafeTensors(tensors: try tensorTable(a, 2).map { ($0.0, $0.1) }, metadata: try metadata(a, 3))
+                .write(path)
             return 0
         }),
         ("metadata", { a in pushStringTable(a.lua, try SafeTensors.inspect(try a.string(1)).metadata); return 1 }),

@@ -4,21 +4,65 @@ import Diffusion
 import Foundation
 import Layers
 
-/// `ddpm.sample{...}`: the native samplers (DDPM, DDIM) with guidance, per-image seeds and hooks;
-/// `objective=` (default: the model's, `model.objective`) says what the model outputs.
+/// `ddpm.sample{...}`: a sampler plugin (by name or path, resolved as `--sampler` is, or a
+/// plugin table) or the native DDPM and DDIM, with guidance, per-image seeds and hooks.
+/// `objective=` (default: the model's, `model.objective`) says what the model outputs; every
+/// sampler, native or plugin, reads it as eps through `Schedule.prediction`.
 enum SampleTable {
-    static let tables = [LuaTable(topLevel: [("sample", sample)])]
+    static let tables = [LuaTable(topLevel: [("sample", sample)], classes: [SamplerContext.contextClass])]
+
+    /// The sampler a call asked for: a native one, or a plugin table at a stack index.
+    enum Choice {
+        case native(Sampler.Kind)
+        case plugin(table: Int32, label: String)
+    }
+
+    /// Reads option `sampler`: absent = native DDPM; a name or FILE.lua resolves as `--sampler`
+    /// does (plugins first, then the native names); a table is a plugin's (with `sample`) or a
+    /// native one (`{native = "ddim"}`, as `ddpm.plugins.load` returns for a native name). A
+    /// plugin table stays on the stack.
+    static func choose(_ lua: Lua, _ o: Options) throws -> Choice {
+        guard let index = o.index else { return .native(.ddpm) }
+        switch lua.getField(index, "sampler") {
+        case LUA_TNIL:
+            lua.pop()
+            return .native(.ddpm)
+        case LUA_TSTRING:
+            let name = lua.string(-1) ?? ""
+            lua.pop()
+            try Plugins.load(lua, .sampler, try Plugins.find(.sampler, name))
+        case LUA_TTABLE:
+            break
+        default:
+            let e = ScriptError("option sampler: a name, a FILE.lua or a sampler table expected, "
+                                + "got \(lua.describe(-1))")
+            lua.pop()
+            throw e
+        }
+        let table = lua.absolute(-1)
+        if lua.getField(table, "native") != LUA_TNIL {
+            let name = lua.string(-1) ?? lua.describe(-1)
+            lua.pop()
+            guard let kind = Sampler.Kind(rawValue: name) else {
+                throw ScriptError("option sampler: native \"ddpm\" or \"ddim\" expected, got \(name)")
+            }
+            return .native(kind)
+        }
+        lua.pop()
+        let label = (lua.getField(table, "path") == LUA_TSTRING ? lua.string(-1) : nil) ?? "(table)"
+        lua.pop()
+        try Plugins.check(lua, .sampler, label)
+        return .plugin(table: table, label: label)
+    }
 
     static let sample: Binding = { a in
         let o = try a.options(1)
         guard let model = try o.object("model", Metatable.model, UNet.self, "model") else {
             throw ScriptError("option model= is required")
         }
-        let schedule = try o.object("schedule", Metatable.schedule, ScheduleBox.self, "schedule")?.schedule ?? (try Schedule.linear())
-        let kindName = try o.string("sampler") ?? "ddpm"
-        guard let kind = Sampler.Kind(rawValue: kindName) else {
-            throw ScriptError("option sampler: \"ddpm\" or \"ddim\" expected, got \"\(kindName)\"")
-        }
+        let schedule = try o.object("schedule", Metatable.schedule, ScheduleBox.self, "schedule")?.schedule
+            ?? (try Schedule.linear())
+        let choice = try choose(a.lua, o)
         let c = model.config
         var generator = try o.int("seed").map { Generator(seed: UInt64(bitPattern: Int64($0))) }
         // seeds = {one per image}: each image's noise from its own generator (regenerable alone)
@@ -46,36 +90,78 @@ enum SampleTable {
                 noise = Tensor.randn(shape, generator: &Generator.global)
             }
         }
-        guard noise.rank == 4 else { throw ScriptError("option noise: (N, C, H, W) expected, got \(Shape.describe(noise.shape))") }
+        guard noise.rank == 4 else {
+            throw ScriptError("option noise: (N, C, H, W) expected, got \(Shape.describe(noise.shape))")
+        }
         let labels = try o.integers("labels", count: noise.shape[0])
         let guidance = try o.number("guidance") ?? 1
-        if guidance != 1 && labels == nil { throw ScriptError("option guidance needs labels= (classifier-free guidance)") }
+        if guidance != 1 && labels == nil {
+            throw ScriptError("option guidance needs labels= (classifier-free guidance)")
+        }
         var interval: ClosedRange<Int>? = nil
         if let bounds = try o.integers("guidance_interval", count: 2) {
             guard bounds[0] <= bounds[1] else {
-                throw ScriptError("option guidance_interval: {low, high} timesteps with low <= high expected, got {\(bounds[0]), \(bounds[1])}")
+                throw ScriptError(
+                    "option guidance_interval: {low, high} timesteps with low <= high expected,"
+                        + " got {\(bounds[0]), \(bounds[1])}")
             }
             interval = bounds[0]...bounds[1]
         }
         let objective = try o.string("objective").map { try Objective(name: $0) } ?? (try modelObjective(o))
-        let sampler = Sampler(kind: kind, steps: try o.int("steps") ?? (kind == .ddim ? 50 : schedule.steps),
-                              eta: try o.number("eta") ?? 0, guidance: guidance, guidanceInterval: interval,
-                              clip: try o.bool("clip") ?? true, objective: objective)
+        let eta = try o.number("eta") ?? 0, clip = try o.bool("clip") ?? true
         let onStep = try o.pushFunction("on_step")
         let lua = a.lua
         var g = generator ?? Generator.global
         defer { if generator == nil { Generator.global = g } }
-        let images = try sampler.sample(model: model, schedule: schedule, labels: labels, noise: noise, generator: &g,
-                                        generators: perImage) { i, t, xt, x0 in
-            guard let f = onStep else { return }
-            lua.pushValue(f)
-            lua.push(i)
-            lua.push(t)
-            TensorTable.push(lua, xt)
-            TensorTable.push(lua, x0)
-            try lua.call(arguments: 4, results: 0)
+        switch choice {
+        case .native(let kind):
+            let sampler = Sampler(kind: kind, steps: try o.int("steps") ?? (kind == .ddim ? 50 : schedule.steps),
+                                  eta: eta, guidance: guidance, guidanceInterval: interval, clip: clip,
+                                  objective: objective)
+            let images = try sampler.sample(model: model, schedule: schedule, labels: labels, noise: noise,
+                                            generator: &g, generators: perImage) { i, t, xt, x0 in
+                guard let f = onStep else { return }
+                lua.pushValue(f)
+                lua.push(i)
+                lua.push(t)
+                TensorTable.push(lua, xt)
+                TensorTable.push(lua, x0)
+                try lua.call(arguments: 4, results: 0)
+            }
+            TensorTable.push(lua, images)
+        case .plugin(let table, let label):
+            guard eta >= 0 else { throw ScriptError("option eta: \(eta) must be >= 0") }
+            var steps = try o.int("steps")
+            if steps == nil {
+                steps = lua.getField(table, "default_steps") == LUA_TNUMBER ? lua.number(-1).map { Int($0) } : nil
+                lua.pop()
+            }
+            let count = steps ?? schedule.steps
+            guard count >= 1 else { throw ScriptError("option steps: \(count) must be >= 1") }
+            let guide = Sampler(kind: .ddim, steps: count, eta: eta, guidance: guidance, guidanceInterval: interval,
+                                clip: clip, objective: objective)
+            let context = SamplerContext(model: model, schedule: schedule, labels: labels, guide: guide,
+                                         shape: noise.shape, generators: perImage, generator: g)
+            let scheduleIndex = stackField(lua, o, "schedule")
+            let optionsIndex = stackField(lua, o, "options")
+            if let optionsIndex, lua.type(optionsIndex) != LUA_TTABLE {
+                throw ScriptError("option options: a table of plugin options expected, "
+                                  + "got \(lua.describe(optionsIndex))")
+            }
+            SamplerContext.pushTable(lua, context, noise: noise, steps: count, eta: eta, schedule: scheduleIndex,
+                                     options: optionsIndex, onStep: onStep)
+            let ctx = lua.absolute(-1)
+            lua.getField(table, "sample")
+            lua.pushValue(ctx)
+            try withNoGrad { try lua.call(arguments: 1, results: 1) }
+            g = context.generator
+            let images = lua.object(-1, metatable: Metatable.tensor, as: Tensor.self)
+            guard let images, images.shape == noise.shape else {
+                let got = images.map { "a tensor \(Shape.describe($0.shape))" } ?? lua.describe(-1)
+                throw ScriptError("sampler \(label): sample(ctx) returned \(got); expected the images, a tensor "
+                                  + "\(Shape.describe(noise.shape)) (the shape of ctx.x)")
+            }
         }
-        TensorTable.push(a.lua, images)
         return 1
     }
 
@@ -85,6 +171,16 @@ enum SampleTable {
         o.lua.getField(index, "model")
         defer { o.lua.pop() }
         return try ModelTable.objective(o.lua, o.lua.absolute(-1))
+    }
+
+    /// Pushes option `key` of `o` and returns its stack index, or nil (nothing pushed) when absent.
+    static func stackField(_ lua: Lua, _ o: Options, _ key: String) -> Int32? {
+        guard let index = o.index else { return nil }
+        if lua.getField(index, key) == LUA_TNIL {
+            lua.pop()
+            return nil
+        }
+        return lua.absolute(-1)
     }
 
     static func labelCount(_ o: Options) throws -> Int {
