@@ -2,10 +2,11 @@
 """Table and plot of `ddpm eval --json` results: one series per sampler setting, network
 evaluations per image on x; accuracy, Frechet ratio and diversity ratio on y.
 
-    python3 scripts/plot_eval.py OUT.png RESULT.json ...      (needs matplotlib)
+    python3 scripts/plot_eval.py OUT.png [--ref "LABEL=ACCURACY,FRECHET_RATIO,DIVERSITY_RATIO"] RESULT.json ...
 
 Prints a Markdown table (one row per result, sorted by series and evaluations) and writes the
-plot to OUT.png. A series is sampler + sampler options + guidance + guided timesteps."""
+plot to OUT.png (needs matplotlib). A series is sampler + sampler options + guidance + guided
+timesteps. --ref draws a dotted line per panel for a setting known from elsewhere."""
 import json
 import sys
 from collections import defaultdict
@@ -23,7 +24,16 @@ def series_name(r):
 
 
 def main():
-    out, paths = sys.argv[1], sys.argv[2:]
+    out, rest = sys.argv[1], sys.argv[2:]
+    refs, paths = [], []
+    while rest:
+        if rest[0] == "--ref":
+            label, values = rest[1].split("=", 1)
+            refs.append((label, [float(v) for v in values.split(",")]))
+            rest = rest[2:]
+        else:
+            paths.append(rest[0])
+            rest = rest[1:]
     results = [json.load(open(p)) for p in paths]
     groups = defaultdict(list)
     for r in results:
@@ -43,12 +53,14 @@ def main():
               ("frechet_ratio", "Fréchet distance / real floor", 2, "target <= 2x"),
               ("diversity_ratio", "diversity / real", 0.9, "target >= 0.9x")]
     markers = "os^vDPX*"
-    for ax, (key, label, target, target_label) in zip(axes, panels):
+    for p, (ax, (key, label, target, target_label)) in enumerate(zip(axes, panels)):
         for k, name in enumerate(sorted(groups)):
             rs = sorted(groups[name], key=lambda r: r["network_evaluations"])
             ax.plot([r["network_evaluations"] for r in rs], [r[key] for r in rs], marker=markers[k % len(markers)],
                     label=name)
         ax.axhline(target, color="gray", linestyle="--", linewidth=1, label=target_label)
+        for ref_label, values in refs:
+            ax.axhline(values[p], color="black", linestyle=":", linewidth=1, label=ref_label)
         ax.set_xlabel("network evaluations per image (guided steps count twice)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
