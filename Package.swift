@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dependencies point one way: C libraries -> Autograd -> Layers -> Storage -> Evaluation /
+// Dependencies point one way: C libraries and CBF16 -> Autograd -> Layers -> Storage -> Evaluation /
 // Diffusion; Autograd -> Imaging -> Datasets; Autograd -> Distributed (MPI, the only importer of
 // CMPI); all of them -> Scripting (the Lua host, the only importer of CLua) -> ddpm and LuaModule.
 // docs/architecture.md has a paragraph per target.
@@ -36,7 +36,10 @@ let package = Package(
         .systemLibrary(name: "CGIF", pkgConfig: "libgif", providers: [.apt(["libgif-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
-        .target(name: "Autograd", dependencies: ["COpenBLAS"], swiftSettings: kernelFlags + swift6),
+        // bfloat16 products: its AVX512-BF16 code is marked per function (target attributes) and
+        // entered only when the CPU reports the instructions, so it builds for any x86_64 CPU.
+        .target(name: "CBF16", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "Autograd", dependencies: ["COpenBLAS", "CBF16"], swiftSettings: kernelFlags + swift6),
         .target(name: "Layers", dependencies: ["Autograd"], swiftSettings: kernelFlags + swift6),
         .target(name: "Storage", dependencies: ["Autograd", "Layers"], swiftSettings: swift6),
         .target(name: "Evaluation", dependencies: ["Autograd", "Layers", "Storage"], swiftSettings: swift6),
@@ -47,7 +50,8 @@ let package = Package(
         .target(
             name: "Scripting",
             dependencies: [
-                "CLua", "Autograd", "Layers", "Storage", "Evaluation", "Diffusion", "Imaging", "Datasets", "Distributed",
+                "CLua", "Autograd", "Layers", "Storage", "Evaluation", "Diffusion", "Imaging", "Datasets",
+                "Distributed",
             ],
             swiftSettings: swift6
         ),
@@ -60,18 +64,38 @@ let package = Package(
             ],
             swiftSettings: swift6
         ),
-        .target(name: "TestSupport", dependencies: ["Autograd", "Imaging", "Storage"], path: "Tests/TestSupport", swiftSettings: swift6),
-        .testTarget(name: "AutogradTests", dependencies: ["Autograd"], swiftSettings: swift6),
+        .target(
+            name: "TestSupport", dependencies: ["Autograd", "Imaging", "Storage"], path: "Tests/TestSupport",
+            swiftSettings: swift6
+        ),
+        .testTarget(name: "AutogradTests", dependencies: ["Autograd", "CBF16"], swiftSettings: swift6),
         .testTarget(name: "LayersTests", dependencies: ["Autograd", "Layers", "TestSupport"], swiftSettings: swift6),
-        .testTarget(name: "StorageTests", dependencies: ["Autograd", "Layers", "Storage", "TestSupport"], swiftSettings: swift6),
-        .testTarget(name: "EvaluationTests", dependencies: ["Autograd", "Layers", "Storage", "Evaluation"], swiftSettings: swift6),
-        .testTarget(name: "DiffusionTests", dependencies: ["Autograd", "Layers", "Storage", "Diffusion", "TestSupport"], swiftSettings: swift6),
+        .testTarget(
+            name: "StorageTests", dependencies: ["Autograd", "Layers", "Storage", "TestSupport"],
+            swiftSettings: swift6
+        ),
+        .testTarget(
+            name: "EvaluationTests", dependencies: ["Autograd", "Layers", "Storage", "Evaluation"],
+            swiftSettings: swift6
+        ),
+        .testTarget(
+            name: "DiffusionTests", dependencies: ["Autograd", "Layers", "Storage", "Diffusion", "TestSupport"],
+            swiftSettings: swift6
+        ),
         .testTarget(name: "ImagingTests", dependencies: ["Autograd", "Imaging", "TestSupport"], swiftSettings: swift6),
-        .testTarget(name: "DatasetsTests", dependencies: ["Autograd", "Imaging", "Datasets", "TestSupport"], swiftSettings: swift6),
-        .testTarget(name: "DistributedTests", dependencies: ["Autograd", "Distributed", "TestSupport"], swiftSettings: swift6),
+        .testTarget(
+            name: "DatasetsTests", dependencies: ["Autograd", "Imaging", "Datasets", "TestSupport"],
+            swiftSettings: swift6
+        ),
+        .testTarget(
+            name: "DistributedTests", dependencies: ["Autograd", "Distributed", "TestSupport"],
+            swiftSettings: swift6
+        ),
         .testTarget(
             name: "ScriptingTests",
-            dependencies: ["Autograd", "Layers", "Storage", "Diffusion", "Imaging", "Datasets", "Scripting", "TestSupport"],
+            dependencies: [
+                "Autograd", "Layers", "Storage", "Diffusion", "Imaging", "Datasets", "Scripting", "TestSupport",
+            ],
             swiftSettings: swift6
         ),
     ]

@@ -15,10 +15,13 @@ stretches then slows both engines alike instead of whichever happened to run in 
   scripts/bench_compare.py --rounds 3                       # the same, alternating 3 times
   scripts/bench_compare.py --config 16,2,32 --steps 3
   TORCH_PYTHON=~/torch-venv/bin/python scripts/bench_compare.py
+  scripts/bench_compare.py --precision bf16 --torch-variant bf16   # ours in bf16, PyTorch's bf16 autocast
 
 PyTorch: set TORCH_PYTHON to a python with torch installed (default: python3); without one the
 table shows our numbers only and says how to get PyTorch. torch_bench.py is looked for in
---torch-bench, then ../shared/reference/torch_bench.py.
+--torch-bench, then ../shared/reference/torch_bench.py; with --torch-variant V PyTorch runs
+torch_peers.py --variant V beside it instead (eager, channels_last, compile, bf16, ...).
+--precision bf16 runs ours with bfloat16 products (CPUs with AVX512-BF16).
 """
 import argparse
 import json
@@ -91,13 +94,18 @@ def main():
     ap.add_argument("--rounds", type=int, default=1, help="alternate the two engines this many times per measurement")
     ap.add_argument("--ddpm", default=os.path.join(ROOT, ".build/release/ddpm"))
     ap.add_argument("--torch-bench", default=os.path.join(ROOT, "..", "shared", "reference", "torch_bench.py"))
+    ap.add_argument("--torch-variant", default=None, help="run torch_peers.py --variant V instead of torch_bench.py")
+    ap.add_argument("--precision", default="fp32", help="ours: fp32 or bf16")
     a = ap.parse_args()
+    torch_cmd = [a.torch_bench]
+    if a.torch_variant:
+        torch_cmd = [os.path.join(os.path.dirname(a.torch_bench), "torch_peers.py"), "--variant", a.torch_variant]
     if not os.path.exists(a.ddpm):
         sys.exit(f"{a.ddpm} not found: build it with `swift build -c release`")
     configs = [(c, c, (["--attention", a.attention] if a.attention != "even" else []) +
                 (["--no-mid-attention"] if a.no_mid_attention else [])) for c in a.config] if a.config else PRESETS
     py = torch_python()
-    if py is None or not os.path.exists(a.torch_bench):
+    if py is None or not os.path.exists(torch_cmd[0]):
         print("PyTorch not available: python3 -m venv ~/torch-venv && ~/torch-venv/bin/pip install torch safetensors,"
               " then TORCH_PYTHON=~/torch-venv/bin/python " + " ".join(sys.argv) +
               f" (torch_bench.py expected at {a.torch_bench})\n")
@@ -108,7 +116,8 @@ def main():
         return next((r["gflops"] for r in recs if r.get("kind") == "sgemm_peak"), None)
 
     peaks = []
-    hdr = f"{'config':<22} {'measure':<14} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} {'GFLOP/s':>8} {'peak%':>6} {'RSS ours':>9} {'RSS torch':>9} {'CPU ours':>8} {'CPU torch':>9}"
+    hdr = (f"{'config':<22} {'measure':<14} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} {'GFLOP/s':>8} "
+           f"{'peak%':>6} {'RSS ours':>9} {'RSS torch':>9} {'CPU ours':>8} {'CPU torch':>9}")
     print(hdr)
     print("-" * len(hdr))
     for label, cfg, extra in configs:
@@ -124,11 +133,12 @@ def main():
                 for _ in range(max(1, a.rounds)):
                     peak = sgemm_peak()
                     peaks += [peak] if peak else []
-                    recs, rss, cpu, wall = run([a.ddpm, "bench", "--no-peak"] + common + sel)
+                    recs, rss, cpu, wall = run(
+                        [a.ddpm, "bench", "--no-peak", "--precision", a.precision] + common + sel)
                     mine += [dict(r, peak=peak) for r in recs if r.get("kind") == kind]
                     rss_o, cpu_o, wall_o = max(rss_o, rss), cpu_o + cpu, wall_o + wall
                     if py:
-                        recs, rss, cpu, wall = run([py, a.torch_bench] + common + sel)
+                        recs, rss, cpu, wall = run([py] + torch_cmd + common + sel)
                         ref += [r for r in recs if r.get("kind") == kind]
                         rss_t, cpu_t, wall_t = max(rss_t, rss), cpu_t + cpu, wall_t + wall
                 mine, ref = (lower_median(recs, key=lambda r: r["median_ms"]) for recs in (mine, ref))

@@ -7,7 +7,11 @@
 --   ddpm eval --weights weights/mnist-small.safetensors --per-class 100 [--json]
 --   ddpm eval --classifier-only        the classifier's own test accuracy
 --   mpirun -np 4 ddpm eval ...         the generated digits split over 4 ranks; rank 0 reports
+--   ddpm eval --cas 500 [--cas-steps 2000]   classification accuracy score (lib/cas.lua): a new classifier
+--              trained only on 500 generated digits per class, tested on real MNIST, next to the same
+--              classifier trained on 500 real training digits per class
 local args = require("lib.args")
+local cas = require("lib.cas")
 local common = require("lib.common")
 local dist = require("lib.dist")
 local evaluation = require("lib.evaluation")
@@ -21,24 +25,46 @@ local help = {
   json = "print JSON instead of the table",
   classifier_only = "only the classifier's accuracy on the MNIST test set",
   data = "MNIST folder (none: $DDPM_DATA, then data/mnist)",
+  cas = "classification accuracy score with N generated digits per class (0: the classifier's verdicts instead)",
+  cas_steps = "with --cas: training steps of each classifier (batch 128)",
 }
 local opts = common.parse_sampling_args(arg, {classifier = args.optional("string"), per_class = 100, batch = 100,
-                                              json = false, classifier_only = false, data = args.optional("string")},
+                                              json = false, classifier_only = false, data = args.optional("string"),
+                                              cas = 0, cas_steps = 2000},
                                         help)
 -- the sampling options are checked (and the weights loaded) before the slow classifier pass
 local setup, steps
 if not opts.classifier_only then
   args.at_least(opts, "batch", 1)
-  if opts.per_class < 2 then error("--per-class must be >= 2 (diversity and Fréchet need two images)", 0) end
+  args.at_least(opts, "cas", 0)
+  args.at_least(opts, "cas_steps", 1)
+  if opts.cas == 0 and opts.per_class < 2 then
+    error("--per-class must be >= 2 (diversity and Fréchet need two images)", 0)
+  end
   setup = common.sampling_setup(opts)
   steps = setup.steps
 end
+local path = opts.data
+
+if opts.cas > 0 and not opts.classifier_only then
+  if ddpm.dist.size() > 1 then error("--cas runs in one process: run it without mpirun", 0) end
+  local r = cas.score{sampling = {model = setup.model, schedule = setup.schedule, per_class = opts.cas,
+                                  batch = opts.batch, seed = opts.seed, sampler = setup.sampler,
+                                  options = setup.options, steps = steps, eta = setup.eta,
+                                  guidance = setup.guidance, guidance_interval = setup.interval},
+                      steps = opts.cas_steps, data = path}
+  local provenance = setup:provenance{seed = opts.seed}
+  provenance.steps, provenance.guidance, provenance.eta = steps, setup.guidance, setup.eta  -- numbers in JSON
+  for k, v in pairs(provenance) do r[k] = v end
+  if opts.json then print(evaluation.json(r)) else cas.print_table(r) end
+  return
+end
+
 -- Under mpirun every rank classifies its share of the test set and samples and classifies its
 -- share of the digits (lib/dist.lua); rank 0 gathers the predictions and features and reports.
 local lead = ddpm.dist.rank() == 0
 local classifier_path = evaluation.find_classifier(opts.classifier)
 local clf = ddpm.load_classifier(classifier_path)
-local path = opts.data
 local test = ddpm.data.mnist{split = "test", size = 32, path = path}
 local function say(...) if not opts.json and lead then print(string.format(...)) end end
 local function percent_by_class(t)
@@ -76,7 +102,8 @@ local test_accuracy, test_per_class = right / #test, {}
 for c = 0, 9 do test_per_class[c] = per_total[c] > 0 and per_right[c] / per_total[c] or 0 end
 if opts.classifier_only then
   local result = {classifier = classifier_path, classifier_sha256 = ddpm.sha256(classifier_path), test_images = #test,
-                  accuracy = math.floor(test_accuracy * 10000 + 0.5) / 100, accuracy_per_class = percent_by_class(test_per_class)}
+                  accuracy = math.floor(test_accuracy * 10000 + 0.5) / 100,
+                  accuracy_per_class = percent_by_class(test_per_class)}
   if opts.json then print(evaluation.json(result)) return end
   say("classifier %s: test accuracy %.2f %% on %d MNIST test images", classifier_path, 100 * test_accuracy, #test)
   say("  per class  %s", class_line(test_per_class))
@@ -90,24 +117,10 @@ local test_features, real_all, real_diversity
 if lead then
   test_features = ddpm.tensor.cat(test_parts, 1)
   local train = ddpm.data.mnist{split = "train", size = 32, path = path}
-  local picked, full = {}, 0
-  for c = 0, 9 do picked[c] = {} end
-  for first = 1, #train, 1000 do
-    local _, labels = train:slice(first, math.min(1000, #train - first + 1))
-    for i, c in ipairs(labels) do
-      if #picked[c] < n then
-        picked[c][#picked[c] + 1] = first + i - 1
-        if #picked[c] == n then full = full + 1 end
-      end
-    end
-    if full == 10 then break end
-  end
+  local picked = evaluation.first_per_class(train, n)
   local real_features = {}
   real_diversity = {}
   for c = 0, 9 do
-    if #picked[c] < n then
-      error(string.format("the training set has only %d images of digit %d (--per-class %d)", #picked[c], c, n), 0)
-    end
     local images = {}
     for _, i in ipairs(picked[c]) do images[#images + 1] = (train:get(i)) end
     local f = ddpm.no_grad(function() return clf:features(ddpm.tensor.cat(images, 1)) end)
@@ -165,11 +178,13 @@ local result = {
   network_evaluations = evaluations,
   guidance = setup.guidance, guidance_interval = common.interval_text(setup.interval), eta = setup.eta,
   seed = opts.seed, per_class = n,
+  precision = opts.precision,
   accuracy = math.floor(accuracy * 10000 + 0.5) / 100, accuracy_per_class = percent_by_class(accuracy_per_class),
   frechet = fd, frechet_real = fd_real, frechet_ratio = fd / fd_real,
   diversity = div, diversity_real = div_real, diversity_ratio = div / div_real,
   classifier = classifier_path, classifier_test_accuracy = math.floor(test_accuracy * 10000 + 0.5) / 100,
-  sampling_seconds = math.floor(sample_seconds * 10 + 0.5) / 10, seconds = math.floor((ddpm.clock() - t0) * 10 + 0.5) / 10,
+  sampling_seconds = math.floor(sample_seconds * 10 + 0.5) / 10,
+  seconds = math.floor((ddpm.clock() - t0) * 10 + 0.5) / 10,
   targets = {accuracy_at_least_99 = accuracy >= 0.99, frechet_at_most_2x_real = fd <= 2 * fd_real,
              diversity_at_least_90_percent = div >= 0.9 * div_real},
 }
@@ -186,11 +201,13 @@ end
 say("ddpm eval: %s (sha256 %s...)", setup.weights, result.weights_sha256:sub(1, 12))
 say("  %s (%d network evaluations per image), %d digits per class, seed %d; sampling %.0f s", setup:describe(),
     evaluations, n, opts.seed, sample_seconds)
+if opts.precision ~= "fp32" then say("  products in %s (mixed precision)", opts.precision) end
 say("")
 say("  %-26s %10s %12s %8s %s", "", "generated", "real", "ratio", "target")
 say("  %-26s %9.2f%% %11.2f%% %8s %s", "accuracy (requested digit)", 100 * accuracy, 100 * test_accuracy, "",
     verdict(accuracy >= 0.99, ">= 99 %"))
-say("  %-26s %10.3f %12.3f %8.2f %s", "Frechet distance", fd, fd_real, fd / fd_real, verdict(fd <= 2 * fd_real, "<= 2x real"))
+say("  %-26s %10.3f %12.3f %8.2f %s", "Frechet distance", fd, fd_real, fd / fd_real,
+    verdict(fd <= 2 * fd_real, "<= 2x real"))
 say("  %-26s %10.3f %12.3f %8.2f %s", "diversity (within class)", div, div_real, div / div_real,
     verdict(div >= 0.9 * div_real, ">= 0.9x real"))
 say("")

@@ -2,7 +2,8 @@
 -- regenerated alone: `--digits D --per-digit 1 --seed <its seed>`.
 --   ddpm sample --digits 0123456789 --per-digit 10 --out out/sheet.png    a sheet, row r = r-th digit
 --   ddpm sample --per-digit 100 --out out/digits/                         one PNG per digit: <digit>_<index>.png
---   ddpm sample --per-digit 6000 --format idx --out out/synthetic/        IDX pair (train-images-idx3-ubyte, train-labels-idx1-ubyte: MNIST's names)
+--   ddpm sample --per-digit 6000 --format idx --out out/synthetic/        IDX pair (train-images-idx3-ubyte,
+--                                                                         train-labels-idx1-ubyte: MNIST's names)
 -- Every PNG records its provenance (weights and their SHA-256, seed, sampler and its options, steps, guidance and
 -- its interval) in text chunks. A sampler error writes nothing.
 --   mpirun -np 4 ddpm sample ...   the batches split over 4 ranks; rank 0 writes the same files (docs/scaling.md)
@@ -24,13 +25,17 @@ local opts = common.parse_sampling_args(arg, {digits = "0123456789", per_digit =
                                               format = "png", batch = 100}, help)
 if opts.per_digit < 1 then error("--per-digit must be >= 1", 0) end
 if opts.batch < 1 then error("--batch must be >= 1", 0) end
-if opts.format ~= "png" and opts.format ~= "idx" then error("--format must be png or idx, got '" .. opts.format .. "'", 0) end
+if opts.format ~= "png" and opts.format ~= "idx" then
+  error("--format must be png or idx, got '" .. opts.format .. "'", 0)
+end
 -- --out: a PNG sheet (FILE.png), a folder of PNGs (a trailing /), or the folder of an IDX pair.
 local folder = opts.format == "idx" or opts.out:sub(-1) == "/"
 if opts.format == "idx" and opts.out:match("[^/]%.%a+$") then
-  error("--format idx writes two files into a folder: --out " .. opts.out .. " names a file (e.g. --out out/synthetic/)", 0)
+  error("--format idx writes two files into a folder: --out " .. opts.out
+        .. " names a file (e.g. --out out/synthetic/)", 0)
 elseif not folder and not opts.out:lower():match("%.png$") then
-  error("--out " .. opts.out .. ": a sheet is a .png file and a folder of PNGs ends in / (--out " .. opts.out .. "/)", 0)
+  error("--out " .. opts.out .. ": a sheet is a .png file and a folder of PNGs ends in / (--out "
+        .. opts.out .. "/)", 0)
 end
 local setup = common.sampling_setup(opts)
 local steps = setup.steps

@@ -1,7 +1,16 @@
 -- Training recipe: the whole loop in Lua, every heavy op native.
--- Data -> noise -> L1 (or L2) noise loss -> backward -> Adam -> EMA, with label dropout for
+-- Data -> noise -> loss on the model's output -> backward -> Adam -> EMA, with label dropout for
 -- classifier-free guidance, a checkpoint every N steps (atomic; Ctrl-C saves one and exits),
 -- a sample sheet every N steps, a loss CSV and a loss-curve PNG.
+--
+-- The objective, from the config's train table (lib/objective.lua; docs/lua-api.md, "Training configs"):
+--   objective = "eps" | "v" | "x0"      what the model outputs (default eps); saved as the weights'
+--                                       `objective`, which every sampler reads
+--   loss = "l1" | "l2" | "huber"        the penalty (default l1); huber_delta = 0.1 (quadratic below it)
+--   loss_weight = "none" | "min_snr"    per-sample weights (default none); gamma = 5: min(SNR, gamma)/SNR
+--                                       for eps, min(SNR, gamma)/(SNR+1) for v, min(SNR, gamma) for x0
+--   ema_warmup = true | false           EMA decay min(ema, (1+n)/(10+n)) at update n (default true)
+--   offset_noise = 0.1                  adds 0.1 x one normal value per image and channel to the noise
 --
 --   ddpm train --config configs/tiny.lua --steps 200 --out runs/tiny     (or: ddpm run scripts/train.lua ...)
 --   ddpm train --out runs/tiny --resume                                   continue where it stopped
@@ -21,13 +30,14 @@ local common = require("lib.common")
 local datasets = require("lib.datasets")
 local dist = require("lib.dist")
 local evaluation = require("lib.evaluation")
+local objective = require("lib.objective")
 local plot = require("lib.plot")
 local T = ddpm.tensor
 
 local opts = args.parse(arg, {config = "", steps = "config", out = "runs/default", resume = false,
                               override_config = false, data = "", batch = "config", lr = "config", quiet = false,
-                              init = "", schedule = args.optional("string"), sampler = args.optional("string"),
-                              sampler_opt = args.list()}, {
+                              init = "", precision = "config", schedule = args.optional("string"),
+                              sampler = args.optional("string"), sampler_opt = args.list()}, {
   usage = "ddpm train [options]  (or: ddpm run scripts/train.lua [options])",
   summary = "Trains a diffusion model; --out gets checkpoints, model.safetensors (EMA), loss.csv, loss.png, samples/.",
   config = "config file, or a bare name such as tiny for scripts/configs/tiny.lua "
@@ -42,6 +52,9 @@ local opts = args.parse(arg, {config = "", steps = "config", out = "runs/default
   lr = "learning rate ('config': the config's train.lr)",
   quiet = "no sample sheet at the end",
   init = "start from these weights (fine-tuning: fresh optimizer, EMA starts there)",
+  precision = "the products' precision, fp32 or bf16 (mixed precision: bf16 operands, fp32 sums, weights, "
+              .. "optimizer and norms; needs a CPU with AVX512-BF16); 'config': the config's train.precision, "
+              .. "else fp32",
   schedule = "noise schedule NAME or FILE.lua, a plugin or linear, cosine, sigmoid (none: the config's); "
              .. "`ddpm schedules` lists them",
   sampler = "sampler NAME or FILE.lua of the sample sheets and the quality probe (none: ddim); "
@@ -100,6 +113,9 @@ else
   end
 end
 local tc = cfg.train or {}
+local precision = opts.precision ~= "config" and opts.precision or tc.precision or "fp32"
+ddpm.precision(precision)
+local recipe = objective.options(tc)
 local total = args.integer(opts, "steps", "config", 1) or tc.steps or 1000
 local batch = args.integer(opts, "batch", "config", 1) or tc.batch or 64
 if batch < ranks then
@@ -137,7 +153,7 @@ if opts.lr ~= "config" and not ((tonumber(opts.lr) or 0) > 0) then
 end
 local base_lr = opts.lr ~= "config" and tonumber(opts.lr) or tc.lr or 1e-4
 local opt = ddpm.optim.adam(model, {lr = base_lr, clip_norm = tc.clip_norm, weight_decay = tc.weight_decay or 0})
-local ema = ddpm.ema(model, tc.ema or 0.999)
+local ema = ddpm.ema(model, tc.ema or 0.999, {warmup = recipe.ema_warmup})
 local data_spec = datasets.with_folder(tc.data, opts.data)
 if tc.eval_every and data_spec.kind ~= "mnist" then
   error(string.format("train.eval_every: the quality probe judges MNIST digits; leave it out to train on %s",
@@ -146,7 +162,6 @@ end
 local classes = model:config().classes
 local data = datasets.open(data_spec, cfg.model.image_size or 32, tc.resize or "bilinear")
 datasets.check_labels(data, classes, data_spec)
-local loss_fn = (tc.loss or "l1") == "l2" and ddpm.loss.mse or ddpm.loss.l1
 local dropout = tc.label_dropout or 0
 local init_text = run and run.init
 if opts.init ~= "" then
@@ -169,10 +184,11 @@ local function weights_metadata()
   meta.data = datasets.describe(data_spec) .. " " .. (cfg.model.image_size or 32) .. "px " .. (tc.resize or "bilinear")
   meta.recipe = config_name
   meta.init = init_text
-  meta.loss = tc.loss or "l1"
+  for k, v in pairs(objective.metadata(recipe)) do meta[k] = v end
   meta.label_dropout = tostring(dropout)
   meta.guidance_convention = "eps_u + w * (eps_c - eps_u); w = 1 is no guidance"
   if ranks > 1 then meta.ranks = tostring(ranks) end
+  if precision ~= "fp32" then meta.precision = precision end  -- fp32 runs write what they always wrote
   return meta
 end
 
@@ -269,13 +285,15 @@ while step < total do
   local u = T.rand({batch}):totable()
   local t = {}
   for i = 1, batch do t[i] = math.min(math.floor(u[i] * schedule.steps), schedule.steps - 1) end
-  local noise = T.randn(x0:shape())
+  local noise = objective.noise(x0:shape(), recipe.offset_noise)
   if ranks > 1 then
     x0, noise = x0:narrow(1, first, count), noise:narrow(1, first, count)
     labels, t = dist.slice(labels, first, count), dist.slice(t, first, count)
   end
-  local x_t = ddpm.no_grad(function() return schedule:add_noise(x0, t, noise) end)
-  local loss = loss_fn(model:forward(x_t, t, labels), noise)
+  local x_t, target = ddpm.no_grad(function()
+    return schedule:add_noise(x0, t, noise), objective.target(schedule, recipe.objective, x0, noise, t)
+  end)
+  local loss = objective.loss(recipe, schedule, model:forward(x_t, t, labels), target, t)
   local lv = loss:item()
   -- the whole batch's mean loss: the slices' means weighted by their shares
   if ranks > 1 then lv = ddpm.dist.allreduce(T.from({lv * count / batch})):item() end

@@ -30,28 +30,11 @@ ddpm.seed(opts.seed)
 local train = ddpm.data.mnist{split = "train", size = 32, path = opts.data ~= "" and opts.data or nil}
 local test = ddpm.data.mnist{split = "test", size = 32, path = opts.test_data ~= "" and opts.test_data or nil}
 local clf = ddpm.classifier{width = opts.width, features = opts.features, image_size = 32}
-local opt = ddpm.optim.adam(clf, {lr = opts.lr})
 local steps = math.ceil(#train / opts.batch) * opts.epochs
 print(string.format("classifier: %d parameters, %d steps (%d epochs of %d images, batch %d)",
                     clf:num_parameters(), steps, opts.epochs, #train, opts.batch))
-
-local progress = ddpm.progress(steps, "train classifier")
-local t0, smoothed = ddpm.clock(), nil
-for step = 1, steps do
-  -- cosine decay to 0 over the run: a short run still ends at a settled minimum
-  opt.lr = math.max(opts.lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps)), 1e-7)
-  local x, labels = train:batch(opts.batch)
-  -- random shifts of up to --shift pixels: generated digits are not always centred like MNIST's
-  if opts.shift > 0 then x = ddpm.data.shift(x, opts.shift) end
-  local loss = ddpm.loss.cross_entropy(clf(x), labels)
-  opt:zero_grad()
-  loss:backward()
-  opt:step()
-  smoothed = smoothed and 0.98 * smoothed + 0.02 * loss:item() or loss:item()
-  progress:update(step, string.format("loss %.4f", smoothed))
-  if ddpm.interrupted() then error("interrupted at step " .. step .. " (nothing saved)", 0) end
-end
-local seconds = ddpm.clock() - t0
+local seconds = evaluation.train_classifier(clf, train, {steps = steps, batch = opts.batch, lr = opts.lr,
+                                                        shift = opts.shift})
 
 local accuracy, per_class = evaluation.accuracy(clf, test)
 local parts = {}
@@ -59,6 +42,7 @@ for c = 0, 9 do parts[#parts + 1] = string.format("%d: %.2f%%", c, 100 * per_cla
 print(string.format("test accuracy %.2f%% (10000 images); per class %s", 100 * accuracy, table.concat(parts, ", ")))
 clf:save(opts.out, {kind = "classifier", test_accuracy = string.format("%.4f", accuracy), steps = steps,
                     epochs = opts.epochs, batch = opts.batch, lr = opts.lr, seed = opts.seed, shift = opts.shift,
-                    data = (opts.data ~= "" and opts.data or "mnist") .. " train 32px bilinear", recipe = "scripts/train_classifier.lua",
+                    data = (opts.data ~= "" and opts.data or "mnist") .. " train 32px bilinear",
+                    recipe = "scripts/train_classifier.lua",
                     seconds = string.format("%.0f", seconds)})
 print(string.format("wrote %s in %.0f s of training", opts.out, seconds))

@@ -1,3 +1,4 @@
+import CBF16
 import COpenBLAS
 
 /// The one place that calls OpenBLAS. Row-major single-precision matrix products.
@@ -18,10 +19,24 @@ public enum BLAS {
     ) {
         guard m > 0, n > 0 else { return }
         let lda = lda ?? (transA ? m : k), ldb = ldb ?? (transB ? k : n), ldc = ldc ?? n
-        let parts = Parallel.workers
-        guard parts > 1, m * n * k >= 1 << 20, max(m, n) >= 2 * parts * 8 else {
+        split(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb,
+              ldc: ldc) { c, a, b, m, n in
             sgemmSerial(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, alpha: alpha, beta: beta,
                         lda: lda, ldb: ldb, ldc: ldc)
+        }
+    }
+
+    /// Runs `part(c, a, b, m, n)` on the whole product, or on the cores by rows (m) or columns
+    /// (n) of C when it is large enough (the pointers moved to the part's first row or column).
+    @inline(__always)
+    private static func split(
+        _ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        m: Int, n: Int, k: Int, transA: Bool, transB: Bool, lda: Int, ldb: Int, ldc: Int,
+        _ part: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int) -> Void
+    ) {
+        let parts = Parallel.workers
+        guard parts > 1, m * n * k >= 1 << 20, max(m, n) >= 2 * parts * 8 else {
+            part(c, a, b, m, n)
             return
         }
         if n >= m {
@@ -29,16 +44,67 @@ public enum BLAS {
             Parallel.run(parts) { p in
                 let j0 = (n * p / parts) & ~15, j1 = p == parts - 1 ? n : (n * (p + 1) / parts) & ~15
                 guard j1 > j0 else { return }
-                sgemmSerial(c + j0, a, b + (transB ? j0 * ldb : j0), m: m, n: j1 - j0, k: k,
-                            transA: transA, transB: transB, alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc)
+                part(c + j0, a, b + (transB ? j0 * ldb : j0), m, j1 - j0)
             }
         } else {
             Parallel.run(parts) { p in
                 let i0 = (m * p / parts) & ~15, i1 = p == parts - 1 ? m : (m * (p + 1) / parts) & ~15
                 guard i1 > i0 else { return }
-                sgemmSerial(c + i0 * ldc, a + (transA ? i0 : i0 * lda), b, m: i1 - i0, n: n, k: k,
-                            transA: transA, transB: transB, alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc)
+                part(c + i0 * ldc, a + (transA ? i0 : i0 * lda), b, i1 - i0, n)
             }
+        }
+    }
+
+    /// The product in `precision`: sgemm for .fp32 (the same call, the same bits); for .bf16
+    /// operands rounded to bfloat16 and sums in fp32 (CBF16), split across the cores as sgemm is.
+    public static func gemm(
+        _ precision: Precision, _ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
+        alpha: Float = 1, beta: Float = 0, lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil
+    ) {
+        guard precision == .bf16 else {
+            sgemm(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, alpha: alpha, beta: beta,
+                  lda: lda, ldb: ldb, ldc: ldc)
+            return
+        }
+        guard m > 0, n > 0 else { return }
+        let lda = lda ?? (transA ? m : k), ldb = ldb ?? (transB ? k : n), ldc = ldc ?? n
+        split(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb,
+              ldc: ldc) { c, a, b, m, n in
+            bf16Serial(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, alpha: alpha, beta: beta,
+                       lda: lda, ldb: ldb, ldc: ldc)
+        }
+    }
+
+    /// One single-threaded product in `precision` (for use inside parallel regions); see gemm.
+    @inline(__always)
+    public static func gemmSerial(
+        _ precision: Precision, _ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
+        alpha: Float = 1, beta: Float = 0, lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil
+    ) {
+        if precision == .bf16 {
+            bf16Serial(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, alpha: alpha, beta: beta,
+                       lda: lda ?? (transA ? m : k), ldb: ldb ?? (transB ? k : n), ldc: ldc ?? n)
+        } else {
+            sgemmSerial(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, alpha: alpha, beta: beta,
+                        lda: lda, ldb: ldb, ldc: ldc)
+        }
+    }
+
+    /// C = alpha op(A) op(B) + beta C with bfloat16 operands and fp32 sums, single-threaded:
+    /// CBF16's AVX512-BF16 kernel, or its plain-C reference on a CPU without it (only reached
+    /// through a direct call: Precision.set refuses bf16 there).
+    public static func bf16Serial(
+        _ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        m: Int, n: Int, k: Int, transA: Bool, transB: Bool, alpha: Float, beta: Float, lda: Int, ldb: Int, ldc: Int
+    ) {
+        guard m > 0, n > 0 else { return }
+        let (ta, tb) = (Int32(transA ? 1 : 0), Int32(transB ? 1 : 0))
+        if Precision.hardwareBF16 {
+            cbf16_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        } else {
+            cbf16_gemm_reference(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         }
     }
 

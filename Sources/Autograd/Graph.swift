@@ -30,7 +30,8 @@ public enum Op: String, CaseIterable, Sendable {
     case reshape, permute, narrow, cat, spaceToDepth = "space_to_depth"
     case matmul, linear, conv2d, convTranspose2d = "conv_transpose2d", attention
     case groupNorm = "group_norm", weightStandardize = "weight_standardize", groupNormSiLU = "group_norm_silu"
-    case embedding, l1Loss = "l1_loss", mseLoss = "mse_loss", crossEntropy = "cross_entropy"
+    case embedding, l1Loss = "l1_loss", mseLoss = "mse_loss", weightedLoss = "weighted_loss"
+    case crossEntropy = "cross_entropy"
 }
 
 public enum GradMode {

@@ -18,7 +18,7 @@ static inline int ddpm_lua_registryindex(void) { return LUA_REGISTRYINDEX; }
 static inline int ddpm_lua_upvalueindex(int i) { return lua_upvalueindex(i); }
 static inline void ddpm_lua_insert(lua_State *L, int i) { lua_insert(L, i); }
 static inline void ddpm_lua_remove(lua_State *L, int i) { lua_remove(L, i); }
-static inline void *ddpm_lua_newuserdata(lua_State *L, size_t n) { return lua_newuserdatauv(L, n, 1); }
+static inline void *ddpm_lua_newuserdata(lua_State *L, size_t n, int uv) { return lua_newuserdatauv(L, n, uv); }
 static inline int ddpm_lua_isinteger_value(lua_State *L, int i, lua_Integer *out) {
     int ok = 0; lua_Integer v = lua_tointegerx(L, i, &ok); if (ok) *out = v; return ok;
 }

@@ -73,6 +73,25 @@ public final class ImageDataset {
         shuffle()
     }
 
+    /// A dataset of images already in memory (copied): (count, 1, size, size) in [-1, 1], such as
+    /// generated digits, with one label >= 0 each.
+    public init(images: Tensor, labels: [Int], generator: Generator) throws {
+        let s = images.shape
+        guard s.count == 4, s[1] == 1, s[2] == s[3], s[2] >= 1, s[0] >= 1 else {
+            throw TensorError("dataset: images must be (count >= 1, 1, size, size), got \(Shape.describe(s))")
+        }
+        guard labels.count == s[0] else { throw TensorError("dataset: \(labels.count) labels for \(s[0]) images") }
+        if let bad = labels.first(where: { $0 < 0 }) { throw TensorError("dataset: label \(bad) is negative") }
+        self.images = images.copy()
+        self.labels = labels
+        classNames = nil
+        classes = (labels.max() ?? -1) + 1
+        size = s[2]
+        self.generator = generator
+        epochStart = generator
+        shuffle()
+    }
+
     /// Refuses, before anything is read, a dataset of `count` images of height x width whose
     /// pixels and resized floats will not fit in the memory the process can still take.
     public static func reserve(count n: Int, height h: Int, width w: Int, size: Int?, resize: Resize,

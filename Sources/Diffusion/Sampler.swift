@@ -6,6 +6,7 @@ import Layers
 /// classifier-free guidance eps = eps_u + w (eps_c - eps_u) (w = 1: conditional only), optionally
 /// only at timesteps inside `guidanceInterval` (Kynkäänniemi et al. 2024: guidance at high noise
 /// picks the class; at low noise it mostly narrows and over-sharpens; conditional steps cost half).
+/// A model whose output is v or x0 (`objective`) is read as eps through `Schedule.prediction`.
 public struct Sampler {
     public enum Kind: String, Sendable { case ddpm, ddim }
 
@@ -17,15 +18,18 @@ public struct Sampler {
     /// Timesteps (inclusive) where guidance applies; nil: every step.
     public var guidanceInterval: ClosedRange<Int>? = nil
     public var clip = true
+    /// What the model outputs.
+    public var objective: Objective = .eps
 
     public init(kind: Kind = .ddim, steps: Int = 50, eta: Double = 0, guidance: Double = 1,
-                guidanceInterval: ClosedRange<Int>? = nil, clip: Bool = true) {
+                guidanceInterval: ClosedRange<Int>? = nil, clip: Bool = true, objective: Objective = .eps) {
         self.kind = kind
         self.steps = steps
         self.eta = eta
         self.guidance = guidance
         self.guidanceInterval = guidanceInterval
         self.clip = clip
+        self.objective = objective
     }
 
     /// The guidance weight used at timestep t.
@@ -42,14 +46,25 @@ public struct Sampler {
         }
     }
 
-    /// Guided noise prediction; one batched forward for the conditional and unconditional halves.
-    public func predictNoise(_ model: UNet, _ x: Tensor, t: Int, labels: [Int]?) throws -> Tensor {
+    /// Guided noise prediction: the model's output guided (one batched forward for the conditional
+    /// and unconditional halves), read as eps through `Schedule.prediction` (the identity for an
+    /// eps-model). Every objective's eps is affine in the output with the same x_t term, so guiding
+    /// the output and converting gives eps_u + w (eps_c - eps_u).
+    public func predictNoise(_ model: UNet, _ x: Tensor, t: Int, labels: [Int]?, schedule: Schedule) throws -> Tensor {
+        let out = try guidedOutput(model, x, t: t, labels: labels)
+        if objective == .eps { return out }
+        return try schedule.prediction(out, objective: objective, x: x, t: [t]).eps
+    }
+
+    /// The model's output out_u + w (out_c - out_u) at timestep t (w = `guidance(at: t)`).
+    public func guidedOutput(_ model: UNet, _ x: Tensor, t: Int, labels: [Int]?) throws -> Tensor {
         let n = x.shape[0]
         let ts = [Int](repeating: t, count: n)
         let guidance = guidance(at: t)
         guard guidance != 1, let labels else { return try model(x, t: ts, labels: labels) }
         let both = try model(Tensor.cat([x, x], dim: 0), t: ts + ts, labels: labels + [Int](repeating: -1, count: n))
-        let cond = try both.narrowed(dim: 0, start: 0, length: n), uncond = try both.narrowed(dim: 0, start: n, length: n)
+        let cond = try both.narrowed(dim: 0, start: 0, length: n)
+        let uncond = try both.narrowed(dim: 0, start: n, length: n)
         let w = Float(guidance)
         let out = Tensor(uninitialized: x.shape)
         for i in 0..<out.count { out.data[i] = uncond.data[i] + w * (cond.data[i] - uncond.data[i]) }
@@ -91,7 +106,7 @@ public struct Sampler {
         return try withNoGrad {
             var x = noise
             for (i, t) in ts.enumerated() {
-                let eps = try predictNoise(model, x, t: t, labels: labels)
+                let eps = try predictNoise(model, x, t: t, labels: labels, schedule: schedule)
                 let tPrev = i + 1 < ts.count ? ts[i + 1] : -1
                 let step: (prev: Tensor, x0: Tensor)
                 switch kind {

@@ -50,13 +50,16 @@ public struct Schedule: Sendable {
     /// betas = linspace(beta_start, beta_end, steps), the DDPM paper's (and the seed's) schedule.
     public static func linear(steps: Int = 1000, betaStart: Double = 1e-4, betaEnd: Double = 0.02) throws -> Schedule {
         try checkSteps(steps, "schedule.linear")
-        let betas = (0..<steps).map { steps == 1 ? betaStart : betaStart + (betaEnd - betaStart) * Double($0) / Double(steps - 1) }
+        let betas = (0..<steps).map {
+            steps == 1 ? betaStart : betaStart + (betaEnd - betaStart) * Double($0) / Double(steps - 1)
+        }
         return try Schedule(betas: betas, name: "linear")
     }
 
     /// Nichol & Dhariwal's cosine alpha-bar, f(u) = cos((u + s)/(1 + s) * pi/2)^2, betas clipped to
     /// [min_beta, max_beta] as the reference does.
-    public static func cosine(steps: Int = 1000, s: Double = 0.008, maxBeta: Double = 0.999, minBeta: Double = 1e-4) throws -> Schedule {
+    public static func cosine(steps: Int = 1000, s: Double = 0.008, maxBeta: Double = 0.999,
+                              minBeta: Double = 1e-4) throws -> Schedule {
         let f = { (u: Double) in Foundation.pow(Foundation.cos((u + s) / (1 + s) * Double.pi / 2), 2) }
         return try fromAlphaBar(f, steps: steps, maxBeta: maxBeta, minBeta: minBeta, name: "cosine")
     }
@@ -73,8 +76,8 @@ public struct Schedule: Sendable {
 
     /// From a continuous alpha-bar f on [0, 1] with f(0) = 1:
     /// beta_t = min(1 - f((t+1)/steps) / f(t/steps), max_beta), at least min_beta.
-    public static func fromAlphaBar(_ f: (Double) throws -> Double, steps: Int, maxBeta: Double = 0.999, minBeta: Double = 0,
-                                    name: String = "alpha_bar") throws -> Schedule {
+    public static func fromAlphaBar(_ f: (Double) throws -> Double, steps: Int, maxBeta: Double = 0.999,
+                                    minBeta: Double = 0, name: String = "alpha_bar") throws -> Schedule {
         try checkSteps(steps, name == "cosine" ? "schedule.cosine" : "schedule")
         let values = try (0...steps).map { try f(Double($0) / Double(steps)) }
         guard let f0 = values.first, f0 > 0, values.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
@@ -107,7 +110,9 @@ public struct Schedule: Sendable {
             return
         }
         let parts = text.split(separator: ",", omittingEmptySubsequences: false)
-        guard parts.count <= Schedule.maxSteps else { throw TensorError("betas: \(parts.count) values (max \(Schedule.maxSteps))") }
+        guard parts.count <= Schedule.maxSteps else {
+            throw TensorError("betas: \(parts.count) values (max \(Schedule.maxSteps))")
+        }
         let betas = try parts.enumerated().map { k, part -> Double in
             guard let b = Double(part.trimmingCharacters(in: .whitespaces)) else {
                 throw TensorError("betas: entry \(k + 1) \"\(part.prefix(40))\" is not a number")
@@ -129,7 +134,9 @@ public struct Schedule: Sendable {
     /// (B, 1, 1, ...) coefficients, one per sample, for broadcasting against x.
     func perSample(_ op: String, _ t: [Int], like x: Tensor, _ f: (Int) -> Double) throws -> Tensor {
         guard x.rank >= 1, t.count == x.shape[0] else {
-            throw TensorError("\(op): \(t.count) timesteps for a batch of \(x.rank >= 1 ? x.shape[0] : 0) (input \(Shape.describe(x.shape)))")
+            throw TensorError(
+                "\(op): \(t.count) timesteps for a batch of \(x.rank >= 1 ? x.shape[0] : 0)"
+                    + " (input \(Shape.describe(x.shape)))")
         }
         for v in t { try check(op, v) }
         return try Tensor(t.map { Float(f($0)) }, shape: [t.count] + [Int](repeating: 1, count: x.rank - 1))
@@ -138,7 +145,8 @@ public struct Schedule: Sendable {
     /// x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) noise, t per sample (recorded for autodiff).
     public func addNoise(_ x0: Tensor, t: [Int], noise: Tensor) throws -> Tensor {
         guard x0.shape == noise.shape else {
-            throw TensorError("add_noise: x0 \(Shape.describe(x0.shape)) and noise \(Shape.describe(noise.shape)) differ in shape")
+            throw TensorError(
+                "add_noise: x0 \(Shape.describe(x0.shape)) and noise \(Shape.describe(noise.shape)) differ in shape")
         }
         let a = try perSample("add_noise", t, like: x0) { alphaBar[$0].squareRoot() }
         let b = try perSample("add_noise", t, like: x0) { (1 - alphaBar[$0]).squareRoot() }
@@ -148,7 +156,8 @@ public struct Schedule: Sendable {
     /// x0-hat = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t), t per sample.
     public func predictX0(_ xt: Tensor, eps: Tensor, t: [Int]) throws -> Tensor {
         guard xt.shape == eps.shape else {
-            throw TensorError("predict_x0: x_t \(Shape.describe(xt.shape)) and eps \(Shape.describe(eps.shape)) differ in shape")
+            throw TensorError(
+                "predict_x0: x_t \(Shape.describe(xt.shape)) and eps \(Shape.describe(eps.shape)) differ in shape")
         }
         let a = try perSample("predict_x0", t, like: xt) { 1 / alphaBar[$0].squareRoot() }
         let b = try perSample("predict_x0", t, like: xt) { (1 - alphaBar[$0]).squareRoot() / alphaBar[$0].squareRoot() }
@@ -157,7 +166,8 @@ public struct Schedule: Sendable {
 
     /// One ancestral step t -> t-1: posterior mean from x0-hat (clipped to [-1, 1] when `clip`)
     /// plus sqrt(posterior variance) * noise; no noise at t = 0 (and none needed there).
-    public func ddpmStep(_ xt: Tensor, eps: Tensor, t: Int, noise: Tensor?, clip: Bool = true) throws -> (prev: Tensor, x0: Tensor) {
+    public func ddpmStep(_ xt: Tensor, eps: Tensor, t: Int, noise: Tensor?,
+                         clip: Bool = true) throws -> (prev: Tensor, x0: Tensor) {
         try ddpmStep(xt, eps: eps, t: [t], noise: noise, clip: clip)
     }
 
@@ -165,7 +175,9 @@ public struct Schedule: Sendable {
     public func ddpmStep(_ xt: Tensor, eps: Tensor, t: [Int], noise: Tensor?,
                          clip: Bool = true) throws -> (prev: Tensor, x0: Tensor) {
         guard xt.shape == eps.shape, noise.map({ $0.shape == xt.shape }) ?? true else {
-            throw TensorError("ddpm_step: x_t \(Shape.describe(xt.shape)), eps \(Shape.describe(eps.shape)) and noise \(noise.map { Shape.describe($0.shape) } ?? "nil") must have one shape")
+            throw TensorError(
+                "ddpm_step: x_t \(Shape.describe(xt.shape)), eps \(Shape.describe(eps.shape))"
+                    + " and noise \(noise.map { Shape.describe($0.shape) } ?? "nil") must have one shape")
         }
         let plane = try segmentLength("ddpm_step", t.count, xt)
         for v in t {
@@ -197,7 +209,8 @@ public struct Schedule: Sendable {
     /// One DDIM step t -> tPrev (tPrev = -1 returns x0-hat): x = sqrt(ab') x0 + sqrt(1 - ab' - s^2) eps
     /// + s noise with s = eta sqrt((1 - ab')/(1 - ab) (1 - ab/ab')). With `clip`, x0-hat is clipped
     /// to [-1, 1] and eps re-derived from it.
-    public func ddimStep(_ xt: Tensor, eps: Tensor, t: Int, tPrev: Int, eta: Double = 0, noise: Tensor? = nil, clip: Bool = true) throws -> (prev: Tensor, x0: Tensor) {
+    public func ddimStep(_ xt: Tensor, eps: Tensor, t: Int, tPrev: Int, eta: Double = 0, noise: Tensor? = nil,
+                         clip: Bool = true) throws -> (prev: Tensor, x0: Tensor) {
         try ddimStep(xt, eps: eps, t: [t], tPrev: [tPrev], eta: eta, noise: noise, clip: clip)
     }
 
@@ -215,7 +228,9 @@ public struct Schedule: Sendable {
             }
         }
         guard xt.shape == eps.shape, noise.map({ $0.shape == xt.shape }) ?? true else {
-            throw TensorError("ddim_step: x_t \(Shape.describe(xt.shape)), eps \(Shape.describe(eps.shape)) and noise must have one shape")
+            throw TensorError(
+                "ddim_step: x_t \(Shape.describe(xt.shape)), eps \(Shape.describe(eps.shape))"
+                    + " and noise must have one shape")
         }
         let plane = try segmentLength("ddim_step", t.count, xt)
         guard eta >= 0 else { throw TensorError("ddim_step: eta \(eta) must be >= 0") }
@@ -284,7 +299,9 @@ public struct Schedule: Sendable {
 
     /// `count` timesteps evenly spaced from steps-1 down to 0 (both included), for DDIM.
     public func spacedTimesteps(_ count: Int) throws -> [Int] {
-        guard count >= 1 && count <= steps else { throw TensorError("sampler: \(count) steps must be in [1, \(steps)]") }
+        guard count >= 1 && count <= steps else {
+            throw TensorError("sampler: \(count) steps must be in [1, \(steps)]")
+        }
         if count == 1 { return [steps - 1] }
         var ts: [Int] = []
         for i in 0..<count {

@@ -166,11 +166,15 @@ struct Options {
         guard let index else { return }
         var unknown: [String] = []
         try lua.forEachPair(index) {
-            guard let k = lua.string(-2) else { throw ScriptError("bad argument #\(argument) (\(what) keys must be strings)") }
+            guard let k = lua.string(-2) else {
+                throw ScriptError("bad argument #\(argument) (\(what) keys must be strings)")
+            }
             if !known.contains(k) { unknown.append(k) }
         }
         if !unknown.isEmpty {
-            throw ScriptError("unknown \(what) field(s) \(unknown.sorted().joined(separator: ", ")) (known: \(known.sorted().joined(separator: ", ")))")
+            throw ScriptError(
+                "unknown \(what) field(s) \(unknown.sorted().joined(separator: ", "))"
+                    + " (known: \(known.sorted().joined(separator: ", ")))")
         }
     }
 
@@ -226,6 +230,31 @@ struct Options {
 
     func integers(_ key: String, count n: Int) throws -> [Int]? {
         try with(key) { try integerList(lua, -1, count: n, what: key, argument: "option \(key)") }
+    }
+
+    /// Numbers, one per sample: a table or a tensor with n entries.
+    func floats(_ key: String, count n: Int) throws -> [Float]? {
+        try with(key) {
+            let values: [Float]
+            if let t = lua.object(-1, metatable: Metatable.tensor, as: Tensor.self) {
+                values = t.values
+            } else if lua.type(-1) == LUA_TTABLE {
+                values = try (0..<lua.length(-1)).map { k in
+                    lua.getIndex(-1, k + 1)
+                    defer { lua.pop() }
+                    guard let v = lua.number(-1) else {
+                        throw ScriptError("option \(key): entry \(k + 1) must be a number, got \(lua.describe(-1))")
+                    }
+                    return Float(v)
+                }
+            } else {
+                throw bad(key, "table or tensor of numbers")
+            }
+            guard values.count == n else {
+                throw ScriptError("option \(key): \(values.count) entries for a batch of \(n)")
+            }
+            return values
+        }
     }
 
     /// Pushes the field (a function) for the caller to use; returns its absolute index or nil.

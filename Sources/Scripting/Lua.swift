@@ -34,7 +34,11 @@ struct Lua {
     func push(_ v: Int) { lua_pushinteger(L, lua_Integer(v)) }
     func push(_ v: Bool) { lua_pushboolean(L, v ? 1 : 0) }
     func push(_ s: String) { _ = s.withCString { lua_pushstring(L, $0) } }
-    func push(bytes: [UInt8]) { _ = bytes.withUnsafeBufferPointer { b in b.baseAddress.map { lua_pushlstring(L, $0, b.count) } ?? lua_pushstring(L, "") } }
+    func push(bytes: [UInt8]) {
+        _ = bytes.withUnsafeBufferPointer { b in
+            b.baseAddress.map { lua_pushlstring(L, $0, b.count) } ?? lua_pushstring(L, "")
+        }
+    }
     func pushNil() { lua_pushnil(L) }
     func newTable(array: Int = 0, hash: Int = 0) { lua_createtable(L, Int32(array), Int32(hash)) }
 
@@ -96,7 +100,8 @@ struct Lua {
     /// The string form of any value, for messages (no metamethods).
     func describe(_ i: Int32) -> String {
         switch type(i) {
-        case LUA_TNUMBER: return number(i).map { $0 == $0.rounded() && Swift.abs($0) < 1e15 ? String(Int($0)) : String($0) } ?? "?"
+        case LUA_TNUMBER:
+            return number(i).map { $0 == $0.rounded() && Swift.abs($0) < 1e15 ? String(Int($0)) : String($0) } ?? "?"
         case LUA_TSTRING: return "\"\(string(i) ?? "")\""
         case LUA_TBOOLEAN: return (bool(i) ?? false) ? "true" : "false"
         case LUA_TUSERDATA: return userdataTypeName(i) ?? "userdata"
@@ -117,9 +122,10 @@ struct Lua {
 
     // MARK: userdata (retained Swift objects)
 
-    /// Pushes `object` as full userdata with the named metatable (created by the module loader).
-    func pushObject(_ object: AnyObject, metatable: String) {
-        let p = ddpm_lua_newuserdata(L, MemoryLayout<UnsafeMutableRawPointer>.size)
+    /// Pushes `object` as full userdata with the named metatable (created by the module loader)
+    /// and `userValues` Lua values attached (nil until set; a model keeps its schedule and objective).
+    func pushObject(_ object: AnyObject, metatable: String, userValues: Int32 = 1) {
+        let p = ddpm_lua_newuserdata(L, MemoryLayout<UnsafeMutableRawPointer>.size, userValues)
         p?.storeBytes(of: Unmanaged.passRetained(object).toOpaque(), as: UnsafeMutableRawPointer.self)
         _ = lua_getfield(L, ddpm_lua_registryindex(), metatable)
         lua_setmetatable(L, -2)

@@ -13,7 +13,8 @@ struct Bench: ParsableCommand {
 
     @Option(help: "base,levels,time_dim (repeatable); default: the 5 standard configs.")
     var config: [String] = []
-    @Option(help: "Comma list of params,flops,train,fwd,ops (ops: per-kernel timings, im2col vs Winograd per level).") var what = "params,flops,train,fwd"
+    @Option(help: "Comma list of params,flops,train,fwd,ops (ops: per-kernel timings, im2col vs Winograd per level).")
+    var what = "params,flops,train,fwd"
     @Option(help: "Training batch.") var batch = 64
     @Option(help: "Timed steps per measurement (default as torch_bench.py).") var steps: Int?
     @Option(help: "Warm-up steps (default as torch_bench.py).") var warmup: Int?
@@ -23,6 +24,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "No attention in the bottleneck.") var noMidAttention = false
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Flag(help: "Skip the sgemm peak measurement.") var noPeak = false
+    @Option(help: "Comma list of fp32, bf16 (the products' precision); with both, train and fwd alternate them.")
+    var precision = "fp32"
 
     static let defaultConfigs = ["64,4,128", "32,3,128", "32,2,64", "16,3,64", "16,2,32"]
 
@@ -33,21 +36,32 @@ struct Bench: ParsableCommand {
                 guard let b = Int(s), b > 0 else { throw TensorError("bench: bad --fwd-batches entry \(s)") }
                 return b
             }
+            let precisions = try precision.split(separator: ",").map { name -> Precision in
+                guard let p = Precision(rawValue: String(name)) else {
+                    throw TensorError("bench: --precision \(name) is not fp32 or bf16")
+                }
+                if p == .bf16 { try Precision.set(.bf16); try Precision.set(.fp32) }  // refused without AVX512-BF16
+                return p
+            }
             emit(["kind": "env", "date": ISO8601DateFormatter().string(from: Date()), "engine": "ddpm-swift",
-                  "threads": BLAS.threads, "cpu": cpuModel(), "size": size, "blas_core": BLAS.coreName])
+                  "threads": BLAS.threads, "cpu": cpuModel(), "size": size, "blas_core": BLAS.coreName,
+                  "bf16_hardware": Precision.hardwareBF16])
             var peak = 0.0
             if !noPeak {
                 peak = sgemmPeak()
                 emit(["kind": "sgemm_peak", "m": 2048, "n": 2048, "k": 2048, "gflops": round3(peak)])
             }
-            if kinds.contains("ops") { try benchOps() }
+            if kinds.contains("ops") {
+                for p in precisions { try Precision.with(p) { try benchOps() } }
+            }
             for label in config.isEmpty ? Self.defaultConfigs : config where !kinds.isSubset(of: ["ops"]) {
-                try benchConfig(label, kinds: kinds, fwdBatches: fwdBatchList, peak: peak)
+                try benchConfig(label, kinds: kinds, fwdBatches: fwdBatchList, peak: peak, precisions: precisions)
             }
         }
     }
 
-    func benchConfig(_ label: String, kinds: Set<String>, fwdBatches: [Int], peak: Double) throws {
+    func benchConfig(_ label: String, kinds: Set<String>, fwdBatches: [Int], peak: Double,
+                     precisions: [Precision]) throws {
         let parts = label.split(separator: ",").compactMap { Int($0) }
         guard parts.count == 3 else { throw TensorError("bench: --config \(label) is not base,levels,time_dim") }
         let flags: [Bool]? = attention == "even" ? nil : attention.split(separator: ",").map { $0 == "1" }
@@ -67,23 +81,29 @@ struct Bench: ParsableCommand {
         }
         if kinds.contains("train") {
             let n = steps ?? (big ? 3 : 5), w = warmup ?? (big ? 1 : 2)
-            let times = try timeTrain(model, steps: n, warmup: w)
-            var rec = summary(times)
-            rec.merge(["kind": "train_step", "config": label, "batch": batch, "size": size, "warmup": w,
-                       "gflops": round3(Double(fwdBwdFlops * batch) / (median(times) * 1e6)),
-                       "max_rss_mb": maxRSSMegabytes()]) { a, _ in a }
-            if peak > 0 { rec["peak_fraction"] = round3(Double(fwdBwdFlops * batch) / (median(times) * 1e6) / peak) }
-            emit(rec)
+            let step = try trainStepper(model)
+            for (p, times) in zip(precisions, try alternate(precisions, steps: n, warmup: w, step)) {
+                var rec = summary(times)
+                rec.merge(["kind": "train_step", "config": label, "batch": batch, "size": size, "warmup": w,
+                           "gflops": round3(Double(fwdBwdFlops * batch) / (median(times) * 1e6)),
+                           "max_rss_mb": maxRSSMegabytes(), "precision": p.rawValue]) { a, _ in a }
+                if peak > 0 {
+                    rec["peak_fraction"] = round3(Double(fwdBwdFlops * batch) / (median(times) * 1e6) / peak)
+                }
+                emit(rec)
+            }
         }
         if kinds.contains("fwd") {
             for b in fwdBatches {
                 let n = steps ?? (big ? 3 : (b <= 10 ? 10 : 5)), w = warmup ?? (big ? 1 : (b <= 10 ? 2 : 1))
-                let times = try timeForward(model, batch: b, steps: n, warmup: w)
-                var rec = summary(times)
-                rec.merge(["kind": "fwd_nograd", "config": label, "batch": b, "size": size, "warmup": w,
-                           "gflops": round3(Double(fwdFlops * b) / (median(times) * 1e6)),
-                           "max_rss_mb": maxRSSMegabytes()]) { a, _ in a }
-                emit(rec)
+                let step = forwardStepper(model, batch: b)
+                for (p, times) in zip(precisions, try alternate(precisions, steps: n, warmup: w, step)) {
+                    var rec = summary(times)
+                    rec.merge(["kind": "fwd_nograd", "config": label, "batch": b, "size": size, "warmup": w,
+                               "gflops": round3(Double(fwdFlops * b) / (median(times) * 1e6)),
+                               "max_rss_mb": maxRSSMegabytes(), "precision": p.rawValue]) { a, _ in a }
+                    emit(rec)
+                }
             }
         }
     }
@@ -107,43 +127,64 @@ struct Bench: ParsableCommand {
                 both.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
             }
             let (mf, mb) = (median(Array(fwd.dropFirst())), median(Array(both.dropFirst())))
-            emit(["kind": "op", "op": name, "batch": b, "fwd_ms": round3(mf), "fwd_bwd_ms": round3(mb),
-                  "fwd_gflops": round3(Double(flops) / (mf * 1e6)), "fwd_bwd_gflops": round3(Double(passes * flops) / (mb * 1e6))])
+            emit(["kind": "op", "op": name, "batch": b, "precision": Precision.current.rawValue,
+                  "fwd_ms": round3(mf), "fwd_bwd_ms": round3(mb),
+                  "fwd_gflops": round3(Double(flops) / (mf * 1e6)),
+                  "fwd_bwd_gflops": round3(Double(passes * flops) / (mb * 1e6))])
         }
         // raw single-threaded sgemm rates at the convolution shapes (per core); the first two are
         // Winograd's products and weight-gradient products for one 32x32 image at 32 channels
-        for (m, n, k, ta, tb) in [(32, 256, 32, false, false), (32, 32, 256, false, true), (32, 1024, 288, false, false), (1024, 32, 288, false, true), (1024, 32, 288, true, true),
-                                  (64, 1024, 576, false, false), (288, 1024, 32, true, false), (32, 288, 1024, false, true), (288, 32, 1024, false, true), (32, 4096, 288, false, false), (4096, 32, 288, true, true)] {
+        for (m, n, k, ta, tb) in [(32, 256, 32, false, false), (32, 32, 256, false, true),
+                                  (32, 1024, 288, false, false), (1024, 32, 288, false, true),
+                                  (1024, 32, 288, true, true), (64, 1024, 576, false, false),
+                                  (288, 1024, 32, true, false), (32, 288, 1024, false, true),
+                                  (288, 32, 1024, false, true), (32, 4096, 288, false, false),
+                                  (4096, 32, 288, true, true)] {
             let a = Tensor.randn([m * k], generator: &rng), bm = Tensor.randn([k * n], generator: &rng)
             let c = Tensor(zeros: [m * n])
             var times: [Double] = []
             for _ in 0..<20 {
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                for _ in 0..<10 { BLAS.sgemmSerial(c.data, a.data, bm.data, m: m, n: n, k: k, transA: ta, transB: tb) }
+                for _ in 0..<10 {
+                    BLAS.gemmSerial(Precision.current, c.data, a.data, bm.data, m: m, n: n, k: k,
+                                    transA: ta, transB: tb)
+                }
                 times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e7)
             }
-            emit(["kind": "sgemm", "m": m, "n": n, "k": k, "transA": ta, "transB": tb,
+            emit(["kind": "sgemm", "precision": Precision.current.rawValue, "m": m, "n": n, "k": k,
+                  "transA": ta, "transB": tb,
                   "gflops_one_core": round3(Double(2 * m * n * k) / (median(times) * 1e6))])
         }
-        func leaf(_ shape: [Int]) -> Tensor { let t = Tensor.randn(shape, generator: &rng); t.requiresGrad = true; return t }
+        func leaf(_ shape: [Int]) -> Tensor {
+            let t = Tensor.randn(shape, generator: &rng)
+            t.requiresGrad = true
+            return t
+        }
         let n = size * size
         let qkv = leaf([b, 384, n])
-        try time("attention 4x32 heads, \(n) tokens", flops: 4 * b * 4 * n * n * 32, [qkv]) { try .attention(qkv, heads: 4, dim: 32) }
+        try time("attention 4x32 heads, \(n) tokens", flops: 4 * b * 4 * n * n * 32, [qkv]) {
+            try .attention(qkv, heads: 4, dim: 32)
+        }
         let x = leaf([b, 32, size, size]), w = leaf([32, 32, 3, 3]), bias = leaf([32])
-        try time("conv2d 3x3 32->32", flops: 2 * b * n * 32 * 32 * 9, [x, w, bias]) { try .conv2d(x, weight: w, bias: bias, stride: 1, padding: 1) }
+        try time("conv2d 3x3 32->32", flops: 2 * b * n * 32 * 32 * 9, [x, w, bias]) {
+            try .conv2d(x, weight: w, bias: bias, stride: 1, padding: 1)
+        }
         // each 3x3 kernel at the three levels of a 32-base model and its bottleneck (batch b)
         for (ch, side) in [(32, size), (64, size / 2), (128, size / 4), (128, size / 8)] {
             let xl = leaf([b, ch, side, side]), wl = leaf([ch, ch, 3, 3]), bl = leaf([ch])
             for (kernel, winograd) in [("im2col", false), ("winograd", true)] {
-                try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel)", flops: 2 * b * side * side * ch * ch * 9, [xl, wl, bl]) {
+                try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel)", flops: 2 * b * side * side * ch * ch * 9,
+                         [xl, wl, bl]) {
                     try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1, winograd: winograd)
                 }
                 xl.requiresGrad = false
-                try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel) dW", flops: 2 * b * side * side * ch * ch * 9, passes: 2, [wl, bl]) {
+                try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel) dW",
+                         flops: 2 * b * side * side * ch * ch * 9, passes: 2, [wl, bl]) {
                     try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1, winograd: winograd)
                 }
                 xl.requiresGrad = true; wl.requiresGrad = false; bl.requiresGrad = false
-                try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel) dX", flops: 2 * b * side * side * ch * ch * 9, passes: 2, [xl]) {
+                try time("conv2d 3x3 \(ch)->\(ch) \(side)x\(side) \(kernel) dX",
+                         flops: 2 * b * side * side * ch * ch * 9, passes: 2, [xl]) {
                     try .conv2d(xl, weight: wl, bias: bl, stride: 1, padding: 1, winograd: winograd)
                 }
                 wl.requiresGrad = true; bl.requiresGrad = true
@@ -177,37 +218,48 @@ struct Bench: ParsableCommand {
         return 2 * one
     }
 
-    func timeTrain(_ model: UNet, steps: Int, warmup: Int) throws -> [Double] {
+    /// A training step per call (Adam, the batch and its labels made once), in milliseconds.
+    func trainStepper(_ model: UNet) throws -> () throws -> Double {
         var rng = Generator(seed: seed)
         let schedule = try Schedule.linear(steps: 1001)
         let opt = Adam(model.parameters, lr: 1e-4)
         let x0 = Tensor.rand([batch, 1, size, size], generator: &rng) * 2 - 1
         let labels = (0..<batch).map { _ in rng.int(below: 10) }
-        var times: [Double] = []
-        for i in 0..<(warmup + steps) {
+        return {
             let t0 = DispatchTime.now().uptimeNanoseconds
             let loss = try schedule.trainingLoss(model, x0: x0, labels: labels, generator: &rng)
             opt.zeroGrad()
             try loss.backward()
             opt.step()
-            let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-            if i >= warmup { times.append(ms) }
+            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
         }
-        return times
     }
 
-    func timeForward(_ model: UNet, batch: Int, steps: Int, warmup: Int) throws -> [Double] {
+    /// A no-grad forward of `batch` images per call, in milliseconds.
+    func forwardStepper(_ model: UNet, batch: Int) -> () throws -> Double {
         var rng = Generator(seed: seed)
         let x = Tensor.randn([batch, 1, size, size], generator: &rng)
         let labels = (0..<batch).map { $0 % 10 }
-        var times: [Double] = []
-        try withNoGrad {
-            for i in 0..<(warmup + steps) {
-                let t = [Int](repeating: 500 - i, count: batch)
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                _ = try model(x, t: t, labels: labels)
-                let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-                if i >= warmup { times.append(ms) }
+        var i = 0
+        return {
+            let t = [Int](repeating: 500 - i % 500, count: batch)
+            i += 1
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = try withNoGrad { try model(x, t: t, labels: labels) }
+            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+        }
+    }
+
+    /// `warmup` untimed then `steps` timed calls of step in each precision, the precisions taking
+    /// turns call by call (so a slow stretch of a shared host falls on all of them); the times of
+    /// each precision, in the order given.
+    func alternate(_ precisions: [Precision], steps: Int, warmup: Int, _ step: () throws -> Double) throws
+        -> [[Double]] {
+        var times = [[Double]](repeating: [], count: precisions.count)
+        for i in 0..<(warmup + steps) {
+            for (j, p) in precisions.enumerated() {
+                let ms = try Precision.with(p) { try step() }
+                if i >= warmup { times[j].append(ms) }
             }
         }
         return times
@@ -238,7 +290,8 @@ func median(_ xs: [Double]) -> Double {
 func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
 
 func summary(_ times: [Double]) -> [String: Any] {
-    ["median_ms": round3(median(times)), "min_ms": round3(times.min() ?? 0), "max_ms": round3(times.max() ?? 0), "n": times.count]
+    ["median_ms": round3(median(times)), "min_ms": round3(times.min() ?? 0), "max_ms": round3(times.max() ?? 0),
+     "n": times.count]
 }
 
 func emit(_ record: [String: Any]) {
@@ -257,7 +310,8 @@ func maxRSSMegabytes() -> Double {
 func cpuModel() -> String {
     guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }
     for line in text.split(separator: "\n") where line.hasPrefix("model name") {
-        return line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
+        return line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) }
+            ?? "unknown"
     }
     return "unknown"
 }

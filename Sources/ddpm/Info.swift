@@ -1,5 +1,6 @@
 import ArgumentParser
 import Autograd
+import Diffusion
 import Evaluation
 import Foundation
 import Layers
@@ -24,14 +25,20 @@ struct Info: ParsableCommand {
                 let params = try UNet(config, generator: &rng).namedParameters()
                 let names = Set(params.map(\.0))
                 // weights files use bare names; checkpoints and reference exports prefix them
-                let prefix = ["", "model/", "param/"].first { p in entries.contains { names.contains(String($0.name.dropFirst(p.count))) && $0.name.hasPrefix(p) } } ?? ""
-                let modelCount = entries.filter { $0.name.hasPrefix(prefix) && names.contains(String($0.name.dropFirst(prefix.count))) }
+                let prefix = ["", "model/", "param/"].first { p in
+                    entries.contains { names.contains(String($0.name.dropFirst(p.count))) && $0.name.hasPrefix(p) }
+                } ?? ""
+                let modelCount = entries
+                    .filter { $0.name.hasPrefix(prefix) && names.contains(String($0.name.dropFirst(prefix.count))) }
                     .reduce(0) { $0 + $1.shape.reduce(1, *) }
-                print("model parameters: \(modelCount) in \(params.count) tensors (config expects \(params.reduce(0) { $0 + $1.1.count }))")
+                let expected = params.reduce(0) { $0 + $1.1.count }
+                print("model parameters: \(modelCount) in \(params.count) tensors (config expects \(expected))")
+                print("objective: \(try objectiveText(metadata)), the model's output (eps noise, v velocity, x0 image)")
             } else if let json = metadata["classifier_config"] {
                 let config = try ClassifierConfig(json: json)
                 var rng = Generator(seed: 0)
-                print("classifier config: \(config.json), \(try Classifier(config, generator: &rng).parameterCount) parameters")
+                let count = try Classifier(config, generator: &rng).parameterCount
+                print("classifier config: \(config.json), \(count) parameters")
             } else {
                 print("model config: none in metadata")
             }
@@ -47,5 +54,19 @@ struct Info: ParsableCommand {
                 FileHandle.standardError.write(Data("ddpm: warning: \(file): \(warning)\n".utf8))
             }
         }
+    }
+
+    /// A weights file's `objective` (eps when none is recorded); a training checkpoint's from the
+    /// run's saved config (`extra.run`: config.train.objective, eps when unset).
+    func objectiveText(_ metadata: [String: String]) throws -> String {
+        if metadata[Objective.metadataKey] != nil { return try Objective(metadata: metadata).rawValue }
+        guard metadata["format"] == "ddpm-swift-checkpoint" else { return "eps (none recorded)" }
+        guard let run = metadata["extra.run"],
+              let object = try? JSONSerialization.jsonObject(with: Data(run.utf8)) as? [String: Any],
+              let config = object["config"] as? [String: Any] else {
+            return "eps (the checkpoint saved no config)"
+        }
+        let name = (config["train"] as? [String: Any])?["objective"] as? String ?? "eps"
+        return try Objective(name: name).rawValue + " (the run's config)"
     }
 }

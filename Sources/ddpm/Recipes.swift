@@ -16,18 +16,25 @@ struct Train: ParsableCommand {
             (docs/scaling.md).
             """)
 
-    @Option(parsing: .unconditional, help: "Config file (a Lua table; see scripts/configs/; default: configs/tiny.lua, on --resume the run's own).")
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Config file (a Lua table; see scripts/configs/; default: configs/tiny.lua, "
+                    + "on --resume the run's own)."))
     var config: String?
     @Option(parsing: .unconditional, help: "Total training steps (default: the config's).") var steps: Int?
     @Option(parsing: .unconditional, help: "Output folder.") var out = "runs/default"
     @Flag(help: "Continue from --out's checkpoint, under the config it saved.") var resume = false
     @Flag(help: "With --resume: continue under --config instead of the run's saved config.") var overrideConfig = false
-    @Option(parsing: .unconditional, help: "Start from these weights (fine-tuning; fresh optimizer, EMA starts there).") var initWeights: String?
+    @Option(parsing: .unconditional, help: "Start from these weights (fine-tuning; fresh optimizer, EMA starts there).")
+    var initWeights: String?
     @Option(parsing: .unconditional, help: """
         The data's folder in place of the config's train.data path (MNIST, Fashion-MNIST or a folder of PNGs; \
         default: the config's, for MNIST $DDPM_DATA, then data/mnist).
         """) var data: String?
     @Option(parsing: .unconditional, help: "Batch size (default: the config's).") var batch: Int?
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Products in fp32, or bf16 (mixed precision; needs AVX512-BF16; "
+                    + "default: the config's train.precision, else fp32)."))
+    var precision: String?
     @Option(parsing: .unconditional,
             help: ArgumentHelp("Noise schedule: NAME or FILE.lua, a plugin or linear, cosine, sigmoid "
                     + "(default: the config's). `ddpm schedules` lists them."))
@@ -53,6 +60,7 @@ struct Train: ParsableCommand {
         if let batch { a += ["--batch", "\(batch)"] }
         if resume { a.append("--resume") }
         if let initWeights { a += ["--init", initWeights] }
+        if let precision { a += ["--precision", precision] }
         try runRecipe(try bundled("train.lua"), a, traceback: false)
     }
 }
@@ -67,7 +75,10 @@ func validateSamplerOptions(_ values: [String]) throws {
 /// Options shared by `sample`, `gif` and `eval`, passed to their recipes as --name value (the
 /// recipes declare them once, in scripts/lib/common.lua's sampling_options).
 struct SamplingOptions: ParsableArguments {
-    @Option(parsing: .unconditional, help: "Weights file (default: weights/mnist-small.safetensors; weights/mnist-fast.safetensors samples ~2.5x faster).") var weights: String?
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Weights file (default: weights/mnist-small.safetensors; "
+                    + "weights/mnist-fast.safetensors samples ~2.5x faster)."))
+    var weights: String?
     @Option(parsing: .unconditional,
             help: ArgumentHelp("Sampler: NAME or FILE.lua, a plugin or the native ddpm, ddim "
                     + "(default: the weights' recommended). `ddpm samplers` lists them."))
@@ -77,18 +88,23 @@ struct SamplingOptions: ParsableArguments {
     @Option(parsing: .unconditional,
             help: "Sampling steps (default: the weights' recommended for their sampler, else the sampler's).")
     var steps: Int?
-    @Option(parsing: .unconditional, help: "Classifier-free guidance w (1 = none; default: the weights' recommended).") var guidance: Double?
-    @Option(parsing: .unconditional, help: "Timesteps LOW,HIGH (0-based, inclusive) where guidance applies, or 'all' (default: the weights' recommended).")
+    @Option(parsing: .unconditional, help: "Classifier-free guidance w (1 = none; default: the weights' recommended).")
+    var guidance: Double?
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Timesteps LOW,HIGH (0-based, inclusive) where guidance applies, or 'all' "
+                    + "(default: the weights' recommended)."))
     var guidanceInterval: String?
     @Option(parsing: .unconditional,
             help: "Sampler noise (ctx.eta): DDIM 0 deterministic (default), 1 as stochastic as DDPM.")
     var eta: Double?
     @Option(parsing: .unconditional, help: "Random seed; image i uses seed + i (same seed, same images).") var seed = 0
+    @Option(parsing: .unconditional, help: "Products in fp32, or bf16 (mixed precision; needs a CPU with AVX512-BF16).")
+    var precision = "fp32"
 
     func validate() throws { try validateSamplerOptions(samplerOpt) }
 
     var recipeArguments: [String] {
-        var a = ["--seed", "\(seed)"]
+        var a = ["--seed", "\(seed)", "--precision", precision]
         if let sampler { a += ["--sampler", sampler] }
         for kv in samplerOpt { a += ["--sampler-opt", kv] }
         if let weights { a += ["--weights", weights] }
@@ -103,33 +119,48 @@ struct SamplingOptions: ParsableArguments {
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sample a digit sheet, row r = the r-th digit, or a folder of digits (runs scripts/sample.lua).",
-        discussion: "--out FILE.png writes a sheet; --out DIR/ writes <digit>_<index>.png files; --format idx --out DIR writes train-images-idx3-ubyte and train-labels-idx1-ubyte (MNIST's names, so --data DIR reads them). Image i uses seed + i: --digits D --per-digit 1 --seed S regenerates one image alone. Under mpirun -np N the images are split across the N ranks; rank 0 writes.")
+        discussion: "--out FILE.png writes a sheet; --out DIR/ writes <digit>_<index>.png files; --format idx "
+            + "--out DIR writes train-images-idx3-ubyte and train-labels-idx1-ubyte (MNIST's names, so --data DIR "
+            + "reads them). Image i uses seed + i: --digits D --per-digit 1 --seed S regenerates one image alone. "
+            + "Under mpirun -np N the images are split across the N ranks; rank 0 writes.")
 
     @OptionGroup var sampling: SamplingOptions
     @Option(parsing: .unconditional, help: "Digits, one row each.") var digits = "0123456789"
     @Option(parsing: .unconditional, help: "Samples per digit (columns of a sheet).") var perDigit = 10
     @Option(parsing: .unconditional, help: "Output: a PNG sheet, or a folder ending in /.") var out = "out/sheet.png"
-    @Option(parsing: .unconditional, help: "png or idx (idx writes an IDX image/label pair into the --out folder).") var format = "png"
+    @Option(parsing: .unconditional, help: "png or idx (idx writes an IDX image/label pair into the --out folder).")
+    var format = "png"
     @Option(parsing: .unconditional, help: "Images per sampling batch.") var batch = 100
 
     func run() throws {
         try runRecipe(try bundled("sample.lua"), sampling.recipeArguments + [
-            "--digits", digits, "--per-digit", "\(perDigit)", "--out", out, "--format", format, "--batch", "\(batch)"], traceback: false)
+            "--digits", digits, "--per-digit", "\(perDigit)", "--out", out, "--format", format, "--batch", "\(batch)",
+        ], traceback: false)
     }
 }
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Evaluate a model with the shipped classifier: accuracy, Fréchet distance, diversity (runs scripts/eval.lua).",
-        discussion: "Generates --per-class digits of each class and compares the classifier's verdicts and features with real MNIST. --classifier-only reports the classifier's own test accuracy. Under mpirun -np N the images are split across the N ranks.")
+        abstract: "Evaluate a model with the shipped classifier: accuracy, Fréchet distance, diversity "
+            + "(runs scripts/eval.lua).",
+        discussion: "Generates --per-class digits of each class and compares the classifier's verdicts and features "
+            + "with real MNIST. --classifier-only reports the classifier's own test accuracy. Under mpirun -np N the "
+            + "images are split across the N ranks. --cas N reports the classification accuracy score instead: a new "
+            + "classifier trained only on N generated digits per class, tested on the real test set, next to the "
+            + "same classifier trained on N real digits per class.")
 
     @OptionGroup var sampling: SamplingOptions
     @Option(parsing: .unconditional, help: "Generated digits per class.") var perClass = 100
-    @Option(parsing: .unconditional, help: "Classifier weights (default: weights/mnist-classifier.safetensors).") var classifier: String?
+    @Option(parsing: .unconditional, help: "Classifier weights (default: weights/mnist-classifier.safetensors).")
+    var classifier: String?
     @Option(parsing: .unconditional, help: "Images per sampling batch.") var batch = 100
     @Option(parsing: .unconditional, help: "MNIST folder (default: $DDPM_DATA, then data/mnist).") var data: String?
     @Flag(help: "Print JSON instead of the table.") var json = false
     @Flag(help: "Only the classifier's accuracy on the MNIST test set.") var classifierOnly = false
+    @Option(parsing: .unconditional,
+            help: "Classification accuracy score with N generated digits per class (see above).") var cas: Int?
+    @Option(parsing: .unconditional, help: "With --cas: training steps of each classifier (default 2000, batch 128).")
+    var casSteps: Int?
 
     func run() throws {
         var a = sampling.recipeArguments + ["--per-class", "\(perClass)", "--batch", "\(batch)"]
@@ -137,6 +168,8 @@ struct Eval: ParsableCommand {
         if let data { a += ["--data", data] }
         if json { a.append("--json") }
         if classifierOnly { a.append("--classifier-only") }
+        if let cas { a += ["--cas", "\(cas)"] }
+        if let casSteps { a += ["--cas-steps", "\(casSteps)"] }
         try runRecipe(try bundled("eval.lua"), a, traceback: false)
     }
 }
@@ -146,12 +179,15 @@ struct Gif: ParsableCommand {
         abstract: "Denoising GIFs, one per digit and a combined strip (runs scripts/gif.lua).")
 
     @OptionGroup var sampling: SamplingOptions
-    @Option(parsing: .unconditional, help: "Digits, one GIF each (and all of them in the strip).") var digits = "0123456789"
+    @Option(parsing: .unconditional, help: "Digits, one GIF each (and all of them in the strip).")
+    var digits = "0123456789"
     @Option(parsing: .unconditional, help: "Frames spaced over the reverse process.") var frames = 40
     @Option(parsing: .unconditional, help: "Output folder.") var out = "out/gifs"
 
     func run() throws {
-        try runRecipe(try bundled("gif.lua"), sampling.recipeArguments + ["--digits", digits, "--frames", "\(frames)", "--out", out], traceback: false)
+        try runRecipe(try bundled("gif.lua"),
+                      sampling.recipeArguments + ["--digits", digits, "--frames", "\(frames)", "--out", out],
+                      traceback: false)
     }
 }
 

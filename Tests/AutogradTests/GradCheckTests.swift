@@ -147,6 +147,44 @@ final class GradCheckTests: XCTestCase {
         try check("l1_loss", [awayFromZero([2, 5]), Tensor(zeros: [2, 5])]) { try .l1Loss($0[0], $0[1]) }
         try check("mse_loss", [randn([2, 5]), randn([2, 5])]) { try .mseLoss($0[0], $0[1]) }
         try check("cross_entropy", [randn([3, 4], scale: 2)]) { try .crossEntropy($0[0], labels: [2, 0, 3]) }
+        let w: [Float] = [0.5, 2, 0.25]
+        try check("weighted_loss l1", [awayFromZero([3, 2, 2]), Tensor(zeros: [3, 2, 2])]) {
+            try .weightedLoss($0[0], $0[1], weights: w, kind: .l1)
+        }
+        try check("weighted_loss l2", [randn([3, 4]), randn([3, 4])]) {
+            try .weightedLoss($0[0], $0[1], weights: w, kind: .l2)
+        }
+        // differences on both sides of delta = 0.5, none within eps of the kink at +-delta
+        let d = try Tensor([0.1, -0.3, 0.9, -1.4, 0.2, 1.1, -0.7, 0.05, -0.2, 0.8, 1.3, -0.1], shape: [3, 4])
+        try check("weighted_loss huber", [d, Tensor(zeros: [3, 4])]) {
+            try .weightedLoss($0[0], $0[1], weights: w, kind: .huber(delta: 0.5))
+        }
+        try check("weighted_loss unweighted", [randn([2, 3])]) {
+            try .weightedLoss($0[0], Tensor(zeros: [2, 3]), weights: nil, kind: .l2)
+        }
+    }
+
+    /// The weighted loss against a hand computation; unweighted it is l1_loss / mse_loss; bad weights are errors.
+    func testWeightedLossValueAndErrors() throws {
+        let p = try Tensor([1, -2, 0.5, 3], shape: [2, 2]), t = Tensor(zeros: [2, 2])
+        // huber, delta 1: row 0 = 0.5 + (2 - 0.5) = 2, row 1 = 0.125 + (3 - 0.5) = 2.625; weights 2 and 0.5
+        XCTAssertEqual(try Tensor.weightedLoss(p, t, weights: [2, 0.5], kind: .huber(delta: 1)).item(),
+                       (2 * 2 + 0.5 * 2.625) / 4, accuracy: 1e-6)
+        XCTAssertEqual(try Tensor.weightedLoss(p, t, weights: [2, 0.5], kind: .l2).item(), (2 * 5 + 0.5 * 9.25) / 4,
+                       accuracy: 1e-6)
+        XCTAssertEqual(try Tensor.weightedLoss(p, t, weights: nil, kind: .l1).item(), try Tensor.l1Loss(p, t).item())
+        XCTAssertEqual(try Tensor.weightedLoss(p, t, weights: [1, 1], kind: .l2).item(),
+                       try Tensor.mseLoss(p, t).item())
+        XCTAssertThrowsError(try Tensor.weightedLoss(p, t, weights: [1], kind: .l1)) { e in
+            XCTAssertEqual((e as? TensorError)?.message, "weighted_loss: 1 weights for a batch of 2")
+        }
+        XCTAssertThrowsError(try Tensor.weightedLoss(p, t, weights: [1, -1], kind: .l1)) { e in
+            XCTAssertEqual((e as? TensorError)?.message,
+                           "weighted_loss: weight 2 is -1.0; weights must be finite and >= 0")
+        }
+        XCTAssertThrowsError(try Tensor.weightedLoss(p, t, weights: nil, kind: .huber(delta: 0))) { e in
+            XCTAssertEqual((e as? TensorError)?.message, "weighted_loss: huber delta 0.0 must be finite and > 0")
+        }
     }
 
     /// The ops recorded in the graph that produced `y`.

@@ -33,9 +33,11 @@ final class DatasetsTests: XCTestCase {
         // three 2x2 images: all 0, all 255, a left-right ramp
         let images = try idx(dir, "i", dims: [3, 2, 2], bytes: [0, 0, 0, 0, 255, 255, 255, 255, 0, 255, 0, 255])
         let labels = try idx(dir, "l", dims: [3], bytes: [7, 8, 9])
-        let same = try ImageDataset(imagesPath: images, labelsPath: labels, resize: .none, generator: Generator(seed: 1))
+        let same = try ImageDataset(imagesPath: images, labelsPath: labels, resize: .none,
+                                    generator: Generator(seed: 1))
         XCTAssertEqual(same.images.values, [-1, -1, -1, -1, 1, 1, 1, 1, -1, 1, -1, 1])
-        let pad = try ImageDataset(imagesPath: images, labelsPath: labels, size: 4, resize: .pad, generator: Generator(seed: 1))
+        let pad = try ImageDataset(imagesPath: images, labelsPath: labels, size: 4, resize: .pad,
+                                   generator: Generator(seed: 1))
         XCTAssertEqual(Array(pad.images.values[16..<32]), [-1, -1, -1, -1, -1, 1, 1, -1, -1, 1, 1, -1, -1, -1, -1, -1])
         // bilinear with half-pixel centres (PyTorch align_corners=False): the ramp's row is
         // -1, -0.5, 0.5, 1 at 4 pixels
@@ -60,11 +62,37 @@ final class DatasetsTests: XCTestCase {
 
     /// Headers a hostile or broken file can carry: dimensions whose product overflows, images of
     /// no rows, a FIFO and a device instead of a file. Each is an error naming the file.
+    /// Images already in memory (generated digits): copied, served in shuffled epochs; bad shapes
+    /// and labels are errors.
+    func testDatasetFromImagesInMemory() throws {
+        let x = try Tensor([-1, 0, 0.5, 1, 1, 1, 1, 1, -1, -1, -1, -1], shape: [3, 1, 2, 2])
+        let ds = try ImageDataset(images: x, labels: [4, 0, 9], generator: Generator(seed: 2))
+        x.data[0] = 7  // the dataset holds a copy
+        XCTAssertEqual(ds.images.values, [-1, 0, 0.5, 1, 1, 1, 1, 1, -1, -1, -1, -1])
+        XCTAssertEqual([ds.count, ds.size], [3, 2])
+        let (images, labels) = try ds.batch(3)
+        XCTAssertEqual(labels.sorted(), [0, 4, 9])
+        let index = try XCTUnwrap(labels.firstIndex(of: 0))
+        XCTAssertEqual(Array(images.values[(4 * index)..<(4 * index + 4)]), [1, 1, 1, 1])
+        XCTAssertThrowsError(try ImageDataset(images: x, labels: [1, 2], generator: Generator(seed: 2))) { e in
+            XCTAssertEqual((e as? TensorError)?.message, "dataset: 2 labels for 3 images")
+        }
+        XCTAssertThrowsError(try ImageDataset(images: x, labels: [1, -1, 2], generator: Generator(seed: 2))) { e in
+            XCTAssertEqual((e as? TensorError)?.message, "dataset: label -1 is negative")
+        }
+        XCTAssertThrowsError(try ImageDataset(images: Tensor(zeros: [3, 1, 2, 3]), labels: [1, 2, 3],
+                                              generator: Generator(seed: 2))) { e in
+            XCTAssertEqual((e as? TensorError)?.message,
+                           "dataset: images must be (count >= 1, 1, size, size), got [3, 1, 2, 3]")
+        }
+    }
+
     func testHostileIDXHeadersAreErrors() throws {
         let dir = try temporaryDirectory()
         let labels = try idx(dir, "l", dims: [20], bytes: [UInt8](repeating: 1, count: 20))
         let huge = try idx(dir, "huge", dims: [0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF_FFFF], bytes: [])
-        expectError(try IDX.read(huge), contains: "\(huge): dimensions [4294967295, 4294967295, 4294967295] describe more than")
+        expectError(try IDX.read(huge),
+                    contains: "\(huge): dimensions [4294967295, 4294967295, 4294967295] describe more than")
         expectError(try ImageDataset(imagesPath: huge, labelsPath: labels, generator: Generator(seed: 1)),
                     contains: "describe more than 1073741824 bytes")
         let noRows = try idx(dir, "rows", dims: [20, 0, 28], bytes: [])
@@ -82,8 +110,9 @@ final class DatasetsTests: XCTestCase {
     /// error, not a trapping conversion.
     func testRestoreRejectsOutOfRangeState() throws {
         let dir = try temporaryDirectory()
-        let ds = try ImageDataset(imagesPath: try idx(dir, "i", dims: [2, 2, 2], bytes: [UInt8](repeating: 0, count: 8)),
-                                  labelsPath: try idx(dir, "l", dims: [2], bytes: [1, 2]), generator: Generator(seed: 1))
+        let ds = try ImageDataset(
+            imagesPath: try idx(dir, "i", dims: [2, 2, 2], bytes: [UInt8](repeating: 0, count: 8)),
+            labelsPath: try idx(dir, "l", dims: [2], bytes: [1, 2]), generator: Generator(seed: 1))
         let words = Array(ds.state[2...])
         expectError(try ds.restore([0, UInt64.max] + words), contains: "saved state does not match this dataset")
         expectError(try ds.restore([UInt64.max, 0] + words), contains: "saved state does not match this dataset")
@@ -94,9 +123,11 @@ final class DatasetsTests: XCTestCase {
     /// allocation.
     func testHugeBatchIsAnError() throws {
         let dir = try temporaryDirectory()
-        let ds = try ImageDataset(imagesPath: try idx(dir, "i", dims: [2, 2, 2], bytes: [UInt8](repeating: 0, count: 8)),
-                                  labelsPath: try idx(dir, "l", dims: [2], bytes: [1, 2]), generator: Generator(seed: 1))
-        expectError(try ds.batch(1_000_000_000_000), contains: "dataset:batch: shape [1000000000000, 1, 2, 2] has more than")
+        let ds = try ImageDataset(
+            imagesPath: try idx(dir, "i", dims: [2, 2, 2], bytes: [UInt8](repeating: 0, count: 8)),
+            labelsPath: try idx(dir, "l", dims: [2], bytes: [1, 2]), generator: Generator(seed: 1))
+        expectError(try ds.batch(1_000_000_000_000),
+                    contains: "dataset:batch: shape [1000000000000, 1, 2, 2] has more than")
     }
 
     /// Augmentation: every image is its input moved by one whole-pixel offset within the limit,
@@ -114,7 +145,8 @@ final class DatasetsTests: XCTestCase {
                     for r in 0..<6 {
                         for c in 0..<6 {
                             let (sr, sc) = (r - dy, c - dx)
-                            let expect: Float = sr >= 0 && sr < 6 && sc >= 0 && sc < 6 ? x.data[i * 36 + sr * 6 + sc] : -1
+                            let inside = sr >= 0 && sr < 6 && sc >= 0 && sc < 6
+                            let expect: Float = inside ? x.data[i * 36 + sr * 6 + sc] : -1
                             if y.data[i * 36 + r * 6 + c] != expect { same = false }
                         }
                     }

@@ -16,7 +16,8 @@ final class DatasetAndEvalTests: XCTestCase {
         let path = dir + "/tiny.safetensors"
         try runLua("""
             ddpm.seed(3)
-            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, image_size = \(size)}
+            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, \
+            image_size = \(size)}
             m:save('\(path)', {default_guidance = 2})
             """)
         return path
@@ -42,7 +43,8 @@ final class DatasetAndEvalTests: XCTestCase {
         XCTAssertTrue(text.contains("weights_sha256\u{0}" + (try SHA256.hex(ofFile: weights))))
 
         // any one image regenerated alone from its seed: the same pixels
-        r = try runDDPM(common.dropLast(2) + ["--seed", "14", "--digits", "7", "--per-digit", "1", "--out", dir + "/one/"])
+        r = try runDDPM(common.dropLast(2)
+                        + ["--seed", "14", "--digits", "7", "--per-digit", "1", "--out", dir + "/one/"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(try pixels(dir + "/one/7_0.png"), try pixels(dir + "/digits/7_1.png"))
 
@@ -51,7 +53,8 @@ final class DatasetAndEvalTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("row 1 (digit 7): seeds 13..15"), r.stdout)
         _ = try runDDPM(common + ["--digits", "37", "--per-digit", "3", "--out", dir + "/b.png"])
-        XCTAssertEqual(FileManager.default.contents(atPath: dir + "/a.png"), FileManager.default.contents(atPath: dir + "/b.png"))
+        XCTAssertEqual(FileManager.default.contents(atPath: dir + "/a.png"),
+                       FileManager.default.contents(atPath: dir + "/b.png"))
 
         // DDPM draws noise at every step: per image too, so a lone image still matches
         let ddpm = ["sample", "--weights", weights, "--sampler", "ddpm", "--guidance", "1"]
@@ -62,9 +65,11 @@ final class DatasetAndEvalTests: XCTestCase {
         XCTAssertEqual(try pixels(dir + "/ddpm-one/2_0.png"), try pixels(dir + "/ddpm/2_1.png"))
 
         // IDX: a labelled dataset the loader reads back, pixels equal to the PNGs of the same seeds
-        r = try runDDPM(common + ["--digits", "37", "--per-digit", "3", "--format", "idx", "--batch", "4", "--out", dir + "/idx"])
+        r = try runDDPM(common + ["--digits", "37", "--per-digit", "3", "--format", "idx", "--batch", "4",
+                                  "--out", dir + "/idx"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        let ds = try ImageDataset(imagesPath: dir + "/idx/train-images-idx3-ubyte", labelsPath: dir + "/idx/train-labels-idx1-ubyte",
+        let ds = try ImageDataset(imagesPath: dir + "/idx/train-images-idx3-ubyte",
+                                  labelsPath: dir + "/idx/train-labels-idx1-ubyte",
                                   resize: .none, generator: Generator(seed: 0))
         XCTAssertEqual(ds.labels, [3, 3, 3, 7, 7, 7])
         let (dims, bytes) = try IDX.read(dir + "/idx/train-images-idx3-ubyte")
@@ -85,7 +90,8 @@ final class DatasetAndEvalTests: XCTestCase {
         let weights = dir + "/tiny.safetensors"
         try runLua("""
             ddpm.seed(3)
-            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, image_size = 8}
+            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, \
+            image_size = 8}
             m:save('\(weights)', {default_guidance = 3, default_guidance_interval = "300,700"})
             """)
         let common = ["sample", "--weights", weights, "--steps", "4", "--digits", "5", "--per-digit", "2"]
@@ -100,7 +106,8 @@ final class DatasetAndEvalTests: XCTestCase {
         XCTAssertNotEqual(try pixels(dir + "/default.png"), try pixels(dir + "/all.png"))
         r = try runDDPM(common + ["--guidance-interval", "0,999", "--out", dir + "/wide.png"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(try pixels(dir + "/wide.png"), try pixels(dir + "/all.png"), "an interval holding every step = guidance everywhere")
+        XCTAssertEqual(try pixels(dir + "/wide.png"), try pixels(dir + "/all.png"),
+                       "an interval holding every step = guidance everywhere")
         r = try runDDPM(common + ["--guidance-interval", "all", "--eta", "1", "--out", dir + "/eta.png"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(try text(dir + "/eta.png").contains("eta\u{0}1"))
@@ -108,7 +115,8 @@ final class DatasetAndEvalTests: XCTestCase {
 
         r = try runDDPM(common + ["--guidance-interval", "700,300", "--out", dir + "/bad.png"])
         XCTAssertEqual(r.status, 1)
-        XCTAssertTrue(r.stderr.contains("--guidance-interval needs LOW,HIGH timesteps with LOW <= HIGH (e.g. 100,700) or 'all', got '700,300'"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("--guidance-interval needs LOW,HIGH timesteps with LOW <= HIGH (e.g. 100,700) "
+                                        + "or 'all', got '700,300'"), r.stderr)
     }
 
     /// `ddpm eval` end to end on a tiny model and an untrained classifier: the JSON has every
@@ -168,11 +176,79 @@ final class DatasetAndEvalTests: XCTestCase {
             XCTAssertTrue(r.stdout.contains(target + ": not meaningful"), r.stdout)
         }
         XCTAssertFalse(r.stdout.contains(": met") || r.stdout.contains("NOT met"), r.stdout)
-        XCTAssertTrue(r.stdout.contains("verdicts need at least 50 digits per class (--per-class 50); 2 per class"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("verdicts need at least 50 digits per class (--per-class 50); 2 per class"),
+                      r.stdout)
 
         r = try runDDPM(["eval", "--weights", weights, "--classifier", dir + "/missing.safetensors"], environment: env)
         XCTAssertEqual(r.status, 1)
         XCTAssertTrue(r.stderr.contains("missing.safetensors"), r.stderr)
+    }
+
+    /// `ddpm eval --cas` on a tiny untrained 16x16 model: the JSON's reference accuracy is that of a
+    /// classifier trained here the same way on the first 3 real training digits of each class, its
+    /// CAS that of one trained on the 30 digits `ddpm.sample` gives for seeds 0..29, and the table
+    /// names both and the gap.
+    func testEvalClassificationAccuracyScore() throws {
+        try requireMNIST()
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let weights = try tinyWeights(dir, size: 16)
+        let host = try runLua("""
+            local evaluation = require "lib.evaluation"
+            local train = ddpm.data.mnist{split = 'train', size = 16, path = '\(mnistDir)'}
+            local test = ddpm.data.mnist{split = 'test', size = 16, path = '\(mnistDir)'}
+            local function score(images, labels)
+              ddpm.seed(0)
+              local ds = ddpm.data.from_tensor(images, labels)
+              local clf = ddpm.classifier{image_size = 16}
+              evaluation.train_classifier(clf, ds, {steps = 4})
+              return (evaluation.accuracy(clf, test)) * 100
+            end
+            local picked, real, labels = evaluation.first_per_class(train, 3), {}, {}
+            for c = 0, 9 do
+              for _, i in ipairs(picked[c]) do real[#real + 1] = (train:get(i)); labels[#labels + 1] = c end
+            end
+            real_accuracy = score(ddpm.tensor.cat(real, 1), labels)
+            local m = ddpm.load_model('\(weights)')
+            local seeds = {}
+            for i = 1, 30 do seeds[i] = i - 1 end
+            local x = ddpm.sample{model = m, schedule = m.schedule, labels = labels, seeds = seeds, sampler = 'ddim',
+                                  steps = 2, guidance = 2}
+            generated_accuracy = score(x, labels)
+            """)
+        let env = ["DDPM_DATA": mnistDir]
+        let common = ["eval", "--weights", weights, "--cas", "3", "--cas-steps", "4", "--steps", "2", "--seed", "0"]
+        var r = try runDDPM(common + ["--json"], environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+        XCTAssertEqual(j["mode"] as? String, "cas")
+        XCTAssertEqual(j["per_class"] as? Int, 3)
+        XCTAssertEqual(j["image_size"] as? Int, 16)
+        XCTAssertEqual(j["guidance"] as? Double, 2, "the weights' recommended guidance")
+        let cas = try XCTUnwrap(j["cas"] as? Double), real = try XCTUnwrap(j["cas_real"] as? Double)
+        XCTAssertEqual(real, try XCTUnwrap(host.global("real_accuracy") as? Double), accuracy: 0.006)
+        XCTAssertEqual(cas, try XCTUnwrap(host.global("generated_accuracy") as? Double), accuracy: 0.006)
+        XCTAssertEqual(try XCTUnwrap(j["cas_gap"] as? Double), real - cas, accuracy: 0.011)
+        XCTAssertEqual((j["cas_per_class"] as? [String: Double])?.keys.sorted(), (0...9).map(String.init))
+        XCTAssertEqual((j["classifier"] as? [String: Any])?["steps"] as? Int, 4)
+        XCTAssertEqual(j["weights_sha256"] as? String, try SHA256.hex(ofFile: weights))
+        XCTAssertEqual(j["targets_meaningful"] as? Bool, false)
+        XCTAssertNil(j["targets"])
+
+        r = try runDDPM(common, environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for text in ["3 generated digits per class (CAS)", "3 real training digits per class", "gap (real - generated)",
+                     "target <= 0.5 points: not meaningful", "per class, generated"] {
+            XCTAssertTrue(r.stdout.contains(text), r.stdout)
+        }
+        XCTAssertTrue(r.stdout.contains(String(format: "%.2f %%", cas)), r.stdout)
+
+        r = try runDDPM(["eval", "--weights", weights, "--cas", "-2"], environment: env)
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("--cas"), r.stderr)
+        XCTAssertThrowsError(try runLua("ddpm.data.from_tensor(ddpm.tensor.zeros({2, 1, 4, 4}), {1})")) { e in
+            XCTAssertTrue("\(e)".contains("labels: 1 entries for a batch of 2"), "\(e)")
+        }
     }
 
     /// `ddpm train --init-weights`: training starts from the given weights (fine-tuning), and the
@@ -216,7 +292,8 @@ final class DatasetAndEvalTests: XCTestCase {
         let host = try runLua("""
             local common = require('lib.common')
             local tc = {lr_decay_start = 60, lr_min = 1e-5}
-            for i, done in ipairs({0, 59, 60, 80, 99, 100}) do _G['rate' .. i] = common.learning_rate(tc, 1e-3, 100, done) end
+            for i, done in ipairs({0, 59, 60, 80, 99, 100}) do \
+            _G['rate' .. i] = common.learning_rate(tc, 1e-3, 100, done) end
             flat = common.learning_rate({}, 1e-3, 100, 99)
             ok, bad = pcall(common.learning_rate, {lr_decay_start = 0, lr_min = 2e-3}, 1e-3, 100, 5)
             """)
@@ -237,19 +314,21 @@ final class DatasetAndEvalTests: XCTestCase {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let config = { (size: Int) in """
-            return {model = {base = 8, levels = 2, time_dim = 16, attention = {false, false}, attention_mid = false, image_size = \(size)},
+            return {model = {base = 8, levels = 2, time_dim = 16, attention = {false, false}, attention_mid = false, \
+            image_size = \(size)},
                     schedule = {kind = "cosine", steps = 100},
                     train = {batch = 4, lr = 1e-3, steps = 3, eval_every = 2, eval_per_class = 2}}
             """ }
         try config(32).write(toFile: dir + "/c32.lua", atomically: true, encoding: .utf8)
         try config(16).write(toFile: dir + "/c16.lua", atomically: true, encoding: .utf8)
         let env = ["DDPM_DATA": mnistDir]
-        var r = try runDDPM(["run", scriptsDir + "/train.lua", "--config", dir + "/c32.lua", "--out", dir + "/run", "--quiet"],
-                            environment: env)
+        var r = try runDDPM(["run", scriptsDir + "/train.lua", "--config", dir + "/c32.lua", "--out", dir + "/run",
+                             "--quiet"], environment: env)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("step 2: accuracy "), r.stdout)
         func rows() throws -> [[String]] {
-            try String(contentsOfFile: dir + "/run/eval.csv", encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",").map(String.init) }
+            try String(contentsOfFile: dir + "/run/eval.csv", encoding: .utf8).split(separator: "\n")
+                .map { $0.split(separator: ",").map(String.init) }
         }
         var csv = try rows()
         XCTAssertEqual(csv.first, ["step", "accuracy", "frechet"])
@@ -259,14 +338,14 @@ final class DatasetAndEvalTests: XCTestCase {
             XCTAssertTrue((0...1).contains(accuracy), row.joined(separator: ","))
             XCTAssertGreaterThan(frechet, 0)
         }
-        r = try runDDPM(["run", scriptsDir + "/train.lua", "--config", dir + "/c32.lua", "--out", dir + "/run", "--quiet",
-                         "--resume", "--steps", "4"], environment: env)
+        r = try runDDPM(["run", scriptsDir + "/train.lua", "--config", dir + "/c32.lua", "--out", dir + "/run",
+                         "--quiet", "--resume", "--steps", "4"], environment: env)
         XCTAssertEqual(r.status, 0, r.stderr)
         csv = try rows()
         XCTAssertEqual(csv.dropFirst().map { $0[0] }, ["2", "3", "4"])
 
-        r = try runDDPM(["run", scriptsDir + "/train.lua", "--config", dir + "/c16.lua", "--out", dir + "/run16", "--quiet"],
-                        environment: env)
+        r = try runDDPM(["run", scriptsDir + "/train.lua", "--config", dir + "/c16.lua", "--out", dir + "/run16",
+                         "--quiet"], environment: env)
         XCTAssertEqual(r.status, 1)
         XCTAssertTrue(r.stderr.contains("train.eval_every: the classifier"), r.stderr)
         XCTAssertTrue(r.stderr.contains("cannot read 16x16 images"), r.stderr)
@@ -280,9 +359,11 @@ final class DatasetAndEvalTests: XCTestCase {
             unet_error, classifier_error = e1, e2
             """)
         XCTAssertEqual(host.global("unet_error") as? String,
-                       "ddpm.unet: unknown config field(s) bas (known: attention, attention_mid, base, channels, classes, groups, head_dim, heads, image_size, levels, time_dim)")
+                       "ddpm.unet: unknown config field(s) bas (known: attention, attention_mid, base, channels, "
+                       + "classes, groups, head_dim, heads, image_size, levels, time_dim)")
         XCTAssertEqual(host.global("classifier_error") as? String,
-                       "ddpm.classifier: unknown classifier field(s) widht (known: channels, classes, features, image_size, width)")
+                       "ddpm.classifier: unknown classifier field(s) widht (known: channels, classes, features, "
+                       + "image_size, width)")
     }
 
     /// A training config's `train` and `sample` tables (and its top level) reject unknown fields;
@@ -291,7 +372,8 @@ final class DatasetAndEvalTests: XCTestCase {
         let dir = try temporaryDirectory()
         for (name, body) in [("a", "train = {steps = 1, log_every = 5}"), ("b", "sample = {sampler = 'ddim'}"),
                              ("c", "trian = {}")] {
-            try "return {model = {base = 8}, \(body)}".write(toFile: "\(dir)/\(name).lua", atomically: true, encoding: .utf8)
+            try "return {model = {base = 8}, \(body)}"
+                .write(toFile: "\(dir)/\(name).lua", atomically: true, encoding: .utf8)
         }
         let host = try runLua("""
             local common = require("lib.common")
@@ -306,9 +388,11 @@ final class DatasetAndEvalTests: XCTestCase {
             a, b, c = table.unpack(errors)
             """)
         XCTAssertEqual(host.global("a") as? String, "\(dir)/a.lua: unknown train field(s) log_every (known: batch, "
-                       + "checkpoint_every, clip_norm, data, ema, eval_every, eval_per_class, label_dropout, loss, lr, lr_decay_start, "
-                       + "lr_min, resize, sample_every, seed, steps, weight_decay)")
-        XCTAssertEqual(host.global("b") as? String, "\(dir)/b.lua: unknown sample field(s) sampler (known: guidance, steps)")
+                       + "checkpoint_every, clip_norm, data, ema, ema_warmup, eval_every, eval_per_class, gamma, "
+                       + "huber_delta, label_dropout, loss, loss_weight, lr, lr_decay_start, lr_min, objective, "
+                       + "offset_noise, precision, resize, sample_every, seed, steps, weight_decay)")
+        XCTAssertEqual(host.global("b") as? String,
+                       "\(dir)/b.lua: unknown sample field(s) sampler (known: guidance, steps)")
         XCTAssertEqual(host.global("c") as? String,
                        "\(dir)/c.lua: unknown config field(s) trian (known: model, sample, schedule, train)")
     }

@@ -17,14 +17,16 @@ final class RecipeOptionsTests: XCTestCase {
         let path = dir + "/tiny.safetensors"
         try runLua("""
             ddpm.seed(3)
-            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, image_size = 8}
+            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, \
+            image_size = 8}
             m:save('\(path)')
             """)
         return path
     }
 
     /// An input error: exit 1, exactly `message` on stderr (no traceback), nothing on stdout.
-    func expectPlainError(_ args: [String], _ message: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    func expectPlainError(_ args: [String], _ message: String, file: StaticString = #filePath,
+                          line: UInt = #line) throws {
         let r = try runDDPM(args, in: dir)
         XCTAssertEqual(r.status, 1, r.stderr, file: file, line: line)
         XCTAssertEqual(r.stderr, message + "\n", file: file, line: line)
@@ -59,8 +61,9 @@ final class RecipeOptionsTests: XCTestCase {
     /// Usage and input errors are the message alone; errors with a position keep the traceback.
     func testInputErrorsPrintTheMessageWithoutTraceback() throws {
         try expectPlainError(["run", scriptsDir + "/sample.lua", "--bogus"],
-                             "unknown option --bogus (known: --batch --digits --eta --format --guidance --guidance-interval "
-                             + "--out --per-digit --sampler --sampler-opt --scale --seed --steps --weights; "
+                             "unknown option --bogus (known: --batch --digits --eta --format --guidance "
+                             + "--guidance-interval --out --per-digit --precision --sampler --sampler-opt --scale "
+                             + "--seed --steps --weights; "
                              + "--help describes them)")
         try expectPlainError(["run", scriptsDir + "/gif.lua", "stray"],
                              "unexpected argument 'stray' (options look like --name value; --help lists them)")
@@ -92,7 +95,8 @@ final class RecipeOptionsTests: XCTestCase {
         r = try runDDPM(["run", scriptsDir + "/sample.lua", "--weights", weights, "--steps", "2", "--seed", "-1",
                          "--digits", "3", "--per-digit", "2", "--out", dir + "/neg-run.png"], in: dir)
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(FileManager.default.contents(atPath: dir + "/neg.png"), FileManager.default.contents(atPath: dir + "/neg-run.png"))
+        XCTAssertEqual(FileManager.default.contents(atPath: dir + "/neg.png"),
+                       FileManager.default.contents(atPath: dir + "/neg-run.png"))
 
         try expectPlainError(sample + ["--steps", "-5"], "--steps must be a whole number >= 1 or 'auto', got '-5'")
         try expectPlainError(sample + ["--steps", "0"], "--steps must be a whole number >= 1 or 'auto', got '0'")
@@ -101,10 +105,14 @@ final class RecipeOptionsTests: XCTestCase {
                              "--steps 10000000 is more than the schedule's 1000 timesteps")
         try expectPlainError(sample + ["--sampler", "ddpm", "--steps", "10"],
                              "--sampler ddpm visits every one of the schedule's 1000 timesteps: leave --steps out")
-        try expectPlainError(["gif", "--weights", weights, "--frames", "0", "--out", dir + "/gifs"], "--frames must be >= 2, got 0")
-        try expectPlainError(["eval", "--weights", weights, "--steps", "-2"], "--steps must be a whole number >= 1 or 'auto', got '-2'")
-        try expectPlainError(["train", "--steps", "0", "--out", dir + "/run"], "--steps must be a whole number >= 1 or 'config', got '0'")
-        try expectPlainError(["train", "--batch", "-8", "--out", dir + "/run"], "--batch must be a whole number >= 1 or 'config', got '-8'")
+        try expectPlainError(["gif", "--weights", weights, "--frames", "0", "--out", dir + "/gifs"],
+                             "--frames must be >= 2, got 0")
+        try expectPlainError(["eval", "--weights", weights, "--steps", "-2"],
+                             "--steps must be a whole number >= 1 or 'auto', got '-2'")
+        try expectPlainError(["train", "--steps", "0", "--out", dir + "/run"],
+                             "--steps must be a whole number >= 1 or 'config', got '0'")
+        try expectPlainError(["train", "--batch", "-8", "--out", dir + "/run"],
+                             "--batch must be a whole number >= 1 or 'config', got '-8'")
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/gifs"))
     }
 
@@ -112,9 +120,11 @@ final class RecipeOptionsTests: XCTestCase {
     func testOutputNamingRules() throws {
         let weights = try tinyWeights()
         let sample = ["sample", "--weights", weights, "--steps", "2", "--digits", "1", "--per-digit", "1"]
-        try expectPlainError(sample + ["--out", "digits"], "--out digits: a sheet is a .png file and a folder of PNGs ends in / (--out digits/)")
+        try expectPlainError(sample + ["--out", "digits"],
+                             "--out digits: a sheet is a .png file and a folder of PNGs ends in / (--out digits/)")
         try expectPlainError(sample + ["--format", "idx", "--out", "x.png"],
-                             "--format idx writes two files into a folder: --out x.png names a file (e.g. --out out/synthetic/)")
+                             "--format idx writes two files into a folder: --out x.png names a file "
+                             + "(e.g. --out out/synthetic/)")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["tiny.safetensors"])
         let r = try runDDPM(sample + ["--format", "idx", "--out", "set.v2"], in: dir)
         XCTAssertEqual(r.status, 0, r.stderr)

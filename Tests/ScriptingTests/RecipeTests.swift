@@ -51,12 +51,14 @@ final class RecipeTests: XCTestCase {
             lin_vs_cos = (xt(lin) - xt(cos)):abs():max():item()
             lua_vs_cos = (xt(lua_cos) - xt(cos)):abs():max():item()
             local worst = 0
-            for t = 0, 999, 37 do worst = math.max(worst, math.abs(lua_cos:alpha_bar(t) - cos:alpha_bar(t)) / cos:alpha_bar(t)) end
+            for t = 0, 999, 37 do \
+            worst = math.max(worst, math.abs(lua_cos:alpha_bar(t) - cos:alpha_bar(t)) / cos:alpha_bar(t)) end
             alpha_bar_rel = worst
             -- a schedule from a table of betas, and a training step on the Lua schedule
             local custom = ddpm.schedule.from_betas({0.1, 0.2, 0.3})
             custom_ab = custom:alpha_bar(2)
-            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, image_size = 8}
+            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, \
+            image_size = 8}
             local loss = ddpm.loss.l1(m:forward(xt(lua_cos), {300, 700}, {1, 2}), noise)
             loss:backward()
             step_loss = loss:item()
@@ -109,9 +111,11 @@ final class RecipeTests: XCTestCase {
             train(a[1], a[2], a[3], a[4], 6)
             local b = {setup(5)}
             train(b[1], b[2], b[3], b[4], 3)
-            ddpm.checkpoint.save('\(dir)/ck.safetensors', {model = b[1], optimizer = b[2], ema = b[3], data = b[4], step = 3, note = "half"})
+            ddpm.checkpoint.save('\(dir)/ck.safetensors', {model = b[1], optimizer = b[2], ema = b[3], data = b[4], \
+            step = 3, note = "half"})
             local c = {setup(99)}  -- different init and random state: the checkpoint must restore all of it
-            local state = ddpm.checkpoint.load('\(dir)/ck.safetensors', {model = c[1], optimizer = c[2], ema = c[3], data = c[4]})
+            local state = ddpm.checkpoint.load('\(dir)/ck.safetensors', \
+            {model = c[1], optimizer = c[2], ema = c[3], data = c[4]})
             resumed_step, note = state.step, state.note
             train(c[1], c[2], c[3], c[4], 3)
             local pa, pc = flat(a[1]), flat(c[1])
@@ -172,7 +176,8 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(host.global("lua_steps") as? Double, 10)
         XCTAssertGreaterThan(try XCTUnwrap(host.global("partial_from_guided") as? Double), 1e-4)
         let message = try XCTUnwrap(host.global("interval_error") as? String)
-        XCTAssertTrue(message.hasSuffix("option guidance_interval: {low, high} timesteps with low <= high expected, got {700, 300}"), message)
+        XCTAssertTrue(message.hasSuffix("option guidance_interval: {low, high} timesteps with low <= high expected, "
+                                        + "got {700, 300}"), message)
     }
 
     /// The ancestral step from Lua with the fixture's noise equals the reference's step, and
@@ -189,7 +194,8 @@ final class RecipeTests: XCTestCase {
               worst = math.max(worst, (x_prev - ref):abs():max():item() / ref:abs():max():item())
             end
             ddpm.seed(11)
-            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, image_size = 8}
+            local m = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, \
+            image_size = 8}
             local short = ddpm.schedule.linear{steps = 6, beta_start = 0.01, beta_end = 0.2}
             ddpm.seed(12)
             local x = ddpm.tensor.randn({3, 1, 8, 8})

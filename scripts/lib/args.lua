@@ -69,7 +69,9 @@ function M.parse(argv, defaults, help)
     end
     local name, value = a:match("^%-%-([%w_%-]+)=(.*)$")
     if not name then name = a:match("^%-%-([%w_%-]+)$") end
-    if not name then error("unexpected argument '" .. a .. "' (options look like --name value; --help lists them)", 0) end
+    if not name then
+      error("unexpected argument '" .. a .. "' (options look like --name value; --help lists them)", 0)
+    end
     local key = name:gsub("%-", "_")
     if defaults[key] == nil then
       local known = {}
@@ -114,7 +116,9 @@ end
 
 --- A number option that must be >= min.
 function M.at_least(opts, key, min)
-  if opts[key] < min then error(string.format("%s must be >= %s, got %s", flag(key), tostring(min), tostring(opts[key])), 0) end
+  if opts[key] < min then
+    error(string.format("%s must be >= %s, got %s", flag(key), tostring(min), tostring(opts[key])), 0)
+  end
   return opts[key]
 end
 

@@ -32,7 +32,9 @@ function M.learning_rate(tc, lr, total, done)
   local start = tc.lr_decay_start
   if not start or done < start then return lr end
   local floor = tc.lr_min or lr / 10
-  if floor <= 0 or floor > lr then error(string.format("train.lr_min must be in (0, lr = %g], got %g", lr, floor), 0) end
+  if floor <= 0 or floor > lr then
+    error(string.format("train.lr_min must be in (0, lr = %g], got %g", lr, floor), 0)
+  end
   local p = math.min(1, (done - start) / math.max(1, total - start))
   return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * p))
 end
@@ -42,7 +44,9 @@ end
 M.config_fields = {
   top = {"model", "schedule", "train", "sample"},
   train = {"batch", "lr", "steps", "seed", "clip_norm", "weight_decay", "ema", "resize", "loss", "label_dropout",
-           "checkpoint_every", "sample_every", "eval_every", "eval_per_class", "lr_decay_start", "lr_min", "data"},
+           "checkpoint_every", "sample_every", "eval_every", "eval_per_class", "lr_decay_start", "lr_min", "data",
+           "objective", "loss_weight", "gamma", "huber_delta", "ema_warmup", "offset_noise",
+           "precision"},
   sample = {"steps", "guidance"},
 }
 
@@ -198,7 +202,8 @@ function M.parse_interval(s)
   if s == nil or s == "" or s == "all" then return nil end
   local lo, hi = tostring(s):match("^%s*(%d+)%s*,%s*(%d+)%s*$")
   if not lo or tonumber(lo) > tonumber(hi) then
-    error("--guidance-interval needs LOW,HIGH timesteps with LOW <= HIGH (e.g. 100,700) or 'all', got '" .. tostring(s) .. "'", 0)
+    error("--guidance-interval needs LOW,HIGH timesteps with LOW <= HIGH (e.g. 100,700) or 'all', got '"
+          .. tostring(s) .. "'", 0)
   end
   return {tonumber(lo), tonumber(hi)}
 end
@@ -214,7 +219,7 @@ end
 M.sampling_options = {
   weights = args.optional("string"), sampler = args.optional("string"), steps = args.optional("string"),
   guidance = args.optional("number"), guidance_interval = args.optional("string"), eta = 0, seed = 0,
-  sampler_opt = args.list(),
+  sampler_opt = args.list(), precision = "fp32",
 }
 
 --- One-line descriptions of the sampling options (for --help).
@@ -230,6 +235,7 @@ M.sampling_help = {
                       .. "(none: the weights' recommended)",
   eta = "sampler noise (ctx.eta): DDIM 0 deterministic, 1 as stochastic as DDPM",
   seed = "random seed; image i uses seed + i",
+  precision = "the products' precision: fp32, or bf16 (mixed precision; needs a CPU with AVX512-BF16)",
 }
 
 --- Parses a sampling recipe's arguments: the sampling options plus the recipe's own `defaults`;
@@ -269,6 +275,7 @@ end
 ---   setup:describe() -> "dpmpp_2m 10 steps, guidance 1.5 at timesteps 500,880";
 ---   setup:provenance(extra) -> the settings as PNG text chunks, plus `extra`.
 function M.sampling_setup(opts)
+  ddpm.precision(opts.precision or "fp32")
   local weights = opts.weights or M.default_weights()
   local model = ddpm.load_model(weights)
   local meta = ddpm.safetensors.metadata(weights)
@@ -292,7 +299,7 @@ function M.sampling_setup(opts)
     steps = steps or math.min(default_steps or schedule.steps, schedule.steps),
     guidance = opts.guidance or tonumber(meta.default_guidance or "1"),
     interval = M.parse_interval(opts.guidance_interval or meta.default_guidance_interval),
-    eta = opts.eta or 0, options = M.sampler_options(opts.sampler_opt),
+    eta = opts.eta or 0, options = M.sampler_options(opts.sampler_opt), precision = opts.precision or "fp32",
   }
   function setup:sample(o)
     return ddpm.sample{model = self.model, schedule = self.schedule, sampler = self.sampler, steps = self.steps,
@@ -318,6 +325,7 @@ function M.sampling_setup(opts)
                steps = tostring(self.steps), guidance = tostring(self.guidance),
                guidance_interval = M.interval_text(self.interval), eta = tostring(self.eta)}
     if next(self.options) then t.sampler_options = self:options_text() end
+    if self.precision ~= "fp32" then t.precision = self.precision end  -- fp32 files as before
     for k, v in pairs(extra or {}) do t[k] = v end
     return t
   end

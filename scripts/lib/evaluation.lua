@@ -18,6 +18,56 @@ function M.find_classifier(given)
   error("no classifier: pass --classifier FILE or train one with `ddpm run scripts/train_classifier.lua`", 0)
 end
 
+--- Trains `clf` (a new ddpm.classifier) on dataset `ds` for `o.steps` steps from the global
+--- generator's current state: Adam, batches of `o.batch` (128), the learning rate `o.lr` (1e-3)
+--- decaying on a cosine to 0 over the run, random shifts of up to `o.shift` (2) pixels. Shows
+--- progress labelled `o.label`. Returns the training seconds.
+function M.train_classifier(clf, ds, o)
+  local batch, lr, shift, steps = o.batch or 128, o.lr or 1e-3, o.shift or 2, o.steps
+  local opt = ddpm.optim.adam(clf, {lr = lr})
+  local progress = ddpm.progress(steps, o.label or "train classifier")
+  local t0, smoothed = ddpm.clock(), nil
+  for step = 1, steps do
+    -- cosine decay to 0 over the run: a short run still ends at a settled minimum
+    opt.lr = math.max(lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps)), 1e-7)
+    local x, labels = ds:batch(batch)
+    -- random shifts: generated digits are not always centred like MNIST's
+    if shift > 0 then x = ddpm.data.shift(x, shift) end
+    local loss = ddpm.loss.cross_entropy(clf(x), labels)
+    opt:zero_grad()
+    loss:backward()
+    opt:step()
+    smoothed = smoothed and 0.98 * smoothed + 0.02 * loss:item() or loss:item()
+    progress:update(step, string.format("loss %.4f", smoothed))
+    if ddpm.interrupted() then error("interrupted at step " .. step .. " (nothing saved)", 0) end
+  end
+  progress:close()
+  return ddpm.clock() - t0
+end
+
+--- Indices (1-based, file order) of the first `n` images of each class 0..9 of `ds`:
+--- picked[c] = {i1, ..., in}; an error when a class has fewer.
+function M.first_per_class(ds, n)
+  local picked, full = {}, 0
+  for c = 0, 9 do picked[c] = {} end
+  for first = 1, #ds, 1000 do
+    local _, labels = ds:slice(first, math.min(1000, #ds - first + 1))
+    for i, c in ipairs(labels) do
+      if picked[c] and #picked[c] < n then
+        picked[c][#picked[c] + 1] = first + i - 1
+        if #picked[c] == n then full = full + 1 end
+      end
+    end
+    if full == 10 then break end
+  end
+  for c = 0, 9 do
+    if #picked[c] < n then
+      error(string.format("the training set has only %d images of digit %d (%d per class asked)", #picked[c], c, n), 0)
+    end
+  end
+  return picked
+end
+
 --- Accuracy of `clf` on every image of `ds` (in file order), overall and per class (0-based).
 function M.accuracy(clf, ds, batch)
   batch = batch or 500
@@ -58,6 +108,7 @@ end
 --- `steps` steps of `sampler`, no guidance, fixed seeds), so successive calls compare like with like.
 --- opts: schedule, size (the model's image size), per_class = 20, sampler = "ddim", options (the
 --- sampler's), steps = 20, seed = 0, data, classifier.
+--- The model's output is read through its objective (model.objective).
 function M.probe(opts)
   local path = M.find_classifier(opts.classifier)
   local clf = ddpm.load_classifier(path)

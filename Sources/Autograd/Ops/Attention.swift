@@ -50,7 +50,9 @@ extension Tensor {
         let out = Tensor(uninitialized: [b, hidden, n])
         let rows = Swift.min(attentionBlock, n)
         let pairs = b * heads
-        let fused = allowFused && fusedAttentionApplies(dim: dim, tokens: n)
+        let precision = Precision.current  // forward and backward products
+        // the fused kernels are fp32; bf16 runs the products of the sgemm path in bf16
+        let fused = allowFused && precision == .fp32 && fusedAttentionApplies(dim: dim, tokens: n)
         // each query's log-sum-exp of its scores (fused path), for the backward pass
         let lse = Tensor(uninitialized: fused ? [pairs, n] : [0])
         if fused {
@@ -73,9 +75,10 @@ extension Tensor {
                 let o = out.data + (bi * hidden + h * dim) * n
                 for i0 in stride(from: 0, to: n, by: rows) {
                     let r = Swift.min(rows, n - i0)
-                    BLAS.sgemmSerial(p.data, q + i0, k, m: r, n: n, k: dim, transA: true, alpha: scale, lda: n)
+                    BLAS.gemmSerial(precision, p.data, q + i0, k, m: r, n: n, k: dim, transA: true, alpha: scale,
+                                    lda: n)
                     for i in 0..<r { softmaxRow(p.data + i * n, n) }
-                    BLAS.sgemmSerial(o + i0, v, p.data, m: dim, n: r, k: n, transB: true, ldc: n)
+                    BLAS.gemmSerial(precision, o + i0, v, p.data, m: dim, n: r, k: n, transB: true, ldc: n)
                 }
             }
         }
@@ -109,13 +112,16 @@ extension Tensor {
                     for i0 in stride(from: 0, to: n, by: rows) {
                         let r = Swift.min(rows, n - i0)
                         let first: Float = i0 == 0 ? 0 : 1  // dV and dK accumulate over row blocks
-                        BLAS.sgemmSerial(p.data, q + i0, k, m: r, n: n, k: dim, transA: true, alpha: scale, lda: n)
+                        BLAS.gemmSerial(precision, p.data, q + i0, k, m: r, n: n, k: dim, transA: true, alpha: scale,
+                                        lda: n)
                         for i in 0..<r { softmaxRow(p.data + i * n, n) }
-                        BLAS.sgemmSerial(gv, go + i0, p.data, m: dim, n: n, k: r, beta: first, lda: n)
-                        BLAS.sgemmSerial(gp.data, go + i0, v, m: r, n: n, k: dim, transA: true, lda: n)
+                        BLAS.gemmSerial(precision, gv, go + i0, p.data, m: dim, n: n, k: r, beta: first, lda: n)
+                        BLAS.gemmSerial(precision, gp.data, go + i0, v, m: r, n: n, k: dim, transA: true, lda: n)
                         for i in 0..<r { softmaxRowBackward(gp.data + i * n, p.data + i * n, n) }
-                        BLAS.sgemmSerial(gq + i0, k, gp.data, m: dim, n: r, k: n, transB: true, alpha: scale, ldc: n)
-                        BLAS.sgemmSerial(gk, q + i0, gp.data, m: dim, n: n, k: r, alpha: scale, beta: first, lda: n)
+                        BLAS.gemmSerial(precision, gq + i0, k, gp.data, m: dim, n: r, k: n, transB: true, alpha: scale,
+                                        ldc: n)
+                        BLAS.gemmSerial(precision, gk, q + i0, gp.data, m: dim, n: n, k: r, alpha: scale, beta: first,
+                                        lda: n)
                     }
                 }
             }

@@ -235,6 +235,7 @@ extension Tensor {
         }
         let plane = geo.oh * geo.ow, rowsK = geo.colRows
         let out = Tensor(uninitialized: [geo.n, o, geo.oh, geo.ow])
+        let precision = Precision.current  // forward and backward products
         let chw = geo.c * geo.h * geo.w
         let useWinograd = winograd
             && winogradApplies(c: geo.c, o: o, h: geo.h, w: geo.w, kh: geo.kh, kw: geo.kw, stride: stride, pad: padding)
@@ -249,7 +250,7 @@ extension Tensor {
             }) { _, first, count, s in
                 winogradConv3x3(out.data + first * o * plane, x.data + first * chw, filters: u.data, bias: bias?.data,
                                 images: count, geometry: block, rowTransformed: s.0.data, transformed: s.1.data,
-                                products: s.2.data)
+                                products: s.2.data, precision: precision)
             }
         } else {
             // Blocks of whole images: im2col into an L2-sized buffer, one sgemm per block written
@@ -262,7 +263,7 @@ extension Tensor {
                 let columns = geo.columns(cols.data, x.data + first * chw, count: count)
                 let dst = out.data + first * o * plane
                 if count == 1 {
-                    BLAS.sgemmSerial(dst, weight.data, columns, m: o, n: plane, k: rowsK)
+                    BLAS.gemmSerial(precision, dst, weight.data, columns, m: o, n: plane, k: rowsK)
                     if let bias {
                         for c in 0..<o {
                             let v = bias.data[c], p = dst + c * plane
@@ -270,7 +271,7 @@ extension Tensor {
                         }
                     }
                 } else {
-                    BLAS.sgemmSerial(ybuf.data, weight.data, columns, m: o, n: count * plane, k: rowsK)
+                    BLAS.gemmSerial(precision, ybuf.data, weight.data, columns, m: o, n: count * plane, k: rowsK)
                     swapLeadingDims(dst, ybuf.data, o, count, plane, bias: bias?.data)
                 }
             }
@@ -304,12 +305,13 @@ extension Tensor {
                     if wantW {
                         winogradFilterGradientAccumulate(gu.parts[w].data, sx.data + first * chw, dy, images: count,
                                                          geometry: forward, rowTransformed: s.0.data,
-                                                         transformed: s.1.data, products: s.2.data)
+                                                         transformed: s.1.data, products: s.2.data,
+                                                         precision: precision)
                     }
                     if let gx, let u {
                         winogradConv3x3(gx.data + first * chw, dy, filters: u.data, bias: nil, images: count,
                                         geometry: backward, rowTransformed: s.0.data, transformed: s.1.data,
-                                        products: s.2.data)
+                                        products: s.2.data, precision: precision)
                     }
                 }
                 if wantW { gw = winogradFilterGradient(gu.total(), o: o, c: geo.c) }
@@ -328,13 +330,15 @@ extension Tensor {
                     if wantW {
                         // the columns recomputed, not kept from the forward: saves memory
                         let columns = geo.columns(cols.data, sx.data + first * chw, count: count)
-                        BLAS.sgemmSerial(gwT.parts[w].data, columns, g2, m: rowsK, n: o, k: count * plane, transB: true,
-                                         beta: 1)
+                        BLAS.gemmSerial(precision, gwT.parts[w].data, columns, g2, m: rowsK, n: o, k: count * plane,
+                                        transB: true, beta: 1)
                     }
                     if let gx, geo.isPointwise, count == 1 {
-                        BLAS.sgemmSerial(gx.data + first * chw, sw.data, g2, m: rowsK, n: plane, k: o, transA: true)
+                        BLAS.gemmSerial(precision, gx.data + first * chw, sw.data, g2, m: rowsK, n: plane, k: o,
+                                        transA: true)
                     } else if let gx {
-                        BLAS.sgemmSerial(cols.data, sw.data, g2, m: rowsK, n: count * plane, k: o, transA: true)
+                        BLAS.gemmSerial(precision, cols.data, sw.data, g2, m: rowsK, n: count * plane, k: o,
+                                        transA: true)
                         if geo.isPointwise { swapLeadingDims(gx.data + first * chw, cols.data, geo.c, count, plane) }
                         else { geo.block(count).col2im(gx.data + first * chw, cols.data) }
                     }
@@ -383,6 +387,7 @@ extension Tensor {
         }
         let plane = h * w, rowsK = geo.colRows, ohw = oh * ow
         let out = Tensor(uninitialized: [n, cout, oh, ow])
+        let precision = Precision.current  // forward and backward products
         // Blocks of whole images: x block as (Cin, count*plane), one sgemm into the block's
         // columns, col2im into the block's output images.
         forEachImageBlock(n: n, plane: plane, scratch: { () -> (Tensor, Tensor) in
@@ -392,7 +397,7 @@ extension Tensor {
             let (cols, xbuf) = buffers
             let x2 = channelMajor(x.data + first * cin * plane, count: count, channels: cin, plane: plane,
                                   buffer: xbuf.data)
-            BLAS.sgemmSerial(cols.data, weight.data, x2, m: rowsK, n: count * plane, k: cin, transA: true)
+            BLAS.gemmSerial(precision, cols.data, weight.data, x2, m: rowsK, n: count * plane, k: cin, transA: true)
             geo.block(count).col2im(out.data + first * cout * ohw, cols.data, bias: bias?.data)
         }
         let (sx, sw) = (x.detached(), weight.detached())
@@ -416,17 +421,17 @@ extension Tensor {
                 if let gx {
                     let dst = gx.data + first * cin * plane
                     if count == 1 {
-                        BLAS.sgemmSerial(dst, sw.data, gcols.data, m: cin, n: plane, k: rowsK)
+                        BLAS.gemmSerial(precision, dst, sw.data, gcols.data, m: cin, n: plane, k: rowsK)
                     } else {
-                        BLAS.sgemmSerial(gxbuf.data, sw.data, gcols.data, m: cin, n: count * plane, k: rowsK)
+                        BLAS.gemmSerial(precision, gxbuf.data, sw.data, gcols.data, m: cin, n: count * plane, k: rowsK)
                         swapLeadingDims(dst, gxbuf.data, cin, count, plane)
                     }
                 }
                 if wantW {
                     let x2 = channelMajor(sx.data + first * cin * plane, count: count, channels: cin, plane: plane,
                                           buffer: xbuf.data)
-                    BLAS.sgemmSerial(gw.parts[wk].data, x2, gcols.data, m: cin, n: rowsK, k: count * plane,
-                                     transB: true, beta: 1)
+                    BLAS.gemmSerial(precision, gw.parts[wk].data, x2, gcols.data, m: cin, n: rowsK, k: count * plane,
+                                    transB: true, beta: 1)
                 }
             }
             var grads: [Tensor?] = [gx, wantW ? gw.total() : nil]

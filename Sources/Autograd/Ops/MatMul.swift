@@ -1,4 +1,4 @@
-// Matrix products through sgemm: matmul (2-D) and linear (y = x W^T + b).
+// Matrix products through BLAS.gemm in Precision.current: matmul (2-D) and linear (y = x W^T + b).
 
 extension Tensor {
     // y = a b, a: (m, k), b: (k, n); da = g b^T, db = a^T g
@@ -10,18 +10,19 @@ extension Tensor {
         }
         let (m, k, n) = (a.shape[0], a.shape[1], b.shape[1])
         let out = Tensor(uninitialized: [m, n])
-        BLAS.sgemm(out.data, a.data, b.data, m: m, n: n, k: k)
+        let precision = Precision.current  // forward and backward products
+        BLAS.gemm(precision, out.data, a.data, b.data, m: m, n: n, k: k)
         let (sa, sb) = (a.detached(), b.detached())
         return out.recorded(.matmul, [a, b]) { g in
             var ga: Tensor?, gb: Tensor?
             if a.requiresGrad {
                 let t = Tensor(uninitialized: [m, k])
-                BLAS.sgemm(t.data, g.data, sb.data, m: m, n: k, k: n, transB: true)
+                BLAS.gemm(precision, t.data, g.data, sb.data, m: m, n: k, k: n, transB: true)
                 ga = t
             }
             if b.requiresGrad {
                 let t = Tensor(uninitialized: [k, n])
-                BLAS.sgemm(t.data, sa.data, g.data, m: k, n: n, k: m, transA: true)
+                BLAS.gemm(precision, t.data, sa.data, g.data, m: k, n: n, k: m, transA: true)
                 gb = t
             }
             return [ga, gb]
@@ -41,22 +42,24 @@ extension Tensor {
                               + "\(Shape.describe(weight.shape))")
         }
         let out = Tensor(uninitialized: [rows, fout])
+        let precision = Precision.current  // forward and backward products
         if let bias {
             for r in 0..<rows { (out.data + r * fout).update(from: bias.data, count: fout) }
         }
-        BLAS.sgemm(out.data, x.data, weight.data, m: rows, n: fout, k: fin, transB: true, beta: bias == nil ? 0 : 1)
+        BLAS.gemm(precision, out.data, x.data, weight.data, m: rows, n: fout, k: fin, transB: true,
+                  beta: bias == nil ? 0 : 1)
         let (sx, sw) = (x.detached(), weight.detached())
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
         return out.recorded(.linear, inputs) { g in
             var grads: [Tensor?] = [nil, nil]
             if x.requiresGrad {
                 let gx = Tensor(uninitialized: [rows, fin])
-                BLAS.sgemm(gx.data, g.data, sw.data, m: rows, n: fin, k: fout)
+                BLAS.gemm(precision, gx.data, g.data, sw.data, m: rows, n: fin, k: fout)
                 grads[0] = gx
             }
             if weight.requiresGrad {
                 let gw = Tensor(uninitialized: [fout, fin])
-                BLAS.sgemm(gw.data, g.data, sx.data, m: fout, n: fin, k: rows, transA: true)
+                BLAS.gemm(precision, gw.data, g.data, sx.data, m: fout, n: fin, k: rows, transA: true)
                 grads[1] = gw
             }
             if let bias {

@@ -1,4 +1,4 @@
-// Embedding lookup, space-to-depth, and the losses (L1, L2, cross-entropy).
+// Embedding lookup, space-to-depth, and the losses (L1, L2, Huber with per-sample weights, cross-entropy).
 import Foundation
 
 extension Tensor {
@@ -84,6 +84,48 @@ extension Tensor {
         }
     }
 
+    // loss = (1/n) sum_b w_b sum_j rho(p_bj - t_bj) over all n elements (weights nil: every w_b = 1);
+    // dp_bj = w_b rho'(d_bj) g / n, dt = -dp, with rho' = sign(d) (l1), 2d (l2), clamp(d, -delta, delta) (huber).
+    /// The mean elementwise penalty `kind` between prediction and target, each sample (index of
+    /// the first dimension) weighted by its entry of `weights` (one per sample, finite, >= 0).
+    /// A diffusion loss weights samples by their timestep (min-SNR weighting).
+    public static func weightedLoss(_ prediction: Tensor, _ target: Tensor, weights: [Float]?,
+                                    kind: ElementLoss) throws -> Tensor {
+        try checkSameShape("weighted_loss", prediction, target)
+        guard prediction.rank >= 1 else { throw TensorError("weighted_loss: needs a batch dimension, got a scalar") }
+        let batch = prediction.shape[0], n = prediction.count
+        if let weights {
+            guard weights.count == batch else {
+                throw TensorError("weighted_loss: \(weights.count) weights for a batch of \(batch)")
+            }
+            if let k = weights.firstIndex(where: { !($0.isFinite && $0 >= 0) }) {
+                throw TensorError("weighted_loss: weight \(k + 1) is \(weights[k]); weights must be finite and >= 0")
+            }
+        }
+        if case .huber(let delta) = kind, !(delta.isFinite && delta > 0) {
+            throw TensorError("weighted_loss: huber delta \(delta) must be finite and > 0")
+        }
+        let plane = batch > 0 ? n / batch : 0
+        var acc: Double = 0
+        for b in 0..<batch {
+            var sample: Double = 0
+            for i in b * plane..<(b + 1) * plane {
+                sample += Double(kind.penalty(prediction.data[i] - target.data[i]))
+            }
+            acc += Double(weights?[b] ?? 1) * sample
+        }
+        let out = Tensor(repeating: Float(acc / Double(Swift.max(n, 1))), shape: [])
+        let (sp, st) = (prediction.detached(), target.detached())
+        return out.recorded(.weightedLoss, [prediction, target]) { g in
+            let gp = Tensor(uninitialized: sp.shape)
+            for b in 0..<batch {
+                let s = g.data[0] * (weights?[b] ?? 1) / Float(n)
+                for i in b * plane..<(b + 1) * plane { gp.data[i] = s * kind.derivative(sp.data[i] - st.data[i]) }
+            }
+            return [prediction.requiresGrad ? gp : nil, target.requiresGrad ? gp.scaled(-1) : nil]
+        }
+    }
+
     // loss = mean_i [logsumexp(z_i) - z_i[y_i]] over a (B, C) batch of logits;
     // dz_i = (softmax(z_i) - onehot(y_i)) / B. Labels are class indices 0..<C.
     public static func crossEntropy(_ logits: Tensor, labels: [Int]) throws -> Tensor {
@@ -123,6 +165,35 @@ extension Tensor {
         guard a.shape == b.shape else {
             throw TensorError("\(op): prediction \(Shape.describe(a.shape)) and target \(Shape.describe(b.shape)) "
                               + "differ in shape")
+        }
+    }
+}
+
+/// The elementwise penalty of `Tensor.weightedLoss`, of the difference d = prediction - target.
+public enum ElementLoss: Equatable, Sendable {
+    /// |d|
+    case l1
+    /// d^2
+    case l2
+    /// d^2 / 2 for |d| <= delta, delta (|d| - delta / 2) beyond: quadratic near 0, linear for
+    /// outliers (Huber 1964; PyTorch's huber_loss).
+    case huber(delta: Float)
+
+    public func penalty(_ d: Float) -> Float {
+        switch self {
+        case .l1: return Swift.abs(d)
+        case .l2: return d * d
+        case .huber(let delta):
+            let a = Swift.abs(d)
+            return a <= delta ? 0.5 * d * d : delta * (a - 0.5 * delta)
+        }
+    }
+
+    public func derivative(_ d: Float) -> Float {
+        switch self {
+        case .l1: return d > 0 ? 1 : (d < 0 ? -1 : 0)
+        case .l2: return 2 * d
+        case .huber(let delta): return Swift.min(Swift.max(d, -delta), delta)
         }
     }
 }

@@ -245,18 +245,18 @@ struct WinogradBlock {
 
 /// y (n, o, h, w) = conv3x3(x (n, c, h, w), weight (o, c, 3, 3)) + bias for `images` images
 /// starting at x and y, with the filters already transformed (winogradFilters) and scratch of
-/// the block's sizes.
+/// the block's sizes; the 16 products in `precision`.
 func winogradConv3x3(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, filters u: UnsafePointer<Float>,
                      bias: UnsafePointer<Float>?, images: Int, geometry b: WinogradBlock,
                      rowTransformed: UnsafeMutablePointer<Float>, transformed: UnsafeMutablePointer<Float>,
-                     products: UnsafeMutablePointer<Float>) {
+                     products: UnsafeMutablePointer<Float>, precision: Precision = .fp32) {
     func run<V: WinogradLanes>(_: V.Type) {
         let tiles = images * b.tilesPerImage
         inputTransform(V.self, transformed, x, images, b, rowTransformed)
         // Sixteen products M_xi (O, tiles) = U_xi (O, C) V_xi (C, tiles).
         for xi in 0..<16 {
-            BLAS.sgemmSerial(products + xi * b.productStride(images), u + xi * b.o * b.c,
-                             transformed + xi * b.transformedStride(images), m: b.o, n: tiles, k: b.c)
+            BLAS.gemmSerial(precision, products + xi * b.productStride(images), u + xi * b.o * b.c,
+                            transformed + xi * b.transformedStride(images), m: b.o, n: tiles, k: b.c)
         }
         outputTransform(V.self, y, products, bias, images, b)
     }
@@ -271,19 +271,21 @@ func winogradConv3x3(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>
 /// The weight gradient's Winograd form: du (16, O, C) += sum over the block's tiles of
 /// dM_xi (O, tiles) V_xi^T, where V = B^T d B are x's transformed tiles and dM = A dY A^T the
 /// output gradient's (the adjoint of the output transform). winogradFilterGradient turns the
-/// sum into the (O, C, 3, 3) gradient. Same scratch as winogradConv3x3 for this geometry.
+/// sum into the (O, C, 3, 3) gradient. Same scratch as winogradConv3x3 for this geometry; the
+/// products in `precision`.
 func winogradFilterGradientAccumulate(_ du: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                       _ dy: UnsafePointer<Float>, images: Int, geometry b: WinogradBlock,
                                       rowTransformed: UnsafeMutablePointer<Float>,
-                                      transformed: UnsafeMutablePointer<Float>, products: UnsafeMutablePointer<Float>) {
+                                      transformed: UnsafeMutablePointer<Float>, products: UnsafeMutablePointer<Float>,
+                                      precision: Precision = .fp32) {
     func run<V: WinogradLanes>(_: V.Type) {
         let tiles = images * b.tilesPerImage
         inputTransform(V.self, transformed, x, images, b, rowTransformed)
         outputGradientTransform(V.self, products, dy, images, b)
         for xi in 0..<16 {
-            BLAS.sgemmSerial(du + xi * b.o * b.c, products + xi * b.productStride(images),
-                             transformed + xi * b.transformedStride(images), m: b.o, n: b.c, k: tiles, transB: true,
-                             beta: 1)
+            BLAS.gemmSerial(precision, du + xi * b.o * b.c, products + xi * b.productStride(images),
+                            transformed + xi * b.transformedStride(images), m: b.o, n: b.c, k: tiles, transB: true,
+                            beta: 1)
         }
     }
     switch b.lanes {

@@ -2,8 +2,8 @@ import Autograd
 import CLua
 import Foundation
 
-/// Functions on `ddpm` itself: `seed`, `no_grad`, `interrupted`, `clock`, `progress` (and the
-/// Progress userdata), `absolute_path`.
+/// Functions on `ddpm` itself: `seed`, `no_grad`, `precision` (the products' fp32 or bf16),
+/// `bf16_available`, `interrupted`, `clock`, `progress` (and the Progress userdata), `absolute_path`.
 enum CoreTable {
     static let tables = [LuaTable(topLevel: topLevel, classes: [progressClass])]
 
@@ -23,6 +23,12 @@ enum CoreTable {
             }
             return lua.top - before
         }),
+        ("precision", { a in
+            if a.has(1) { try Precision.set(named: try a.string(1)) }
+            a.lua.push(Precision.current.rawValue)
+            return 1
+        }),
+        ("bf16_available", { a in a.lua.push(Precision.hardwareBF16); return 1 }),
         ("interrupted", { a in a.lua.push(Interrupts.received != 0); return 1 }),
         ("clock", { a in a.lua.push(Double(DispatchTime.now().uptimeNanoseconds) / 1e9); return 1 }),
         ("absolute_path", { a in
@@ -32,13 +38,16 @@ enum CoreTable {
             return 1
         }),
         ("progress", { a in
-            let p = Progress(total: try a.int(1), label: try a.string(2, default: "progress"), startCount: try a.int(3, default: 0))
+            let p = Progress(
+                total: try a.int(1), label: try a.string(2, default: "progress"), startCount: try a.int(3, default: 0))
             a.lua.pushObject(p, metatable: Metatable.progress)
             return 1
         }),
     ]
 
-    static func progress(_ a: Arguments) throws -> Progress { try a.object(1, Metatable.progress, Progress.self, "progress") }
+    static func progress(_ a: Arguments) throws -> Progress {
+        try a.object(1, Metatable.progress, Progress.self, "progress")
+    }
 
     static let progressClass = LuaClass(
         metatable: Metatable.progress, display: "Progress",

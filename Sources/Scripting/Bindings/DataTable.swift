@@ -85,7 +85,8 @@ enum DataTable {
         }),
         ("shift", { a in
             // random whole-pixel translations (augmentation), from the global generator
-            TensorTable.push(a.lua, try Augment.shift(try a.tensor(1), maxShift: try a.int(2, default: 2), generator: &Generator.global))
+            TensorTable.push(a.lua, try Augment.shift(
+                try a.tensor(1), maxShift: try a.int(2, default: 2), generator: &Generator.global))
             return 1
         }),
         ("idx", { a in
@@ -96,6 +97,14 @@ enum DataTable {
             }
             let ds = try ImageDataset(imagesPath: images, labelsPath: labels, size: try o.int("size"),
                                       resize: try resize(o), generator: Generator(seed: Generator.global.next()))
+            a.lua.pushObject(ds, metatable: Metatable.dataset)
+            return 1
+        }),
+        ("from_tensor", { a in
+            // images in memory (e.g. generated digits) as a dataset; labels one per image
+            let x = try a.tensor(1)
+            let labels = try a.integers(2, count: x.shape.first ?? 0, what: "labels")
+            let ds = try ImageDataset(images: x, labels: labels, generator: Generator(seed: Generator.global.next()))
             a.lua.pushObject(ds, metatable: Metatable.dataset)
             return 1
         }),

@@ -7,7 +7,10 @@ import Storage
 
 /// `ddpm.unet`, `ddpm.load_model` and the Model userdata.
 enum ModelTable {
-    static func push(_ lua: Lua, _ m: UNet) { lua.pushObject(m, metatable: Metatable.model) }
+    /// User values of a model's userdata: the schedule it was trained with and its objective's name.
+    static let scheduleSlot: Int32 = 1, objectiveSlot: Int32 = 2
+
+    static func push(_ lua: Lua, _ m: UNet) { lua.pushObject(m, metatable: Metatable.model, userValues: 2) }
 
     static func model(_ a: Arguments, _ i: Int32 = 1) throws -> UNet {
         try a.object(i, Metatable.model, UNet.self, "model")
@@ -71,34 +74,53 @@ enum ModelTable {
             if let warning = SafeTensors.nonFiniteWarning(m.namedParameters().map { ($0.0, $0.1) }) {
                 FileHandle.standardError.write(Data("warning: \(escapingControlCharacters(path)): \(warning)\n".utf8))
             }
-            let schedule: Schedule
+            let metadata = try SafeTensors.inspect(path).metadata
+            let schedule: Schedule, objective: Objective
             do {
-                schedule = try Schedule(metadata: try SafeTensors.inspect(path).metadata)
+                schedule = try Schedule(metadata: metadata)
             } catch let e as TensorError {
                 throw ScriptError("\(path): its schedule metadata: \(e.message)")
             }
+            do {
+                objective = try Objective(metadata: metadata)
+            } catch let e as TensorError {
+                throw ScriptError("\(path): its metadata: \(e.message)")
+            }
             push(a.lua, m)
             ScheduleTable.push(a.lua, schedule)
-            a.lua.setUserValue(-2)
+            a.lua.setUserValue(-2, scheduleSlot)
+            a.lua.push(objective.rawValue)
+            a.lua.setUserValue(-2, objectiveSlot)
             return 1
         }),
     ]
 
     /// The schedule attached to the model at `i` (`model.schedule`), if any.
     static func attachedSchedule(_ a: Arguments, _ i: Int32 = 1) -> Schedule? {
-        a.lua.pushUserValue(i)
+        a.lua.pushUserValue(i, scheduleSlot)
         defer { a.lua.pop() }
         return a.lua.object(-1, metatable: Metatable.schedule, as: ScheduleBox.self)?.schedule
+    }
+
+    /// The objective of the model at `i` (`model.objective`): the attached one, else eps.
+    static func objective(_ lua: Lua, _ i: Int32) throws -> Objective {
+        lua.pushUserValue(i, objectiveSlot)
+        defer { lua.pop() }
+        guard let name = lua.string(-1) else { return .eps }
+        return try Objective(name: name)
     }
 
     static let forward: Binding = { a in
         let m = try model(a)
         let x = try a.tensor(2)
-        guard x.rank == 4 else { throw ScriptError("bad argument #2 (x must be (batch, channels, H, W), got \(Shape.describe(x.shape)))") }
+        guard x.rank == 4 else {
+            throw ScriptError("bad argument #2 (x must be (batch, channels, H, W), got \(Shape.describe(x.shape)))")
+        }
         let n = x.shape[0]
         let t = try a.integers(3, count: n, what: "timesteps")
         if let s = attachedSchedule(a), let bad = t.first(where: { $0 < 0 || $0 >= s.steps }) {
-            throw ScriptError("timestep \(bad) out of range [0, \(s.steps)) of the model's schedule (\(s.name), \(s.steps) steps)")
+            throw ScriptError(
+                "timestep \(bad) out of range [0, \(s.steps)) of the model's schedule (\(s.name), \(s.steps) steps)")
         }
         let labels = a.has(4) ? try a.integers(4, count: n, what: "labels") : nil
         TensorTable.push(a.lua, try m(x, t: t, labels: labels))
@@ -159,23 +181,40 @@ enum ModelTable {
         ],
         // model.schedule: the schedule the model was trained with (ddpm.load_model attaches the
         // weights' one; nil for a new model until set); forward checks timesteps against it.
-        getters: ["schedule": { a in _ = try model(a); a.lua.pushUserValue(1); return 1 }],
-        setters: ["schedule": { a in
-            _ = try model(a)
-            guard a.lua.isNil(3) || a.lua.object(3, metatable: Metatable.schedule, as: ScheduleBox.self) != nil else {
-                throw a.bad(3, "schedule or nil")
-            }
-            a.lua.pushValue(3)
-            a.lua.setUserValue(1)
-            return 0
-        }])
+        // model.objective: what it outputs, "eps", "v" or "x0" (ddpm.load_model attaches the
+        // weights' one; "eps" until set); ddpm.sample and the Lua samplers read it.
+        getters: [
+            "schedule": { a in _ = try model(a); a.lua.pushUserValue(1, scheduleSlot); return 1 },
+            "objective": { a in _ = try model(a); a.lua.push(try objective(a.lua, 1).rawValue); return 1 },
+        ],
+        setters: [
+            "schedule": { a in
+                _ = try model(a)
+                let isSchedule = a.lua.object(3, metatable: Metatable.schedule, as: ScheduleBox.self) != nil
+                guard a.lua.isNil(3) || isSchedule else { throw a.bad(3, "schedule or nil") }
+                a.lua.pushValue(3)
+                a.lua.setUserValue(1, scheduleSlot)
+                return 0
+            },
+            "objective": { a in
+                _ = try model(a)
+                if a.lua.isNil(3) {
+                    a.lua.pushNil()
+                } else {
+                    guard let name = a.lua.string(3) else { throw a.bad(3, "\"eps\", \"v\", \"x0\" or nil") }
+                    a.lua.push(try Objective(name: name).rawValue)
+                }
+                a.lua.setUserValue(1, objectiveSlot)
+                return 0
+            },
+        ])
 }
 
 extension Lua {
-    /// Pushes the user value of the userdata at `i` (nil when none).
-    func pushUserValue(_ i: Int32) { _ = lua_getiuservalue(L, i, 1) }
+    /// Pushes user value `n` of the userdata at `i` (nil when none).
+    func pushUserValue(_ i: Int32, _ n: Int32) { _ = lua_getiuservalue(L, i, n) }
 
-    /// Pops the value on top into the user value of the userdata at `i` (an index that counts
+    /// Pops the value on top into user value `n` of the userdata at `i` (an index that counts
     /// the value, e.g. -2 for the userdata just below it).
-    func setUserValue(_ i: Int32) { _ = lua_setiuservalue(L, i, 1) }
+    func setUserValue(_ i: Int32, _ n: Int32) { _ = lua_setiuservalue(L, i, n) }
 }

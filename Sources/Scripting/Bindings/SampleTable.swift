@@ -6,6 +6,8 @@ import Layers
 
 /// `ddpm.sample{...}`: a sampler plugin (by name or path, resolved as `--sampler` is, or a
 /// plugin table) or the native DDPM and DDIM, with guidance, per-image seeds and hooks.
+/// `objective=` (default: the model's, `model.objective`) says what the model outputs; every
+/// sampler, native or plugin, reads it as eps through `Schedule.prediction`.
 enum SampleTable {
     static let tables = [LuaTable(topLevel: [("sample", sample)], classes: [SamplerContext.contextClass])]
 
@@ -58,7 +60,8 @@ enum SampleTable {
         guard let model = try o.object("model", Metatable.model, UNet.self, "model") else {
             throw ScriptError("option model= is required")
         }
-        let schedule = try o.object("schedule", Metatable.schedule, ScheduleBox.self, "schedule")?.schedule ?? (try Schedule.linear())
+        let schedule = try o.object("schedule", Metatable.schedule, ScheduleBox.self, "schedule")?.schedule
+            ?? (try Schedule.linear())
         let choice = try choose(a.lua, o)
         let c = model.config
         var generator = try o.int("seed").map { Generator(seed: UInt64(bitPattern: Int64($0))) }
@@ -87,17 +90,24 @@ enum SampleTable {
                 noise = Tensor.randn(shape, generator: &Generator.global)
             }
         }
-        guard noise.rank == 4 else { throw ScriptError("option noise: (N, C, H, W) expected, got \(Shape.describe(noise.shape))") }
+        guard noise.rank == 4 else {
+            throw ScriptError("option noise: (N, C, H, W) expected, got \(Shape.describe(noise.shape))")
+        }
         let labels = try o.integers("labels", count: noise.shape[0])
         let guidance = try o.number("guidance") ?? 1
-        if guidance != 1 && labels == nil { throw ScriptError("option guidance needs labels= (classifier-free guidance)") }
+        if guidance != 1 && labels == nil {
+            throw ScriptError("option guidance needs labels= (classifier-free guidance)")
+        }
         var interval: ClosedRange<Int>? = nil
         if let bounds = try o.integers("guidance_interval", count: 2) {
             guard bounds[0] <= bounds[1] else {
-                throw ScriptError("option guidance_interval: {low, high} timesteps with low <= high expected, got {\(bounds[0]), \(bounds[1])}")
+                throw ScriptError(
+                    "option guidance_interval: {low, high} timesteps with low <= high expected,"
+                        + " got {\(bounds[0]), \(bounds[1])}")
             }
             interval = bounds[0]...bounds[1]
         }
+        let objective = try o.string("objective").map { try Objective(name: $0) } ?? (try modelObjective(o))
         let eta = try o.number("eta") ?? 0, clip = try o.bool("clip") ?? true
         let onStep = try o.pushFunction("on_step")
         let lua = a.lua
@@ -106,7 +116,8 @@ enum SampleTable {
         switch choice {
         case .native(let kind):
             let sampler = Sampler(kind: kind, steps: try o.int("steps") ?? (kind == .ddim ? 50 : schedule.steps),
-                                  eta: eta, guidance: guidance, guidanceInterval: interval, clip: clip)
+                                  eta: eta, guidance: guidance, guidanceInterval: interval, clip: clip,
+                                  objective: objective)
             let images = try sampler.sample(model: model, schedule: schedule, labels: labels, noise: noise,
                                             generator: &g, generators: perImage) { i, t, xt, x0 in
                 guard let f = onStep else { return }
@@ -128,7 +139,7 @@ enum SampleTable {
             let count = steps ?? schedule.steps
             guard count >= 1 else { throw ScriptError("option steps: \(count) must be >= 1") }
             let guide = Sampler(kind: .ddim, steps: count, eta: eta, guidance: guidance, guidanceInterval: interval,
-                                clip: clip)
+                                clip: clip, objective: objective)
             let context = SamplerContext(model: model, schedule: schedule, labels: labels, guide: guide,
                                          shape: noise.shape, generators: perImage, generator: g)
             let scheduleIndex = stackField(lua, o, "schedule")
@@ -152,6 +163,14 @@ enum SampleTable {
             }
         }
         return 1
+    }
+
+    /// The objective attached to the options' model (`model.objective`).
+    static func modelObjective(_ o: Options) throws -> Objective {
+        guard let index = o.index else { return .eps }
+        o.lua.getField(index, "model")
+        defer { o.lua.pop() }
+        return try ModelTable.objective(o.lua, o.lua.absolute(-1))
     }
 
     /// Pushes option `key` of `o` and returns its stack index, or nil (nothing pushed) when absent.

@@ -35,7 +35,7 @@ final class SamplerContext {
             throw ScriptError("x \(Shape.describe(x.shape)) must have the shape of ctx.x \(Shape.describe(shape))")
         }
         try schedule.check(op, t)
-        return try guide.predictNoise(model, x, t: t, labels: labels)
+        return try guide.predictNoise(model, x, t: t, labels: labels, schedule: schedule)
     }
 
     /// Fresh standard normal noise shaped like ctx.x, image i from its own generator when given.

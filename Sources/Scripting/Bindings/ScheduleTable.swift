@@ -22,6 +22,16 @@ enum ScheduleTable {
         try a.integers(i, count: n, what: "timesteps")
     }
 
+    /// `s:to_eps(out, x_t, t, objective)` / `s:to_x0(...)`: a model's output read through
+    /// `Schedule.prediction` (objective nil = "eps").
+    static func prediction(_ a: Arguments) throws -> Prediction {
+        let s = try schedule(a)
+        let out = try a.tensor(2), x = try a.tensor(3)
+        let t = try timesteps(a, 4, x.shape.first ?? 0)
+        let objective = a.has(5) ? try Objective(name: try a.string(5)) : .eps
+        return try s.prediction(out, objective: objective, x: x, t: t)
+    }
+
     /// The timesteps of a step function's argument `i` for the batch of `x`: one entry when a
     /// number or equal entries are given (the whole batch steps together), else one per sample.
     static func stepTimesteps(_ a: Arguments, _ i: Int32, _ x: Tensor) throws -> [Int] {
@@ -71,7 +81,8 @@ enum ScheduleTable {
         ("cosine", { a in
             let o = try a.options(1)
             push(a.lua, try .cosine(steps: try o.int("steps") ?? 1000, s: try o.number("s") ?? 0.008,
-                                    maxBeta: try o.number("max_beta") ?? 0.999, minBeta: try o.number("min_beta") ?? 1e-4))
+                                    maxBeta: try o.number("max_beta") ?? 0.999,
+                                    minBeta: try o.number("min_beta") ?? 1e-4))
             return 1
         }),
         ("sigmoid", { a in
@@ -89,14 +100,17 @@ enum ScheduleTable {
                 betas = try (0..<a.lua.length(t)).map { k in
                     a.lua.getIndex(t, k + 1)
                     defer { a.lua.pop() }
-                    guard let v = a.lua.number(-1) else { throw ScriptError("bad argument #1 (beta \(k + 1) must be a number, got \(a.lua.describe(-1)))") }
+                    guard let v = a.lua.number(-1) else {
+                        throw ScriptError("bad argument #1 (beta \(k + 1) must be a number, got \(a.lua.describe(-1)))")
+                    }
                     return v
                 }
             }
             guard !betas.isEmpty else { throw ScriptError("bad argument #1 (needs at least one beta)") }
             // entries count from 1 as Lua tables and tensor elements do; timesteps from 0
             if let k = betas.firstIndex(where: { !($0 > 0 && $0 < 1) }) {
-                throw ScriptError("bad argument #1 (beta \(k + 1), of timestep \(k), is \(betas[k]): betas must be in (0, 1))")
+                throw ScriptError(
+                    "bad argument #1 (beta \(k + 1), of timestep \(k), is \(betas[k]): betas must be in (0, 1))")
             }
             push(a.lua, try Schedule(betas: betas, name: try a.options(2).string("name") ?? "custom"))
             return 1
@@ -113,13 +127,16 @@ enum ScheduleTable {
                 lua.push(u)
                 try lua.call(arguments: 1, results: 1)
                 defer { lua.pop() }
-                guard let v = lua.number(-1) else { throw ScriptError("alpha-bar function returned \(lua.describe(-1)), expected a number") }
+                guard let v = lua.number(-1) else {
+                    throw ScriptError("alpha-bar function returned \(lua.describe(-1)), expected a number")
+                }
                 return v
             }
             // alpha-bar before any noise is 1; any other fn(0) would silently rescale every alpha-bar
             let f0 = try alphaBar(0)
             guard Swift.abs(f0 - 1) <= 1e-9 else {
-                throw ScriptError("bad argument #1 (fn(0) must be 1, alpha-bar before any noise; got \(f0): divide by fn(0))")
+                throw ScriptError(
+                    "bad argument #1 (fn(0) must be 1, alpha-bar before any noise; got \(f0): divide by fn(0))")
             }
             push(a.lua, try Schedule.fromAlphaBar(alphaBar, steps: steps, maxBeta: maxBeta, name: "alpha_bar"))
             return 1
@@ -170,6 +187,8 @@ enum ScheduleTable {
                 TensorTable.push(a.lua, try s.predictX0(xt, eps: try a.tensor(3), t: t))
                 return 1
             }),
+            ("to_eps", { a in TensorTable.push(a.lua, try prediction(a).eps); return 1 }),
+            ("to_x0", { a in TensorTable.push(a.lua, try prediction(a).x0); return 1 }),
             ("ddpm_step", { a in
                 let s = try schedule(a)
                 let xt = try a.tensor(2), eps = try a.tensor(3)
@@ -199,7 +218,8 @@ enum ScheduleTable {
                 if noise == nil && eta > 0 && tPrev.contains(where: { $0 >= 0 }) {
                     noise = Tensor.randn(xt.shape, generator: &Generator.global)
                 }
-                let r = try s.ddimStep(xt, eps: eps, t: t, tPrev: tPrev, eta: eta, noise: noise, clip: try o.bool("clip") ?? true)
+                let r = try s.ddimStep(xt, eps: eps, t: t, tPrev: tPrev, eta: eta, noise: noise,
+                                       clip: try o.bool("clip") ?? true)
                 TensorTable.push(a.lua, r.prev)
                 TensorTable.push(a.lua, r.x0)
                 return 2

@@ -15,7 +15,8 @@ enum TensorTable {
     static func dim(_ a: Arguments, _ i: Int32, _ t: Tensor) throws -> Int {
         let d = try a.int(i)
         guard d >= 1 && d <= t.rank else {
-            throw ScriptError("bad argument #\(i) (dimension \(d) out of range 1..\(t.rank) for shape \(Shape.describe(t.shape)))")
+            throw ScriptError(
+                "bad argument #\(i) (dimension \(d) out of range 1..\(t.rank) for shape \(Shape.describe(t.shape)))")
         }
         return d - 1
     }
@@ -33,7 +34,9 @@ enum TensorTable {
         ("rand", { a in push(a.lua, Tensor.rand(try a.shape(1), generator: &Generator.global)); return 1 }),
         ("arange", { a in
             let n = try a.int(1)
-            guard n >= 0 && n <= Shape.maxElements else { throw ScriptError("bad argument #1 (n must be in 0...\(Shape.maxElements), got \(n))") }
+            guard n >= 0 && n <= Shape.maxElements else {
+                throw ScriptError("bad argument #1 (n must be in 0...\(Shape.maxElements), got \(n))")
+            }
             push(a.lua, Tensor.arange(n)); return 1
         }),
         ("from", { a in
@@ -59,15 +62,37 @@ enum TensorTable {
     ]
 
     static let losses: [(String, Binding)] = [
-        ("l1", { a in push(a.lua, try Tensor.l1Loss(try a.tensor(1), try a.tensor(2))); return 1 }),
-        ("mse", { a in push(a.lua, try Tensor.mseLoss(try a.tensor(1), try a.tensor(2))); return 1 }),
+        ("l1", { a in push(a.lua, try elementLoss(a, .l1)); return 1 }),
+        ("mse", { a in push(a.lua, try elementLoss(a, .l2)); return 1 }),
+        ("huber", { a in
+            let delta = try a.options(3).number("delta") ?? 1
+            push(a.lua, try elementLoss(a, .huber(delta: Float(delta)))); return 1
+        }),
         ("cross_entropy", { a in
             let logits = try a.tensor(1)
-            guard logits.rank == 2 else { throw ScriptError("bad argument #1 (logits must be (batch, classes), got \(Shape.describe(logits.shape)))") }
-            push(a.lua, try Tensor.crossEntropy(logits, labels: try a.integers(2, count: logits.shape[0], what: "labels")))
+            guard logits.rank == 2 else {
+                throw ScriptError(
+                    "bad argument #1 (logits must be (batch, classes), got \(Shape.describe(logits.shape)))")
+            }
+            push(a.lua, try Tensor.crossEntropy(
+                logits, labels: try a.integers(2, count: logits.shape[0], what: "labels")))
             return 1
         }),
     ]
+
+    /// `ddpm.loss.l1/mse/huber(prediction, target, {weights=})`: the mean penalty; `weights` (a
+    /// table or tensor, one per sample) weights each sample's terms (`Tensor.weightedLoss`).
+    static func elementLoss(_ a: Arguments, _ kind: ElementLoss) throws -> Tensor {
+        let p = try a.tensor(1), t = try a.tensor(2)
+        let o = try a.options(3)
+        try o.rejectUnknown(kind == .l1 || kind == .l2 ? ["weights"] : ["weights", "delta"], what: "loss option")
+        let weights = try o.floats("weights", count: p.shape.first ?? 0)
+        switch (kind, weights) {
+        case (.l1, nil): return try .l1Loss(p, t)
+        case (.l2, nil): return try .mseLoss(p, t)
+        default: return try .weightedLoss(p, t, weights: weights, kind: kind)
+        }
+    }
 
     /// x op y where either side may be a number.
     static func arithmetic(_ f: @escaping @Sendable (Tensor, Tensor) throws -> Tensor) -> Binding {
@@ -101,10 +126,12 @@ enum TensorTable {
             }),
             ("abs", unary { $0.abs() }), ("sqrt", unary { $0.sqrt() }), ("exp", unary { $0.exp() }),
             ("log", unary { $0.log() }), ("square", unary { $0.square() }), ("sin", unary { $0.sin() }),
-            ("cos", unary { $0.cos() }), ("silu", unary { $0.silu() }), ("gelu", unary { $0.gelu() }), ("relu", unary { $0.relu() }),
+            ("cos", unary { $0.cos() }), ("silu", unary { $0.silu() }), ("gelu", unary { $0.gelu() }),
+            ("relu", unary { $0.relu() }),
             ("softmax", unary { try $0.softmax() }),
             ("clamp", { a in
-                let lo = Float(try a.number(2, default: -Double.infinity)), hi = Float(try a.number(3, default: Double.infinity))
+                let lo = Float(try a.number(2, default: -Double.infinity))
+                let hi = Float(try a.number(3, default: Double.infinity))
                 push(a.lua, try a.tensor(1).clamp(lo, hi)); return 1
             }),
             ("pow", { a in push(a.lua, try a.tensor(1).pow(Float(try a.number(2)))); return 1 }),
@@ -119,8 +146,14 @@ enum TensorTable {
             }),
             ("max", { a in push(a.lua, try a.tensor(1).max()); return 1 }),
             ("min", { a in push(a.lua, try a.tensor(1).min()); return 1 }),
-            ("reshape", { a in push(a.lua, try a.tensor(1).reshaped(try readIntegers(a.lua, try a.table(2), what: "shape"))); return 1 }),
-            ("view", { a in push(a.lua, try a.tensor(1).reshaped(try readIntegers(a.lua, try a.table(2), what: "shape"))); return 1 }),
+            ("reshape", { a in
+                push(a.lua, try a.tensor(1).reshaped(try readIntegers(a.lua, try a.table(2), what: "shape")))
+                return 1
+            }),
+            ("view", { a in
+                push(a.lua, try a.tensor(1).reshaped(try readIntegers(a.lua, try a.table(2), what: "shape")))
+                return 1
+            }),
             ("permute", { a in
                 let t = try a.tensor(1)
                 let order = try readIntegers(a.lua, try a.table(2), what: "order").map { $0 - 1 }
@@ -142,7 +175,9 @@ enum TensorTable {
                 let t = try a.tensor(1)
                 if a.has(2) {
                     let on = try a.bool(2)
-                    guard t.creator == nil || on else { throw ScriptError("requires_grad(false) on a computed tensor; use detach()") }
+                    guard t.creator == nil || on else {
+                        throw ScriptError("requires_grad(false) on a computed tensor; use detach()")
+                    }
                     t.requiresGrad = on
                     a.lua.pushValue(1); return 1
                 }
