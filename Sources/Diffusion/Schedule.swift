@@ -246,12 +246,7 @@ public struct Schedule: Sendable {
             let cx = Float(abPrev.squareRoot()), cs = Float(sigma)
             let ce = Float(Swift.max(1 - abPrev - sigma * sigma, 0).squareRoot())
             for i in k * plane..<(k + 1) * plane {
-                var h = (x[i] - s1a * e[i]) / sa
-                var ei = e[i]
-                if clip {
-                    h = Swift.min(Swift.max(h, -1), 1)
-                    ei = (x[i] - sa * h) / s1a
-                }
+                let (h, ei) = Schedule.denoised(x[i], e[i], sa: sa, s1a: s1a, clip: clip)
                 x0.data[i] = h
                 var v = tPrev < 0 ? h : cx * h + ce * ei
                 if cs > 0, let n { v += cs * n[i] }
@@ -275,16 +270,19 @@ public struct Schedule: Sendable {
         let x0 = Tensor(uninitialized: xt.shape), outEps = Tensor(uninitialized: xt.shape)
         let x = xt.data, e = eps.data
         for i in 0..<xt.count {
-            var h = (x[i] - s1a * e[i]) / sa
-            var ei = e[i]
-            if clip {
-                h = Swift.min(Swift.max(h, -1), 1)
-                ei = (x[i] - sa * h) / s1a
-            }
-            x0.data[i] = h
-            outEps.data[i] = ei
+            (x0.data[i], outEps.data[i]) = Schedule.denoised(x[i], e[i], sa: sa, s1a: s1a, clip: clip)
         }
         return (x0, outEps)
+    }
+
+    /// One element's x0-hat from x_t and eps (sa = sqrt(ab_t), s1a = sqrt(1 - ab_t)) and the eps
+    /// it implies: with `clip`, x0-hat is clipped to [-1, 1] and eps re-derived from it.
+    @inline(__always)
+    static func denoised(_ x: Float, _ e: Float, sa: Float, s1a: Float, clip: Bool) -> (x0: Float, eps: Float) {
+        let h = (x - s1a * e) / sa
+        guard clip else { return (h, e) }
+        let clipped = Swift.min(Swift.max(h, -1), 1)
+        return (clipped, (x - sa * clipped) / s1a)
     }
 
     /// The elements per timestep entry: the whole tensor for one entry, a sample's for one per sample.

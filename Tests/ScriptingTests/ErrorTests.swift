@@ -4,30 +4,7 @@ import XCTest
 
 /// Every error a user can cause ends with a clear message and exit status 1: no Swift crash,
 /// no stack dump. Each case runs the real `ddpm` executable.
-final class ErrorTests: XCTestCase {
-    var dir = ""
-
-    override func setUpWithError() throws { dir = try temporaryDirectory() }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
-
-    func script(_ name: String, _ code: String) throws -> String {
-        let path = "\(dir)/\(name)"
-        try code.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
-    func expectFailure(_ args: [String], contains texts: [String], status: Int32 = 1,
-                       file: StaticString = #filePath, line: UInt = #line) throws {
-        let r = try runDDPM(args, in: dir)
-        XCTAssertEqual(r.status, status, "exit status; stderr: \(r.stderr)", file: file, line: line)
-        for t in texts {
-            XCTAssert(r.stderr.contains(t), "stderr lacks \"\(t)\":\n\(r.stderr)", file: file, line: line)
-        }
-        for crash in ["Fatal error", "Stack dump", "Segmentation", "Illegal instruction"] {
-            XCTAssertFalse(r.stderr.contains(crash), "crash output: \(r.stderr)", file: file, line: line)
-        }
-    }
-
+final class ErrorTests: DDPMProcessTestCase {
     func testSyntaxErrorNamesFileAndLine() throws {
         let p = try script("syntax.lua", "local a = 1\nlocal x = = 2\n")
         try expectFailure(["run", p], contains: ["syntax.lua:2:", "unexpected symbol near '='"])

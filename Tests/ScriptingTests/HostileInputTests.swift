@@ -7,38 +7,7 @@ import XCTest
 
 /// Inputs from a hostile or careless source, through the real `ddpm` executable: each is a clear
 /// message and exit status 1, never a trap, an abort, a hang or escape codes on the terminal.
-final class HostileInputTests: XCTestCase {
-    var dir = ""
-
-    override func setUpWithError() throws { dir = try temporaryDirectory() }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
-
-    func script(_ name: String, _ code: String) throws -> String {
-        let path = "\(dir)/\(name)"
-        try code.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
-    @discardableResult
-    func expectFailure(_ args: [String], contains texts: [String], shell prefix: String? = nil,
-                       file: StaticString = #filePath, line: UInt = #line) throws -> ProcessResult {
-        let r = try prefix.map { try runShell($0, args) } ?? runDDPM(args, in: dir)
-        XCTAssertEqual(r.status, 1, "exit status; stderr: \(r.stderr)", file: file, line: line)
-        for t in texts {
-            XCTAssert(r.stderr.contains(t), "stderr lacks \"\(t)\":\n\(r.stderr)", file: file, line: line)
-        }
-        for crash in ["Fatal error", "Stack dump", "Segmentation", "Illegal instruction", "crashed"] {
-            XCTAssertFalse(r.stderr.contains(crash), "crash output: \(r.stderr)", file: file, line: line)
-        }
-        return r
-    }
-
-    /// `ddpm ARGS` run by /bin/sh after `prefix` (e.g. a ulimit), in the test folder.
-    func runShell(_ prefix: String, _ args: [String]) throws -> ProcessResult {
-        let quoted = ([ddpmExecutable] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
-        return try runProcess("/bin/sh", ["-c", "\(prefix); exec \(quoted.joined(separator: " "))"], in: dir)
-    }
-
+final class HostileInputTests: DDPMProcessTestCase {
     /// An IDX file: magic (0, 0, 0x08, rank), big-endian dimensions, bytes.
     func idx(_ name: String, dims: [Int], bytes: [UInt8] = []) throws -> String {
         var b: [UInt8] = [0, 0, 0x08, UInt8(dims.count)]

@@ -75,3 +75,39 @@ func runDDPM(
 ) throws -> ProcessResult {
     try runProcess(ddpmExecutable, arguments, in: directory, environment: environment)
 }
+
+/// Tests that run the real `ddpm` in a fresh folder and expect clear failures: `script` writes a
+/// Lua file there; `expectFailure` checks the exit status, the message and that nothing crashed.
+class DDPMProcessTestCase: XCTestCase {
+    var dir = ""
+
+    override func setUpWithError() throws { dir = try temporaryDirectory() }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+
+    func script(_ name: String, _ code: String) throws -> String {
+        let path = "\(dir)/\(name)"
+        try code.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// Runs `ddpm args` in the folder (after `shell prefix`, e.g. a ulimit, when given).
+    @discardableResult
+    func expectFailure(_ args: [String], contains texts: [String], status: Int32 = 1, shell prefix: String? = nil,
+                       file: StaticString = #filePath, line: UInt = #line) throws -> ProcessResult {
+        let r = try prefix.map { try runShell($0, args) } ?? runDDPM(args, in: dir)
+        XCTAssertEqual(r.status, status, "exit status; stderr: \(r.stderr)", file: file, line: line)
+        for t in texts {
+            XCTAssert(r.stderr.contains(t), "stderr lacks \"\(t)\":\n\(r.stderr)", file: file, line: line)
+        }
+        for crash in ["Fatal error", "Stack dump", "Segmentation", "Illegal instruction", "crashed"] {
+            XCTAssertFalse(r.stderr.contains(crash), "crash output: \(r.stderr)", file: file, line: line)
+        }
+        return r
+    }
+
+    /// `ddpm ARGS` run by /bin/sh after `prefix` (e.g. a ulimit), in the test folder.
+    func runShell(_ prefix: String, _ args: [String]) throws -> ProcessResult {
+        let quoted = ([ddpmExecutable] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        return try runProcess("/bin/sh", ["-c", "\(prefix); exec \(quoted.joined(separator: " "))"], in: dir)
+    }
+}
