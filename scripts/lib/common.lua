@@ -63,6 +63,8 @@ local function check_fields(t, names, what, path)
   end
 end
 
+M.check_fields = check_fields
+
 --- The file a --config names: a path (as given, else under the bundled scripts folder), or a
 --- bare name such as "tiny" for configs/tiny.lua.
 function M.config_path(name)
@@ -270,7 +272,8 @@ end
 --- From the sampling options (see sampling_options): a table with the weights path, `model`,
 --- `meta` (the weights' metadata), `schedule` (the one they were trained with), `sampler` (the
 --- plugin table) and `sampler_name`, `steps`, `guidance`, `interval` (timesteps where guidance
---- applies; nil = every step), `eta`, `options` (the sampler's), and
+--- applies; nil = every step), `eta`, `options` (the sampler's; with neither --sampler nor
+--- --sampler-opt, the weights' default_sampler_options), and
 ---   setup:sample{labels=, seeds=, on_step=} -> images, as ddpm.sample with these settings;
 ---   setup:describe() -> "dpmpp_2m 10 steps, guidance 1.5 at timesteps 500,880";
 ---   setup:provenance(extra) -> the settings as PNG text chunks, plus `extra`.
@@ -301,6 +304,12 @@ function M.sampling_setup(opts)
     interval = M.parse_interval(opts.guidance_interval or meta.default_guidance_interval),
     eta = opts.eta or 0, options = M.sampler_options(opts.sampler_opt), precision = opts.precision or "fp32",
   }
+  -- the weights' recommended sampler comes with its recommended options ("spacing=trailing")
+  if opts.sampler == nil and #(opts.sampler_opt or {}) == 0 and meta.default_sampler_options then
+    local list = {}
+    for kv in meta.default_sampler_options:gmatch("[^,]+") do list[#list + 1] = kv end
+    setup.options = M.sampler_options(list)
+  end
   function setup:sample(o)
     return ddpm.sample{model = self.model, schedule = self.schedule, sampler = self.sampler, steps = self.steps,
                        eta = self.eta, guidance = self.guidance, guidance_interval = self.interval,

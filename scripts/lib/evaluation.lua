@@ -102,12 +102,12 @@ function M.dataset_features(clf, ds, first, count, batch)
   return ddpm.tensor.cat(parts, 1), labels
 end
 
---- A quick quality probe for training runs (train.eval_every): returns probe(model) ->
+--- A quick quality probe for training runs (train.eval_every): returns probe(model[, steps]) ->
 --- accuracy (0-1) of the requested digit and the Fréchet distance between classifier features of
 --- the samples and of the test set. Each call draws the same digits (`per_class` of each class,
 --- `steps` steps of `sampler`, no guidance, fixed seeds), so successive calls compare like with like.
 --- opts: schedule, size (the model's image size), per_class = 20, sampler = "ddim", options (the
---- sampler's), steps = 20, seed = 0, data, classifier.
+--- sampler's), steps = 20 (a call's `steps` overrides it), seed = 0, data, classifier.
 --- The model's output is read through its objective (model.objective).
 function M.probe(opts)
   local path = M.find_classifier(opts.classifier)
@@ -121,9 +121,10 @@ function M.probe(opts)
   local per_class, labels = opts.per_class or 20, {}
   if per_class < 2 then error("train.eval_per_class must be >= 2", 0) end
   for c = 0, 9 do for _ = 1, per_class do labels[#labels + 1] = c end end
-  return function(model)
+  return function(model, steps)
     local x = ddpm.sample{model = model, schedule = opts.schedule, labels = labels, sampler = opts.sampler or "ddim",
-                          options = opts.options, steps = math.min(opts.steps or 20, opts.schedule.steps), guidance = 1,
+                          options = opts.options, steps = math.min(steps or opts.steps or 20, opts.schedule.steps),
+                          guidance = 1,
                           seed = opts.seed or 0}
     local right = 0
     for i, p in ipairs(clf:predict(x)) do if p == labels[i] then right = right + 1 end end

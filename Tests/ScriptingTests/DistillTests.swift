@@ -1,0 +1,69 @@
+import Foundation
+import XCTest
+
+/// Progressive distillation (scripts/distill.lua, `ddpm distill`) on a tiny v-model.
+final class DistillTests: DDPMProcessTestCase {
+    /// One round on a tiny teacher (4 -> 2 DDIM steps): the loss falls, the student's 2-step
+    /// samples are closer to the teacher's 4-step samples than the teacher's own 2-step samples are,
+    /// and the student's weights carry their sampling defaults (`ddpm sample` needs no flags).
+    func testOneRoundMakesATwoStepStudentCloserToTheTeacher() throws {
+        try requireMNIST()
+        let teacherConfig = try script("teacher.lua", """
+            local c = dofile("\(scriptsDir)/configs/tiny.lua")
+            c.train.objective, c.train.loss, c.train.sample_every, c.train.checkpoint_every = "v", "l2", nil, 200
+            return c
+            """)
+        let trained = try runDDPM(["train", "--config", teacherConfig, "--steps", "200", "--out", "teacher",
+                                   "--data", mnistDir], in: dir)
+        guard trained.status == 0 else { return XCTFail("teacher: \(trained.stderr)") }
+        let config = try script("distill.lua", """
+            return {distill = {teacher = "teacher/model.safetensors", start_steps = 4, final_steps = 2,
+                               round_steps = 100, batch = 16, lr = 1e-3, eval_per_class = 0, checkpoint_every = 50}}
+            """)
+        let distilled = try runDDPM(["distill", "--config", config, "--out", "student", "--data", mnistDir], in: dir)
+        guard distilled.status == 0 else { return XCTFail("distill: \(distilled.stderr)") }
+        XCTAssert(distilled.stdout.contains("distilled 1 rounds (4 -> 2 steps)"), distilled.stdout)
+        XCTAssert(FileManager.default.fileExists(atPath: "\(dir)/student/round-2.safetensors"))
+
+        let rows = try String(contentsOfFile: "\(dir)/student/loss.csv", encoding: .utf8)
+            .split(separator: "\n").dropFirst().map { Double($0.split(separator: ",")[2])! }
+        XCTAssertEqual(rows.count, 100)
+        let first = rows.prefix(20).reduce(0, +) / 20, last = rows.suffix(20).reduce(0, +) / 20
+        XCTAssertLessThan(last, 0.7 * first, "loss \(first) -> \(last)")
+
+        let check = try script("check.lua", """
+            local teacher = ddpm.load_model("teacher/model.safetensors")
+            local student = ddpm.load_model("student/model.safetensors")
+            local labels, seeds = {}, {}
+            for i = 1, 40 do labels[i], seeds[i] = (i - 1) % 10, 100 + i end
+            local function run(m, steps)
+              return ddpm.sample{model = m, schedule = m.schedule, labels = labels, seeds = seeds, sampler = "ddim",
+                                 options = {spacing = "trailing"}, steps = steps}
+            end
+            local reference = run(teacher, 4)
+            print(string.format("%.6g %.6g", (run(teacher, 2) - reference):square():mean():item(),
+                                (run(student, 2) - reference):square():mean():item()))
+            """)
+        let r = try runDDPM(["run", check], in: dir)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let errors = r.stdout.split(whereSeparator: \.isWhitespace).compactMap { Double($0) }
+        XCTAssertEqual(errors.count, 2, r.stdout)
+        // measured: teacher 0.010, student 0.0018
+        XCTAssertLessThan(errors[1], 0.5 * errors[0], "student vs teacher-at-2-steps: \(errors)")
+
+        let sheet = try runDDPM(["sample", "--weights", "student/model.safetensors", "--digits", "01",
+                                 "--per-digit", "2", "--out", "sheet.png"], in: dir)
+        XCTAssertEqual(sheet.status, 0, sheet.stderr)
+        XCTAssert(sheet.stdout.contains("ddim (spacing=trailing) 2 steps, guidance 1"), sheet.stdout)
+    }
+
+    func testBadRoundsAreErrors() throws {
+        let config = try script("bad.lua", """
+            return {distill = {teacher = "nowhere.safetensors", start_steps = 12, final_steps = 4}}
+            """)
+        try expectFailure(["distill", "--config", config, "--out", "out"],
+                          contains: ["start_steps (12) must be final_steps (4) times a power of two"])
+        let typo = try script("typo.lua", "return {distill = {start_step = 8}}")
+        try expectFailure(["distill", "--config", typo, "--out", "out"], contains: ["unknown distill field(s) start_step"])
+    }
+}
