@@ -270,6 +270,13 @@ local function loss_curve()
   ddpm.image.save(plot.curve(pts, {x_last = #values}), out .. "/loss.png")
 end
 
+-- A --sampler plugin samples one digit in two steps before the first training step, so a broken
+-- plugin stops the run before it writes a checkpoint rather than at the first sheet.
+if opts.sampler and lead then
+  ddpm.sample{model = ema:model(), schedule = schedule, labels = {0}, sampler = sampler, options = sampler_options,
+              steps = math.min(2, schedule.steps), seed = 0}
+end
+
 local progress = lead and ddpm.progress(total, "train", step) or dist.silent  -- rate and ETA from the steps run now
 local interrupted = false
 local communication = 0  -- seconds in the gradient allreduce

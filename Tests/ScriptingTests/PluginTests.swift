@@ -318,5 +318,14 @@ final class PluginTests: XCTestCase {
                          "--resume", "--schedule", "cosine"], in: dir, environment: env)
         XCTAssertEqual(r.status, 1)
         XCTAssertTrue(r.stderr.contains("--schedule cosine: the run in \(dir)/run was trained with flat"), r.stderr)
+        // a sampler plugin that fails stops the run before its first step: no checkpoint, no weights
+        _ = try write("p/samplers/fails.lua", sampler("always fails", body: "error('no luck')"))
+        r = try runDDPM(["train", "--config", cfg, "--steps", "2", "--out", "\(dir)/bad", "--data", mnistDir,
+                         "--sampler", "fails"], in: dir, environment: env)
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("p/samplers/fails.lua:"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("no luck"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/bad/checkpoint.safetensors"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/bad/model.safetensors"))
     }
 }
