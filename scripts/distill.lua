@@ -165,7 +165,8 @@ local loss_log = common.open_log(out .. "/loss.csv", "round,step,loss,lr,seconds
 local eval_log = common.open_log(out .. "/eval.csv", "round,steps,accuracy,frechet", opts.resume)
 local probe = (dc.eval_per_class or 20) > 0 and evaluation.probe{schedule = s, size = size, sampler = "ddim",
                                                                    per_class = dc.eval_per_class or 20,
-                                                                   options = {spacing = "trailing"}, data = opts.data}
+                                                                   options = {spacing = "trailing"},
+                                                                   data = opts.data ~= "" and opts.data or nil}
 
 while round <= rounds do
   local teacher, w = round_teacher(round)
