@@ -267,11 +267,24 @@ function M.sampler(name)
   return ddpm.plugins.load("sampler", name)
 end
 
+--- img2img (`--init`, `--strength`): the timestep the sampler starts from and its steps. Strength S
+--- in [0, 1] starts at timestep t = round(S T) - 1 (-1: the input itself; T - 1: plain sampling
+--- from pure noise) with round(S steps) steps, at least 1 (the share of the full process).
+function M.img2img_start(strength, schedule, steps)
+  if type(strength) ~= "number" or not (strength >= 0 and strength <= 1) then
+    error("--strength must be in [0, 1] (0: the input, 1: plain sampling), got " .. tostring(strength), 0)
+  end
+  local t = math.floor(strength * schedule.steps + 0.5) - 1
+  return t, math.max(1, math.min(math.floor(strength * steps + 0.5), t + 1))
+end
+
 --- From the sampling options (see sampling_options): a table with the weights path, `model`,
 --- `meta` (the weights' metadata), `schedule` (the one they were trained with), `sampler` (the
 --- plugin table) and `sampler_name`, `steps`, `guidance`, `interval` (timesteps where guidance
 --- applies; nil = every step), `eta`, `options` (the sampler's), and
----   setup:sample{labels=, seeds=, on_step=} -> images, as ddpm.sample with these settings;
+---   setup:sample{labels=, seeds=, on_step=, steps=, known=, t_start=} -> images, as ddpm.sample with these
+---   settings (steps= overrides the setup's);
+---   setup:calls(steps) -> how many times on_step is called (a plugin's `calls`, else steps);
 ---   setup:describe() -> "dpmpp_2m 10 steps, guidance 1.5 at timesteps 500,880";
 ---   setup:provenance(extra) -> the settings as PNG text chunks, plus `extra`.
 function M.sampling_setup(opts)
@@ -302,9 +315,16 @@ function M.sampling_setup(opts)
     eta = opts.eta or 0, options = M.sampler_options(opts.sampler_opt), precision = opts.precision or "fp32",
   }
   function setup:sample(o)
-    return ddpm.sample{model = self.model, schedule = self.schedule, sampler = self.sampler, steps = self.steps,
-                       eta = self.eta, guidance = self.guidance, guidance_interval = self.interval,
-                       options = self.options, labels = o.labels, seeds = o.seeds, on_step = o.on_step}
+    return ddpm.sample{model = self.model, schedule = self.schedule, sampler = self.sampler,
+                       steps = o.steps or self.steps, eta = self.eta, guidance = self.guidance,
+                       guidance_interval = self.interval, options = self.options, labels = o.labels, seeds = o.seeds,
+                       on_step = o.on_step, known = o.known, t_start = o.t_start}
+  end
+  -- how many times a sample of `steps` steps calls on_step (a plugin's `calls`, else steps)
+  function setup:calls(steps)
+    steps = steps or self.steps
+    if self.sampler.calls then return self.sampler.calls(steps, self.options) end
+    return steps
   end
   function setup:options_text()
     local keys, parts = {}, {}
