@@ -80,7 +80,8 @@ if #morphs > 0 then
       seeds[#seeds + 1] = opts.seed
     end
     local progress = ddpm.progress(calls, string.format("morph %d,%d", a, b))
-    local x = setup:sample{labels = labels, seeds = seeds, on_step = function(i) progress:update(math.min(i, calls)) end}
+    local x = setup:sample{labels = labels, seeds = seeds,
+                           on_step = function(i) progress:update(math.min(i, calls)) end}
     progress:close()
     local path = string.format("%s/morph-%d-%d.gif", opts.out, a, b)
     local g = ddpm.gif.open(path, {delay = opts.delay, scale = opts.scale, text = provenance(tostring(opts.seed),

@@ -95,7 +95,8 @@ struct SamplingOptions: ParsableArguments {
                     + "(default: the weights' recommended)."))
     var guidanceInterval: String?
     @Option(parsing: .unconditional,
-            help: "Sampler noise (ctx.eta): DDIM 0 deterministic (default), 1 as stochastic as DDPM.")
+            help: ArgumentHelp("Sampler noise (ctx.eta): DDIM 0 deterministic, 1 as stochastic as DDPM "
+                    + "(default: the sampler's default_eta, else 0; repaint's is 1)."))
     var eta: Double?
     @Option(parsing: .unconditional, help: "Random seed; image i uses seed + i (same seed, same images).") var seed = 0
     @Option(parsing: .unconditional, help: "Products in fp32, or bf16 (mixed precision; needs a CPU with AVX512-BF16).")
@@ -223,7 +224,8 @@ struct Gif: ParsableCommand {
     var morph: [String] = []
     @Option(parsing: .unconditional, help: "Inpainting (with --mask) or img2img (with --strength): the input PNG.")
     var image: String?
-    @Option(parsing: .unconditional, help: "With --image: the mask (white keeps, black is generated).") var mask: String?
+    @Option(parsing: .unconditional, help: "With --image: the mask (white keeps, black is generated).")
+    var mask: String?
     @Option(parsing: .unconditional, help: "With --image: img2img strength in [0, 1].") var strength: Double?
 
     func run() throws {

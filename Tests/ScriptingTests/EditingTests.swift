@@ -87,11 +87,20 @@ final class EditingTests: DDPMProcessTestCase {
             assert(((x - image) * mask):abs():max():item() == 0, "the kept region is the image")
             assert(((x - image) * (1 - mask)):abs():mean():item() > 0.05, "the rest is generated")
             local plain = ddpm.sample{model = m, schedule = m.schedule, sampler = p, labels = {1, 2}, seeds = {4, 5},
-                                      steps = 6}
+                                      steps = 6}  -- eta: the plugin's default_eta, 1
             local ddim = ddpm.sample{model = m, schedule = m.schedule, sampler = {native = "ddim"}, labels = {1, 2},
-                                     seeds = {4, 5}, steps = 6}
-            assert((plain - ddim):abs():max():item() < 1e-5, "no mask: DDIM")
-            local ok, err = pcall(ddpm.sample, {model = m, schedule = m.schedule, sampler = {native = "ddim"},
+                                     seeds = {4, 5}, steps = 6, eta = 1}
+            assert((plain - ddim):abs():max():item() == 0, "no mask: DDIM")
+            local eta
+            local spy = {default_eta = 0.5, sample = function(ctx) eta = ctx.eta; return ctx.x end}
+            ddpm.sample{model = m, schedule = m.schedule, sampler = spy, labels = {1}, steps = 1}
+            assert(eta == 0.5, "default_eta reaches ctx.eta")
+            ddpm.sample{model = m, schedule = m.schedule, sampler = spy, labels = {1}, steps = 1, eta = 0}
+            assert(eta == 0, "eta= wins")
+            local ok, err = pcall(ddpm.sample, {model = m, schedule = m.schedule, labels = {1},
+                                  sampler = {default_eta = -1, sample = spy.sample}})
+            assert(not ok and err:find("field default_eta must be a number >= 0, got %-1"), err)
+            ok, err = pcall(ddpm.sample, {model = m, schedule = m.schedule, sampler = {native = "ddim"},
                                   labels = {1, 2}, known = {image = image, mask = mask}})
             assert(not ok and err:find("ignores a mask"), err)
             """)
@@ -182,7 +191,8 @@ final class EditingTests: DDPMProcessTestCase {
                        ["morph-1-7.gif", "morph-3-8.gif"])
         // the inpainting process as GIFs: every on_step call is a frame candidate
         let input = try writeInput("in.png"), mask = try writeMask("mask.png")
-        try run(["gif", "--weights", weights, "--image", input.path, "--mask", mask.path, "--digits", "2", "--steps", "4",
+        try run(["gif", "--weights", weights, "--image", input.path, "--mask", mask.path, "--digits", "2",
+                 "--steps", "4",
                  "--sampler-opt", "jump_length=2", "--sampler-opt", "jump_n_sample=2", "--out", "\(dir)/inpaint"])
         XCTAssertEqual(try GIFInfo(path: "\(dir)/inpaint/digit-2.gif").frames, 4 + 2 * 2 + 1,
                        "4 steps, levels 2 and 4 jumping back 2 steps once, the held result")
@@ -202,19 +212,22 @@ final class EditingTests: DDPMProcessTestCase {
                           contains: ["--mask \(big.path) is 32x32 but the image is 28x28: the mask must have the "
                                      + "image's size"])
         try expectFailure(inpaint + ["--image", "\(dir)/rgb.png", "--mask", mask.path],
-                          contains: ["--image: \(dir)/rgb.png: an RGB (colour) PNG; expected 8-bit grayscale without alpha"])
+                          contains: ["--image: \(dir)/rgb.png: an RGB (colour) PNG; expected 8-bit grayscale "
+                                     + "without alpha"])
         try expectFailure(inpaint + ["--image", input.path, "--mask", "\(dir)/rgba.png"],
                           contains: ["--mask: \(dir)/rgba.png: an RGBA PNG (colour with alpha); expected 8-bit "
                                      + "grayscale without alpha"])
         try expectFailure(inpaint + ["--image", "\(dir)/odd.png", "--mask", mask.path],
                           contains: ["--image \(dir)/odd.png is 20x20: expected a square grayscale digit of 28x28"])
-        try expectFailure(["inpaint", "--weights", weights, "--image", input.path, "--mask", mask.path, "--digit", "12"],
+        try expectFailure(["inpaint", "--weights", weights, "--image", input.path, "--mask", mask.path,
+                           "--digit", "12"],
                           contains: ["--digit 12: the model knows classes 0..9"])
         let sample = ["sample", "--weights", weights, "--out", "\(dir)/s.png"]
         try expectFailure(sample + ["--init", input.path, "--strength", "1.5"],
                           contains: ["--strength must be in [0, 1] (0: the input, 1: plain sampling), got 1.5"])
         try expectFailure(sample + ["--strength", "0.5"], contains: ["--strength needs --init IN.png"])
-        try expectFailure(sample + ["--init", "\(dir)/rgb.png"], contains: ["--init: \(dir)/rgb.png: an RGB (colour) PNG"])
+        try expectFailure(sample + ["--init", "\(dir)/rgb.png"],
+                          contains: ["--init: \(dir)/rgb.png: an RGB (colour) PNG"])
         try expectFailure(["gif", "--weights", weights, "--morph", "3", "--out", "\(dir)/g"],
                           contains: ["--morph needs two digits A,B such as 3,8, got '3'"])
         try expectFailure(["gif", "--weights", weights, "--image", input.path, "--out", "\(dir)/g"],

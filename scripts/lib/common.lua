@@ -218,7 +218,8 @@ end
 --- default_steps, default_guidance, default_guidance_interval), else the sampler's own default.
 M.sampling_options = {
   weights = args.optional("string"), sampler = args.optional("string"), steps = args.optional("string"),
-  guidance = args.optional("number"), guidance_interval = args.optional("string"), eta = 0, seed = 0,
+  guidance = args.optional("number"), guidance_interval = args.optional("string"), eta = args.optional("number"),
+  seed = 0,
   sampler_opt = args.list(), precision = "fp32",
 }
 
@@ -233,7 +234,8 @@ M.sampling_help = {
   guidance = "classifier-free guidance w, 1 = none (none: the weights' recommended)",
   guidance_interval = "timesteps LOW,HIGH (0-based, inclusive) where guidance applies, or 'all' "
                       .. "(none: the weights' recommended)",
-  eta = "sampler noise (ctx.eta): DDIM 0 deterministic, 1 as stochastic as DDPM",
+  eta = "sampler noise (ctx.eta): DDIM 0 deterministic, 1 as stochastic as DDPM (none: the sampler's "
+        .. "default_eta, else 0)",
   seed = "random seed; image i uses seed + i",
   precision = "the products' precision: fp32, or bf16 (mixed precision; needs a CPU with AVX512-BF16)",
 }
@@ -312,7 +314,8 @@ function M.sampling_setup(opts)
     steps = steps or math.min(default_steps or schedule.steps, schedule.steps),
     guidance = opts.guidance or tonumber(meta.default_guidance or "1"),
     interval = M.parse_interval(opts.guidance_interval or meta.default_guidance_interval),
-    eta = opts.eta or 0, options = M.sampler_options(opts.sampler_opt), precision = opts.precision or "fp32",
+    eta = opts.eta or sampler.default_eta or 0, options = M.sampler_options(opts.sampler_opt),
+    precision = opts.precision or "fp32",
   }
   function setup:sample(o)
     return ddpm.sample{model = self.model, schedule = self.schedule, sampler = self.sampler,

@@ -1,15 +1,15 @@
--- RePaint (Lugmayr et al. 2022) as a sampler plugin: inpainting. ctx.known.image is the image and
--- ctx.known.mask is 1 where its pixels are kept, 0 where they are generated (`ddpm inpaint`). At
--- every step the kept region is replaced by the image noised to that step's timestep
--- (q(x_t | x0) with fresh ctx.randn() noise) and the rest comes from a DDIM step on the whole
--- image (ctx.eta: 0 deterministic, 1 ancestral as in the paper), so the model sees the kept
--- pixels at every noise level. Resampling: with jump_n_sample = R > 1, every jump_length = J
--- steps the sample goes back up J steps by the forward process (fresh noise) and comes down
--- again, R - 1 times, which lets the generated region agree with the kept one (R times the
--- model calls of those stretches; `calls` below counts them).
+-- RePaint (Lugmayr et al. 2022) as a sampler plugin: inpainting. ctx.known.image is the image
+-- and ctx.known.mask is 1 where its pixels are kept, 0 where they are generated (`ddpm
+-- inpaint`). At every step the kept region is replaced by the image noised to that step's
+-- timestep (q(x_t | x0) with fresh ctx.randn() noise) and the rest comes from a DDIM step on the
+-- whole image (ctx.eta, default 1: ancestral-like as in the paper; 0 deterministic), so the
+-- model sees the kept pixels at every noise level. Resampling: with jump_n_sample = R > 1, every
+-- jump_length = J steps the sample goes back up J steps by the forward process (fresh noise)
+-- and comes down again, R - 1 times, so the generated region can agree with the kept one (R
+-- times the model calls of those stretches; `calls` counts them).
 -- Options (--sampler-opt key=value): spacing = uniform | trailing | logsnr | karras (default
 -- uniform), jump_length = J (default 5), jump_n_sample = R (default 1: no resampling).
--- Without ctx.known.mask every pixel is generated (plain DDIM).
+-- Without ctx.known.mask every pixel is generated (DDIM with eta = ctx.eta).
 local solvers = require("lib.solvers")
 
 local defaults = {spacing = "uniform", jump_length = 5, jump_n_sample = 1}
@@ -24,8 +24,8 @@ local function check(o)
 end
 
 -- Levels 0..n visited in order: level k < n is x at the k+1-th timestep, level n the clean image.
--- Going down from level L-1 to L (L = n - J, n - 2J, ..., >= J, and n itself... when n - L is a
--- multiple of J) the first R - 1 arrivals jump back up to level L - J.
+-- At the levels L >= J with n - L a multiple of J (n itself included), the first R - 1 arrivals
+-- from above go back up to level L - J.
 local function plan(n, J, R)
   local seq, left, level = {0}, {}, 0
   while level < n do
@@ -54,6 +54,7 @@ return {
   description = "RePaint inpainting (ctx.known: image, mask 1 = keep) on DDIM steps; jump_length=5, "
                 .. "jump_n_sample=1, spacing",
   default_steps = 25,
+  default_eta = 1,  -- ancestral-like steps: with eta 0 the seams of coarse steps show as blobs
   -- how many times sample calls ctx.on_step (progress bars and GIF frames)
   calls = function(steps, options)
     local o = check(solvers.options({options = options}, defaults))

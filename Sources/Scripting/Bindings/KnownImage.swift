@@ -73,6 +73,7 @@ struct Known {
 
 /// The value on top of the stack: a tensor's shape, else its Lua description.
 private func describeTensor(_ lua: Lua) -> String {
-    if let t = lua.object(-1, metatable: Metatable.tensor, as: Tensor.self) { return "a tensor \(Shape.describe(t.shape))" }
+    guard let t = lua.object(-1, metatable: Metatable.tensor, as: Tensor.self) else { return lua.describe(-1) }
+    return "a tensor \(Shape.describe(t.shape))"
     return lua.describe(-1)
 }

@@ -108,7 +108,13 @@ enum SampleTable {
             interval = bounds[0]...bounds[1]
         }
         let objective = try o.string("objective").map { try Objective(name: $0) } ?? (try modelObjective(o))
-        let eta = try o.number("eta") ?? 0, clip = try o.bool("clip") ?? true
+        // eta absent: a plugin's default_eta, else 0
+        var defaultEta = 0.0
+        if case .plugin(let table, _) = choice {
+            if a.lua.getField(table, "default_eta") == LUA_TNUMBER { defaultEta = a.lua.number(-1) ?? 0 }
+            a.lua.pop()
+        }
+        let eta = try o.number("eta") ?? defaultEta, clip = try o.bool("clip") ?? true
         let onStep = try o.pushFunction("on_step")
         let lua = a.lua
         let known = try Known(lua, o, noise: initial, schedule: fullSchedule)
