@@ -17,6 +17,8 @@ local help = {
   digit = "the digit the generated region should make (0-9; -1: unconditional)",
   per_digit = "fills side by side (fill i uses seed + i)",
   out = "the output PNG: the fills side by side at the input's size",
+  sampler = "NAME or FILE.lua: a sampler plugin that reads ctx.known (default: repaint); `ddpm samplers` lists them",
+  steps = "sampling steps, 1..T or 'auto' (none or 'auto': the sampler's default_steps, repaint's 25)",
 }
 local opts = common.parse_sampling_args(arg, {image = args.optional("string"), mask = args.optional("string"),
                                               digit = args.optional("number"), per_digit = 1,

@@ -157,7 +157,8 @@ struct Inpaint: ParsableCommand {
         discussion: "--image is a grayscale PNG of 28x28 or the model's size, --mask a grayscale PNG of the same size "
             + "(white = keep, black = generate). The output has the input's size (--per-digit fills side by side) and "
             + "keeps the white region's pixels exactly. The sampler (default: the repaint plugin) gets the image and "
-            + "the mask as ctx.known; --sampler-opt jump_n_sample=R resamples.")
+            + "the mask as ctx.known; --sampler-opt jump_n_sample=R resamples. --steps defaults to the sampler's "
+            + "default_steps (repaint: 25).")
 
     @OptionGroup var sampling: SamplingOptions
     @Option(parsing: .unconditional, help: "The input image (grayscale PNG).") var image: String
