@@ -7,9 +7,12 @@
 -- Every PNG records its provenance (weights and their SHA-256, seed, sampler and its options, steps, guidance and
 -- its interval) in text chunks. A sampler error writes nothing.
 --   mpirun -np 4 ddpm sample ...   the batches split over 4 ranks; rank 0 writes the same files (docs/scaling.md)
+--   ddpm sample --init in.png --strength 0.6 --digits 8 --out out/to8.png  img2img: every image starts from in.png
+--                                                                         noised to t = 0.6 T (its own seed's noise)
 local args = require("lib.args")
 local common = require("lib.common")
 local dist = require("lib.dist")
+local known = require("lib.known")
 
 local help = {
   usage = "ddpm sample [options]  (or: ddpm run scripts/sample.lua [options])",
@@ -20,9 +23,13 @@ local help = {
   scale = "pixel scale of a sheet",
   format = "png, or idx (an IDX image/label pair named like MNIST's training split)",
   batch = "images per sampling batch",
+  init = "img2img: a grayscale PNG (28x28 or the model's size) every image starts from, noised to --strength",
+  strength = "img2img: how much of the reverse process runs from --init, in [0, 1] (0: the input, 1: plain "
+             .. "sampling; default 0.6)",
 }
 local opts = common.parse_sampling_args(arg, {digits = "0123456789", per_digit = 10, out = "out/sheet.png", scale = 2,
-                                              format = "png", batch = 100}, help)
+                                              format = "png", batch = 100, init = args.optional("string"),
+                                              strength = args.optional("number")}, help)
 if opts.per_digit < 1 then error("--per-digit must be >= 1", 0) end
 if opts.batch < 1 then error("--batch must be >= 1", 0) end
 if opts.format ~= "png" and opts.format ~= "idx" then
@@ -37,8 +44,24 @@ elseif not folder and not opts.out:lower():match("%.png$") then
   error("--out " .. opts.out .. ": a sheet is a .png file and a folder of PNGs ends in / (--out "
         .. opts.out .. "/)", 0)
 end
+if opts.strength ~= nil and not opts.init then error("--strength needs --init IN.png (the image to start from)", 0) end
 local setup = common.sampling_setup(opts)
 local steps = setup.steps
+-- img2img: the input at the model's size, the timestep to start from and that share of the steps
+local init, t_start
+if opts.init then
+  init = known.input("--init", opts.init, setup.model:config().image_size, setup.meta)
+  local strength = opts.strength or 0.6
+  t_start, steps = common.img2img_start(strength, setup.schedule, steps)
+  setup.steps = steps
+  local provenance = setup.provenance
+  function setup:provenance(extra)
+    local t = provenance(self, extra)
+    t.init, t.init_sha256, t.strength = opts.init, ddpm.sha256(opts.init), tostring(strength)
+    return t
+  end
+end
+local calls = t_start == -1 and 0 or setup:calls(steps)
 local digits = common.digits(opts.digits)
 local labels, index_in_digit = {}, {}
 for _, d in ipairs(digits) do
@@ -51,14 +74,15 @@ local n = #labels
 -- and rank 0 alone receives them in order, writes and prints.
 local lead = ddpm.dist.rank() == 0
 local plan = dist.deal(n, opts.batch)
-local progress = lead and ddpm.progress(plan.rounds * steps, "sample") or dist.silent
+local progress = lead and ddpm.progress(math.max(1, plan.rounds * calls), "sample") or dist.silent
 local t0 = ddpm.clock()
 local function each_batch(fn)
   plan.run(function(first, last, round)
     local bl, seeds = {}, {}
     for i = first, last do bl[#bl + 1] = labels[i]; seeds[#seeds + 1] = opts.seed + i - 1 end
-    return setup:sample{labels = bl, seeds = seeds,
-                        on_step = function(i) progress:update(round * steps + math.min(i, steps)) end}
+    return setup:sample{labels = bl, seeds = seeds, steps = steps, t_start = t_start,
+                        known = init and {image = known.repeated(init.image, #bl)},
+                        on_step = function(i) progress:update(round * calls + math.min(i, calls)) end}
   end, function(first, last, x) fn(x, first, last) end)
   progress:close()
 end

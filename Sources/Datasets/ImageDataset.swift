@@ -115,6 +115,22 @@ public final class ImageDataset {
         return target
     }
 
+    /// One h x w image of 8-bit pixels resized to size x size as a dataset stores it (see
+    /// `resample`): values in [-1, 1], row-major.
+    public static func resized(_ pixels: [UInt8], height h: Int, width w: Int, size: Int,
+                               mode: Resize) throws -> [Float] {
+        guard h >= 1, w >= 1, pixels.count == h * w else {
+            throw TensorError("resize: \(pixels.count) pixels for an image of \(h)x\(w)")
+        }
+        let target = try targetSize(h: h, w: w, size: size, resize: mode)
+        var out = [Float](repeating: 0, count: target * target)
+        out.withUnsafeMutableBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            resample(pixels, offset: 0, h: h, w: w, into: base, size: target, mode: mode)
+        }
+        return out
+    }
+
     /// Pixels 0...255 -> [-1, 1], resized. Bilinear follows PyTorch's align_corners=False
     /// (half-pixel centres, edge clamped); pad centres the image on background -1.
     static func resample(

@@ -51,18 +51,25 @@ public struct Sampler {
     /// eps-model). Every objective's eps is affine in the output with the same x_t term, so guiding
     /// the output and converting gives eps_u + w (eps_c - eps_u).
     public func predictNoise(_ model: UNet, _ x: Tensor, t: Int, labels: [Int]?, schedule: Schedule) throws -> Tensor {
+        try predictNoise(model, x, t: t, conditions: labels?.map { Label($0) }, schedule: schedule)
+    }
+
+    /// As `predictNoise(_:_:t:labels:schedule:)` with labels that may blend two classes (`Label`).
+    public func predictNoise(_ model: UNet, _ x: Tensor, t: Int, conditions labels: [Label]?,
+                             schedule: Schedule) throws -> Tensor {
         let out = try guidedOutput(model, x, t: t, labels: labels)
         if objective == .eps { return out }
         return try schedule.prediction(out, objective: objective, x: x, t: [t]).eps
     }
 
     /// The model's output out_u + w (out_c - out_u) at timestep t (w = `guidance(at: t)`).
-    public func guidedOutput(_ model: UNet, _ x: Tensor, t: Int, labels: [Int]?) throws -> Tensor {
+    public func guidedOutput(_ model: UNet, _ x: Tensor, t: Int, labels: [Label]?) throws -> Tensor {
         let n = x.shape[0]
         let ts = [Int](repeating: t, count: n)
         let guidance = guidance(at: t)
-        guard guidance != 1, let labels else { return try model(x, t: ts, labels: labels) }
-        let both = try model(Tensor.cat([x, x], dim: 0), t: ts + ts, labels: labels + [Int](repeating: -1, count: n))
+        guard guidance != 1, let labels else { return try model(x, t: ts, conditions: labels) }
+        let both = try model(Tensor.cat([x, x], dim: 0), t: ts + ts,
+                             conditions: labels + [Label](repeating: .none, count: n))
         let cond = try both.narrowed(dim: 0, start: 0, length: n)
         let uncond = try both.narrowed(dim: 0, start: n, length: n)
         let w = Float(guidance)
@@ -90,6 +97,14 @@ public struct Sampler {
     public func sample(model: UNet, schedule: Schedule, labels: [Int]?, noise: Tensor,
                        generator: inout Generator, generators: [Generator]? = nil,
                        onStep: ((Int, Int, Tensor, Tensor) throws -> Void)? = nil) throws -> Tensor {
+        try sample(model: model, schedule: schedule, conditions: labels?.map { Label($0) }, noise: noise,
+                   generator: &generator, generators: generators, onStep: onStep)
+    }
+
+    /// As `sample(model:schedule:labels:...)` with labels that may blend two classes (`Label`).
+    public func sample(model: UNet, schedule: Schedule, conditions labels: [Label]?, noise: Tensor,
+                       generator: inout Generator, generators: [Generator]? = nil,
+                       onStep: ((Int, Int, Tensor, Tensor) throws -> Void)? = nil) throws -> Tensor {
         if let labels, labels.count != noise.shape.first {
             throw TensorError("sample: \(labels.count) labels for \(noise.shape.first ?? 0) images")
         }
@@ -106,7 +121,7 @@ public struct Sampler {
         return try withNoGrad {
             var x = noise
             for (i, t) in ts.enumerated() {
-                let eps = try predictNoise(model, x, t: t, labels: labels, schedule: schedule)
+                let eps = try predictNoise(model, x, t: t, conditions: labels, schedule: schedule)
                 let tPrev = i + 1 < ts.count ? ts[i + 1] : -1
                 let step: (prev: Tensor, x0: Tensor)
                 switch kind {

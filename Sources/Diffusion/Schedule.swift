@@ -122,6 +122,15 @@ public struct Schedule: Sendable {
         try self.init(betas: betas, name: metadata["schedule"] ?? "custom")
     }
 
+    /// The schedule cut after its first `steps` timesteps: the same betas and alpha-bars for
+    /// t < steps (a sampler started at timestep steps - 1 runs on it unchanged: img2img).
+    public func prefix(_ steps: Int) throws -> Schedule {
+        guard steps >= 1 && steps <= self.steps else {
+            throw TensorError("schedule: cannot cut \(self.steps) timesteps to \(steps)")
+        }
+        return steps == self.steps ? self : try Schedule(betas: Array(betas.prefix(steps)), name: name)
+    }
+
     public func check(_ op: String, _ t: Int) throws {
         guard t >= 0 && t < steps else { throw TensorError("\(op): timestep \(t) out of range [0, \(steps))") }
     }

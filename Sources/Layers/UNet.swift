@@ -207,7 +207,7 @@ public final class UNet: Module {
     }
 
     /// The time + label conditioning vector: (B, timeDim).
-    func conditioning(t: [Int], labels: [Int]?, trace: ((String, Tensor) -> Void)?) throws -> Tensor {
+    func conditioning(t: [Int], labels: [Label]?, trace: ((String, Tensor) -> Void)?) throws -> Tensor {
         let temb = try timeMLP3(timeMLP1(sinusoidalEmbedding(t, dim: config.timeDim)).gelu())
         trace?("time_mlp", temb)
         guard let labels else { return temb }
@@ -221,6 +221,14 @@ public final class UNet: Module {
     /// `trace` receives named intermediate activations (the reference fixtures' `act/` names).
     public func callAsFunction(
         _ x: Tensor, t: [Int], labels: [Int]?, trace: ((String, Tensor) -> Void)? = nil
+    ) throws -> Tensor {
+        try self(x, t: t, conditions: labels?.map { Label($0) }, trace: trace)
+    }
+
+    /// As `callAsFunction(_:t:labels:)` with each label a class, none, or a blend of two
+    /// classes' embeddings (`Label`).
+    public func callAsFunction(
+        _ x: Tensor, t: [Int], conditions labels: [Label]?, trace: ((String, Tensor) -> Void)? = nil
     ) throws -> Tensor {
         try checkInputs(x, t: t, labels: labels)
         let cond = try conditioning(t: t, labels: labels, trace: trace)
@@ -244,7 +252,7 @@ public final class UNet: Module {
         return try finalConv(h)
     }
 
-    func checkInputs(_ x: Tensor, t: [Int], labels: [Int]?) throws {
+    func checkInputs(_ x: Tensor, t: [Int], labels: [Label]?) throws {
         let f = 1 << config.levels
         guard x.rank == 4, x.shape[1] == config.channels, x.shape[2] % f == 0, x.shape[3] % f == 0,
               x.shape[2] > 0 else {
@@ -256,8 +264,12 @@ public final class UNet: Module {
         if let bad = t.first(where: { $0 < 0 }) { throw TensorError("unet: timestep \(bad) is negative") }
         if let labels {
             guard labels.count == b else { throw TensorError("unet: \(labels.count) labels for a batch of \(b)") }
-            if let bad = labels.first(where: { $0 < -1 || $0 >= config.classes }) {
-                throw TensorError("unet: label \(bad) out of range [0, \(config.classes)) (-1 = unconditional)")
+            let classes = config.classes
+            if let bad = labels.flatMap({ [$0.from, $0.to] }).first(where: { $0 < -1 || $0 >= classes }) {
+                throw TensorError("unet: label \(bad) out of range [0, \(classes)) (-1 = unconditional)")
+            }
+            if let bad = labels.first(where: { !$0.weight.isFinite }) {
+                throw TensorError("unet: label blend weight \(bad.weight) is not finite")
             }
         }
     }

@@ -1,5 +1,6 @@
 import Autograd
 import CLua
+import Layers
 
 /// Typed, non-raising reading of a binding's arguments. Every failure is a ScriptError naming
 /// the argument, what was expected and what came.
@@ -93,6 +94,11 @@ struct Arguments {
         try integerList(lua, i, count: n, what: what, argument: "argument #\(i)")
     }
 
+    /// Labels (see `labelList`): a number, a table or a tensor with one entry per sample.
+    func labels(_ i: Int32, count n: Int) throws -> [Label] {
+        try labelList(lua, i, count: n, what: "labels", argument: "argument #\(i)")
+    }
+
     func floats(_ i: Int32) throws -> [Float] {
         guard lua.type(i) == LUA_TTABLE else { throw bad(i, "table of numbers") }
         var out: [Float] = []
@@ -145,6 +151,48 @@ func integerList(_ lua: Lua, _ i: Int32, count n: Int, what: String, argument: S
         throw ScriptError("\(what): \(values.count) entries for a batch of \(n)")
     }
     return values
+}
+
+/// Labels, one per sample: what `integerList` reads, or a table whose entries may also be
+/// blends of two classes, `{a, b, w}` or `{from = a, to = b, w = w}`: (1 - w) embed(a) + w embed(b).
+func labelList(_ lua: Lua, _ i: Int32, count n: Int, what: String, argument: String) throws -> [Label] {
+    guard lua.type(i) == LUA_TTABLE else {
+        return try integerList(lua, i, count: n, what: what, argument: argument).map { Label($0) }
+    }
+    let table = lua.absolute(i)
+    var out: [Label] = []
+    for k in 0..<lua.length(table) {
+        lua.getIndex(table, k + 1)
+        defer { lua.pop() }
+        if let v = lua.number(-1), let label = exactInteger(v) {
+            out.append(Label(label))
+        } else if lua.type(-1) == LUA_TTABLE {
+            out.append(try blend(lua, lua.absolute(-1), what: "\(what) entry \(k + 1)"))
+        } else {
+            throw ScriptError("\(what) entry \(k + 1) must be an integer or a blend {a, b, w}, "
+                              + "got \(lua.describe(-1))")
+        }
+    }
+    guard out.count == n else { throw ScriptError("\(what): \(out.count) entries for a batch of \(n)") }
+    return out
+}
+
+/// A blend label `{a, b, w}` or `{from = a, to = b, w = w}` at table index `t`.
+private func blend(_ lua: Lua, _ t: Int32, what: String) throws -> Label {
+    func field(_ key: String, _ position: Int) -> Double? {
+        lua.getField(t, key)
+        defer { lua.pop() }
+        if !lua.isNil(-1) { return lua.number(-1) }
+        lua.getIndex(t, position)
+        defer { lua.pop() }
+        return lua.number(-1)
+    }
+    let form = "a blend {a, b, w} or {from = a, to = b, w = w} (w a number, a and b labels)"
+    guard let a = field("from", 1).flatMap(exactInteger), let b = field("to", 2).flatMap(exactInteger),
+          let w = field("w", 3), w.isFinite else {
+        throw ScriptError("\(what) must be \(form)")
+    }
+    return Label(from: a, to: b, weight: Float(w))
 }
 
 /// A Lua number that is a whole number within +-9e15 (beyond, doubles skip integers) as an Int;
@@ -230,6 +278,11 @@ struct Options {
 
     func integers(_ key: String, count n: Int) throws -> [Int]? {
         try with(key) { try integerList(lua, -1, count: n, what: key, argument: "option \(key)") }
+    }
+
+    /// Labels, one per sample, blends allowed (see `labelList`).
+    func labels(_ key: String, count n: Int) throws -> [Label]? {
+        try with(key) { try labelList(lua, -1, count: n, what: key, argument: "option \(key)") }
     }
 
     /// Numbers, one per sample: a table or a tensor with n entries.

@@ -138,6 +138,16 @@ public enum Plugins {
                 }
             }
             lua.pop()
+            if lua.getField(-1, "default_eta") != LUA_TNIL {
+                let eta = lua.number(-1)
+                if !(eta.map { $0 >= 0 && $0.isFinite } ?? false) {
+                    let got = lua.describe(-1)
+                    lua.pop()
+                    throw ScriptError("sampler plugin \(path): field default_eta must be a number >= 0, got \(got)")
+                }
+            }
+            lua.pop()
+            try field("calls", [LUA_TNIL, LUA_TFUNCTION], "a function calls(steps, options)")
         case .schedule:
             try field("betas", [LUA_TNIL, LUA_TFUNCTION], "a function betas(steps)")
             try field("alpha_bar", [LUA_TNIL, LUA_TFUNCTION], "a function alpha_bar(u)")

@@ -44,8 +44,8 @@ struct DDPM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ddpm",
         abstract: "Train and sample class-conditional DDPMs on MNIST-style digits.",
-        subcommands: [Run.self, Train.self, Distill.self, Sample.self, Gif.self, Eval.self, Samplers.self,
-                      Schedules.self, Info.self, Bench.self, Verify.self]
+        subcommands: [Run.self, Train.self, Distill.self, Sample.self, Inpaint.self, Gif.self, Eval.self,
+                      Samplers.self, Schedules.self, Info.self, Bench.self, Verify.self]
     )
 }
 

@@ -95,7 +95,8 @@ struct SamplingOptions: ParsableArguments {
                     + "(default: the weights' recommended)."))
     var guidanceInterval: String?
     @Option(parsing: .unconditional,
-            help: "Sampler noise (ctx.eta): DDIM 0 deterministic (default), 1 as stochastic as DDPM.")
+            help: ArgumentHelp("Sampler noise (ctx.eta): DDIM 0 deterministic, 1 as stochastic as DDPM "
+                    + "(default: the sampler's default_eta, else 0; repaint's is 1)."))
     var eta: Double?
     @Option(parsing: .unconditional, help: "Random seed; image i uses seed + i (same seed, same images).") var seed = 0
     @Option(parsing: .unconditional, help: "Products in fp32, or bf16 (mixed precision; needs a CPU with AVX512-BF16).")
@@ -131,10 +132,45 @@ struct Sample: ParsableCommand {
     @Option(parsing: .unconditional, help: "png or idx (idx writes an IDX image/label pair into the --out folder).")
     var format = "png"
     @Option(parsing: .unconditional, help: "Images per sampling batch.") var batch = 100
+    @Option(name: .customLong("init"), parsing: .unconditional,
+            help: ArgumentHelp("img2img: a grayscale PNG (28x28 or the model's size) every image starts from, "
+                    + "noised to --strength."))
+    var initImage: String?
+    @Option(parsing: .unconditional,
+            help: "img2img: the share of the reverse process run from --init, in [0, 1] (default 0.6).")
+    var strength: Double?
 
     func run() throws {
-        try runRecipe(try bundled("sample.lua"), sampling.recipeArguments + [
+        var a = sampling.recipeArguments + [
             "--digits", digits, "--per-digit", "\(perDigit)", "--out", out, "--format", format, "--batch", "\(batch)",
+        ]
+        if let initImage { a += ["--init", initImage] }
+        if let strength { a += ["--strength", "\(strength)"] }
+        try runRecipe(try bundled("sample.lua"), a, traceback: false)
+    }
+}
+
+struct Inpaint: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fill the black region of a mask with a digit, keeping the input's other pixels "
+            + "(runs scripts/inpaint.lua).",
+        discussion: "--image is a grayscale PNG of 28x28 or the model's size, --mask a grayscale PNG of the same size "
+            + "(white = keep, black = generate). The output has the input's size (--per-digit fills side by side) and "
+            + "keeps the white region's pixels exactly. The sampler (default: the repaint plugin) gets the image and "
+            + "the mask as ctx.known; --sampler-opt jump_n_sample=R resamples. --steps defaults to the sampler's "
+            + "default_steps (repaint: 25).")
+
+    @OptionGroup var sampling: SamplingOptions
+    @Option(parsing: .unconditional, help: "The input image (grayscale PNG).") var image: String
+    @Option(parsing: .unconditional, help: "The mask (grayscale PNG of the input's size): white keeps, black fills.")
+    var mask: String
+    @Option(parsing: .unconditional, help: "The digit to fill in.") var digit: Int
+    @Option(parsing: .unconditional, help: "Fills side by side (fill i uses seed + i).") var perDigit = 1
+    @Option(parsing: .unconditional, help: "Output PNG.") var out = "out/inpaint.png"
+
+    func run() throws {
+        try runRecipe(try bundled("inpaint.lua"), sampling.recipeArguments + [
+            "--image", image, "--mask", mask, "--digit", "\(digit)", "--per-digit", "\(perDigit)", "--out", out,
         ], traceback: false)
     }
 }
@@ -181,13 +217,25 @@ struct Gif: ParsableCommand {
     @OptionGroup var sampling: SamplingOptions
     @Option(parsing: .unconditional, help: "Digits, one GIF each (and all of them in the strip).")
     var digits = "0123456789"
-    @Option(parsing: .unconditional, help: "Frames spaced over the reverse process.") var frames = 40
+    @Option(parsing: .unconditional, help: "Frames spaced over the reverse process (with --morph: per morph).")
+    var frames = 40
     @Option(parsing: .unconditional, help: "Output folder.") var out = "out/gifs"
+    @Option(parsing: .unconditionalSingleValue,
+            help: "A,B: morph-A-B.gif walks the label from digit A to B with fixed noise (repeatable).")
+    var morph: [String] = []
+    @Option(parsing: .unconditional, help: "Inpainting (with --mask) or img2img (with --strength): the input PNG.")
+    var image: String?
+    @Option(parsing: .unconditional, help: "With --image: the mask (white keeps, black is generated).")
+    var mask: String?
+    @Option(parsing: .unconditional, help: "With --image: img2img strength in [0, 1].") var strength: Double?
 
     func run() throws {
-        try runRecipe(try bundled("gif.lua"),
-                      sampling.recipeArguments + ["--digits", digits, "--frames", "\(frames)", "--out", out],
-                      traceback: false)
+        var a = sampling.recipeArguments + ["--digits", digits, "--frames", "\(frames)", "--out", out]
+        for m in morph { a += ["--morph", m] }
+        if let image { a += ["--image", image] }
+        if let mask { a += ["--mask", mask] }
+        if let strength { a += ["--strength", "\(strength)"] }
+        try runRecipe(try bundled("gif.lua"), a, traceback: false)
     }
 }
 

@@ -45,6 +45,38 @@ final class UNetTests: XCTestCase {
         XCTAssertNotEqual(a.values, c.values)
     }
 
+    /// A blended label's row is (1 - w) e_a + w e_b (w = 0 and 1 exactly e_a and e_b), and its
+    /// gradient reaches both rows with those weights (it is built from recorded ops).
+    func testBlendedLabelsMixTwoEmbeddingRows() throws {
+        var rng = Generator(seed: 4)
+        let emb = Embedding(4, 3, generator: &rng)
+        let w = emb.weight.values
+        let labels = [Label(from: 1, to: 2, weight: 0.25), Label(from: 3, to: 0, weight: 0),
+                      Label(from: 3, to: 0, weight: 1)]
+        let y = try emb(labels)
+        for j in 0..<3 {
+            XCTAssertEqual(y.values[j], 0.75 * w[3 + j] + 0.25 * w[6 + j], accuracy: 1e-6)
+            XCTAssertEqual(y.values[3 + j], w[9 + j], "w = 0: exactly row 3")
+            XCTAssertEqual(y.values[6 + j], w[j], "w = 1: exactly row 0")
+        }
+        XCTAssertEqual(try emb([Label(2), Label.none]).values, try emb([2, -1]).values)
+        let r = Tensor.randn([3, 3], generator: &rng)
+        try (y * r).sum().backward()
+        let g = try XCTUnwrap(emb.weight.grad).values, rv = r.values
+        for j in 0..<3 {
+            XCTAssertEqual(g[3 + j], 0.75 * rv[j], accuracy: 1e-6)
+            XCTAssertEqual(g[6 + j], 0.25 * rv[j], accuracy: 1e-6)
+            XCTAssertEqual(g[9 + j], rv[3 + j], accuracy: 1e-6)
+            XCTAssertEqual(g[j], rv[6 + j], accuracy: 1e-6)
+        }
+        let model = try UNet(UNetConfig(base: 8, levels: 1, timeDim: 8, attention: [false], attentionMid: false,
+                                        imageSize: 4), generator: &rng)
+        XCTAssertThrowsError(try model(Tensor(zeros: [1, 1, 4, 4]), t: [1],
+                                       conditions: [Label(from: 0, to: 10, weight: 0.5)])) { e in
+            XCTAssertTrue("\(e)".contains("label 10 out of range [0, 10)"), "\(e)")
+        }
+    }
+
     func testBadInputsAreErrorsNotCrashes() throws {
         var rng = Generator(seed: 1)
         let model = try UNet(UNetConfig(base: 8, levels: 2, timeDim: 8, imageSize: 8), generator: &rng)

@@ -62,14 +62,14 @@ final class PluginTests: XCTestCase {
             "ddpm -> native ancestral DDPM over every timestep of the schedule (stochastic)",
             "dpmpp_2m -> bundled DPM-Solver++(2M), multistep, deterministic; spacing=trailing|uniform|logsnr|karras",
             "rel/mine.lua -> file mine by path", "\(rel) -> file mine by path"])
-        XCTAssertEqual(lines[6], "unknown sampler 'nope' (found: mine, ddim, dpmpp_2m, unipc, ddpm; "
+        XCTAssertEqual(lines[6], "unknown sampler 'nope' (found: mine, ddim, dpmpp_2m, repaint, unipc, ddpm; "
                        + "or give a path ending in .lua)")
         XCTAssertEqual(lines[7], "$DDPM_PLUGINS\tcosine")
 
         r = try runDDPM(["samplers"], in: dir, environment: env)
         XCTAssertEqual(r.status, 0, r.stderr)
         let listed = r.stdout.split(separator: "\n").map { $0.split(separator: " ").first.map(String.init) ?? "" }
-        XCTAssertEqual(listed, ["mine", "ddim", "mine", "ddim", "dpmpp_2m", "unipc", "ddpm", "ddim"])
+        XCTAssertEqual(listed, ["mine", "ddim", "mine", "ddim", "dpmpp_2m", "repaint", "unipc", "ddpm", "ddim"])
         XCTAssertTrue(r.stdout.contains("$DDPM_PLUGINS \(dir)/b/samplers/mine.lua  mine from b "
                                         + "(hidden by the mine above)"),
                       r.stdout)
@@ -197,8 +197,8 @@ final class PluginTests: XCTestCase {
         expect(try run(["--sampler", "notable"]), 1,
                "sampler plugin \(dir)/p/samplers/notable.lua must return a table, got \"sampler\"")
         expect(try run(["--sampler", "nope"]), 1,
-               "unknown sampler 'nope' (found: broken, narrow, notable, number, syntax, ddim, dpmpp_2m, unipc, ddpm; "
-               + "or give a path ending in .lua)")
+               "unknown sampler 'nope' (found: broken, narrow, notable, number, syntax, ddim, dpmpp_2m, repaint, "
+               + "unipc, ddpm; or give a path ending in .lua)")
         expect(try run(["--sampler", "\(dir)/none.lua"]), 1, "sampler file \(dir)/none.lua: no such file")
         expect(try run(["--sampler", "dpmpp_2m", "--sampler-opt", "spacing=sideways"]), 1,
                "unknown spacing 'sideways' (uniform, trailing, logsnr, karras)")

@@ -10,7 +10,7 @@ final class RecipeOptionsTests: XCTestCase {
     override func setUpWithError() throws { dir = try temporaryDirectory() }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
 
-    static let recipes = ["train.lua", "sample.lua", "gif.lua", "eval.lua", "train_classifier.lua"]
+    static let recipes = ["train.lua", "sample.lua", "inpaint.lua", "gif.lua", "eval.lua", "train_classifier.lua"]
 
     /// A tiny untrained model (8x8, linear schedule T = 1000) saved as a weights file.
     func tinyWeights() throws -> String {
@@ -62,8 +62,8 @@ final class RecipeOptionsTests: XCTestCase {
     func testInputErrorsPrintTheMessageWithoutTraceback() throws {
         try expectPlainError(["run", scriptsDir + "/sample.lua", "--bogus"],
                              "unknown option --bogus (known: --batch --digits --eta --format --guidance "
-                             + "--guidance-interval --out --per-digit --precision --sampler --sampler-opt --scale "
-                             + "--seed --steps --weights; "
+                             + "--guidance-interval --init --out --per-digit --precision --sampler --sampler-opt "
+                             + "--scale --seed --steps --strength --weights; "
                              + "--help describes them)")
         try expectPlainError(["run", scriptsDir + "/gif.lua", "stray"],
                              "unexpected argument 'stray' (options look like --name value; --help lists them)")

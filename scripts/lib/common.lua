@@ -220,7 +220,8 @@ end
 --- default_steps, default_guidance, default_guidance_interval), else the sampler's own default.
 M.sampling_options = {
   weights = args.optional("string"), sampler = args.optional("string"), steps = args.optional("string"),
-  guidance = args.optional("number"), guidance_interval = args.optional("string"), eta = 0, seed = 0,
+  guidance = args.optional("number"), guidance_interval = args.optional("string"), eta = args.optional("number"),
+  seed = 0,
   sampler_opt = args.list(), precision = "fp32",
 }
 
@@ -235,7 +236,8 @@ M.sampling_help = {
   guidance = "classifier-free guidance w, 1 = none (none: the weights' recommended)",
   guidance_interval = "timesteps LOW,HIGH (0-based, inclusive) where guidance applies, or 'all' "
                       .. "(none: the weights' recommended)",
-  eta = "sampler noise (ctx.eta): DDIM 0 deterministic, 1 as stochastic as DDPM",
+  eta = "sampler noise (ctx.eta): DDIM 0 deterministic, 1 as stochastic as DDPM (none: the sampler's "
+        .. "default_eta, else 0)",
   seed = "random seed; image i uses seed + i",
   precision = "the products' precision: fp32, or bf16 (mixed precision; needs a CPU with AVX512-BF16)",
 }
@@ -269,12 +271,25 @@ function M.sampler(name)
   return ddpm.plugins.load("sampler", name)
 end
 
+--- img2img (`--init`, `--strength`): the timestep the sampler starts from and its steps. Strength S
+--- in [0, 1] starts at timestep t = round(S T) - 1 (-1: the input itself; T - 1: plain sampling
+--- from pure noise) with round(S steps) steps, at least 1 (the share of the full process).
+function M.img2img_start(strength, schedule, steps)
+  if type(strength) ~= "number" or not (strength >= 0 and strength <= 1) then
+    error("--strength must be in [0, 1] (0: the input, 1: plain sampling), got " .. tostring(strength), 0)
+  end
+  local t = math.floor(strength * schedule.steps + 0.5) - 1
+  return t, math.max(1, math.min(math.floor(strength * steps + 0.5), t + 1))
+end
+
 --- From the sampling options (see sampling_options): a table with the weights path, `model`,
 --- `meta` (the weights' metadata), `schedule` (the one they were trained with), `sampler` (the
 --- plugin table) and `sampler_name`, `steps`, `guidance`, `interval` (timesteps where guidance
 --- applies; nil = every step), `eta`, `options` (the sampler's; with neither --sampler nor
 --- --sampler-opt, the weights' default_sampler_options), and
----   setup:sample{labels=, seeds=, on_step=} -> images, as ddpm.sample with these settings;
+---   setup:sample{labels=, seeds=, on_step=, steps=, known=, t_start=} -> images, as ddpm.sample with these
+---   settings (steps= overrides the setup's);
+---   setup:calls(steps) -> how many times on_step is called (a plugin's `calls`, else steps);
 ---   setup:describe() -> "dpmpp_2m 10 steps, guidance 1.5 at timesteps 500,880";
 ---   setup:provenance(extra) -> the settings as PNG text chunks, plus `extra`.
 function M.sampling_setup(opts)
@@ -302,7 +317,8 @@ function M.sampling_setup(opts)
     steps = steps or math.min(default_steps or schedule.steps, schedule.steps),
     guidance = opts.guidance or tonumber(meta.default_guidance or "1"),
     interval = M.parse_interval(opts.guidance_interval or meta.default_guidance_interval),
-    eta = opts.eta or 0, options = M.sampler_options(opts.sampler_opt), precision = opts.precision or "fp32",
+    eta = opts.eta or sampler.default_eta or 0, options = M.sampler_options(opts.sampler_opt),
+    precision = opts.precision or "fp32",
   }
   -- the weights' recommended sampler comes with its recommended options ("spacing=trailing")
   if opts.sampler == nil and #(opts.sampler_opt or {}) == 0 and meta.default_sampler_options then
@@ -311,9 +327,16 @@ function M.sampling_setup(opts)
     setup.options = M.sampler_options(list)
   end
   function setup:sample(o)
-    return ddpm.sample{model = self.model, schedule = self.schedule, sampler = self.sampler, steps = self.steps,
-                       eta = self.eta, guidance = self.guidance, guidance_interval = self.interval,
-                       options = self.options, labels = o.labels, seeds = o.seeds, on_step = o.on_step}
+    return ddpm.sample{model = self.model, schedule = self.schedule, sampler = self.sampler,
+                       steps = o.steps or self.steps, eta = self.eta, guidance = self.guidance,
+                       guidance_interval = self.interval, options = self.options, labels = o.labels, seeds = o.seeds,
+                       on_step = o.on_step, known = o.known, t_start = o.t_start}
+  end
+  -- how many times a sample of `steps` steps calls on_step (a plugin's `calls`, else steps)
+  function setup:calls(steps)
+    steps = steps or self.steps
+    if self.sampler.calls then return self.sampler.calls(steps, self.options) end
+    return steps
   end
   function setup:options_text()
     local keys, parts = {}, {}

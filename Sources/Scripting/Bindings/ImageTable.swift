@@ -1,5 +1,6 @@
 import Autograd
 import CLua
+import Datasets
 import Foundation
 import Imaging
 
@@ -27,11 +28,41 @@ enum ImageTable {
         }),
         ("bytes", { a in a.lua.push(bytes: Frames.bytes(try a.tensor(1))); return 1 }),
         ("load", { a in
-            let r = try PNG.read(try a.string(1))
+            let path = try a.string(1)
+            let o = try a.options(2)
+            try o.rejectUnknown(["grayscale"], what: "image.load")
+            // grayscale = true: a colour, palette, alpha or 16-bit file is an error, not converted
+            let r = try o.bool("grayscale") == true ? PNG.readGrayscale(path) : PNG.read(path)
             TensorTable.push(a.lua, try Frames.tensor(width: r.width, height: r.height, pixels: r.gray))
             return 1
         }),
+        ("resize", { a in
+            let x = try a.tensor(1), size = try a.int(2)
+            let o = try a.options(3)
+            try o.rejectUnknown(["resize"], what: "image.resize")
+            TensorTable.push(a.lua, try resize(x, size: size, mode: try DataTable.resize(o)))
+            return 1
+        }),
     ]
+
+    /// Each (H, W) plane of x (N, C, H, W) as 8-bit pixels (what a PNG of it holds), resized to
+    /// size x size as the training data is (`ImageDataset.resized`).
+    static func resize(_ x: Tensor, size: Int, mode: ImageDataset.Resize) throws -> Tensor {
+        guard x.rank == 4, x.shape[2] >= 1, x.shape[3] >= 1 else {
+            throw ScriptError("bad argument #1 (images (N, C, H, W) expected, got \(Shape.describe(x.shape)))")
+        }
+        guard size >= 1 && size <= 1024 else { throw ScriptError("bad argument #2 (size \(size) must be in 1...1024)") }
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        _ = try Shape.checkedAllocation([n, c, size, size], op: "image.resize")
+        let out = Tensor(uninitialized: [n, c, size, size])
+        let bytes = Frames.bytes(x)
+        for p in 0..<(n * c) {
+            let plane = try ImageDataset.resized(Array(bytes[(p * h * w)..<((p + 1) * h * w)]), height: h, width: w,
+                                                 size: size, mode: mode)
+            (out.data + p * size * size).update(from: plane, count: plane.count)
+        }
+        return out
+    }
 
     /// The provenance entries of an options table's `text = {key = value}`, sorted by key (Lua's
     /// table order varies between runs, and the same image must be the same file), after

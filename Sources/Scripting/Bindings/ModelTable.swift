@@ -122,8 +122,8 @@ enum ModelTable {
             throw ScriptError(
                 "timestep \(bad) out of range [0, \(s.steps)) of the model's schedule (\(s.name), \(s.steps) steps)")
         }
-        let labels = a.has(4) ? try a.integers(4, count: n, what: "labels") : nil
-        TensorTable.push(a.lua, try m(x, t: t, labels: labels))
+        let labels = a.has(4) ? try a.labels(4, count: n) : nil
+        TensorTable.push(a.lua, try m(x, t: t, conditions: labels))
         return 1
     }
 

@@ -60,7 +60,7 @@ enum SampleTable {
         guard let model = try o.object("model", Metatable.model, UNet.self, "model") else {
             throw ScriptError("option model= is required")
         }
-        let schedule = try o.object("schedule", Metatable.schedule, ScheduleBox.self, "schedule")?.schedule
+        let fullSchedule = try o.object("schedule", Metatable.schedule, ScheduleBox.self, "schedule")?.schedule
             ?? (try Schedule.linear())
         let choice = try choose(a.lua, o)
         let c = model.config
@@ -72,28 +72,28 @@ enum SampleTable {
             guard count >= 1 else { throw ScriptError("option seeds= needs labels= or n= (one seed per image)") }
             perImage = try o.integers("seeds", count: count)?.map { Generator(seed: UInt64(bitPattern: Int64($0))) }
         }
-        let noise: Tensor
+        let initial: Tensor
         if let n = try o.tensor("noise") {
-            noise = n
+            initial = n
         } else if var gs = perImage {
             let count = gs.count
-            noise = try Sampler.initialNoise([count, c.channels, c.imageSize, c.imageSize], generators: &gs)
+            initial = try Sampler.initialNoise([count, c.channels, c.imageSize, c.imageSize], generators: &gs)
             perImage = gs
         } else {
             let count = try o.int("n") ?? (try labelCount(o))
             guard count >= 1 else { throw ScriptError("nothing to sample: give labels= (one per image), n= or noise=") }
             let shape = [count, c.channels, c.imageSize, c.imageSize]
             if var g = generator {
-                noise = Tensor.randn(shape, generator: &g)
+                initial = Tensor.randn(shape, generator: &g)
                 generator = g
             } else {
-                noise = Tensor.randn(shape, generator: &Generator.global)
+                initial = Tensor.randn(shape, generator: &Generator.global)
             }
         }
-        guard noise.rank == 4 else {
-            throw ScriptError("option noise: (N, C, H, W) expected, got \(Shape.describe(noise.shape))")
+        guard initial.rank == 4 else {
+            throw ScriptError("option noise: (N, C, H, W) expected, got \(Shape.describe(initial.shape))")
         }
-        let labels = try o.integers("labels", count: noise.shape[0])
+        let labels = try o.labels("labels", count: initial.shape[0])
         let guidance = try o.number("guidance") ?? 1
         if guidance != 1 && labels == nil {
             throw ScriptError("option guidance needs labels= (classifier-free guidance)")
@@ -108,17 +108,35 @@ enum SampleTable {
             interval = bounds[0]...bounds[1]
         }
         let objective = try o.string("objective").map { try Objective(name: $0) } ?? (try modelObjective(o))
-        let eta = try o.number("eta") ?? 0, clip = try o.bool("clip") ?? true
+        // eta absent: a plugin's default_eta, else 0
+        var defaultEta = 0.0
+        if case .plugin(let table, _) = choice {
+            if a.lua.getField(table, "default_eta") == LUA_TNUMBER { defaultEta = a.lua.number(-1) ?? 0 }
+            a.lua.pop()
+        }
+        let eta = try o.number("eta") ?? defaultEta, clip = try o.bool("clip") ?? true
         let onStep = try o.pushFunction("on_step")
         let lua = a.lua
+        let known = try Known(lua, o, noise: initial, schedule: fullSchedule)
+        if known.startsClean, let image = known.image {  // t_start = -1: nothing to denoise
+            TensorTable.push(lua, image.copy())
+            return 1
+        }
+        let start = try known.start(noise: initial)
+        let schedule = start.schedule, noise = start.x
         var g = generator ?? Generator.global
         defer { if generator == nil { Generator.global = g } }
         switch choice {
         case .native(let kind):
-            let sampler = Sampler(kind: kind, steps: try o.int("steps") ?? (kind == .ddim ? 50 : schedule.steps),
+            if known.hasMask {
+                throw ScriptError("option known.mask: the native \(kind.rawValue) sampler ignores a mask; use a "
+                                  + "sampler plugin that reads ctx.known (e.g. repaint)")
+            }
+            let steps = try o.int("steps").map { min($0, schedule.steps) }
+            let sampler = Sampler(kind: kind, steps: steps ?? min(kind == .ddim ? 50 : schedule.steps, schedule.steps),
                                   eta: eta, guidance: guidance, guidanceInterval: interval, clip: clip,
                                   objective: objective)
-            let images = try sampler.sample(model: model, schedule: schedule, labels: labels, noise: noise,
+            let images = try sampler.sample(model: model, schedule: schedule, conditions: labels, noise: noise,
                                             generator: &g, generators: perImage) { i, t, xt, x0 in
                 guard let f = onStep else { return }
                 lua.pushValue(f)
@@ -136,20 +154,20 @@ enum SampleTable {
                 steps = lua.getField(table, "default_steps") == LUA_TNUMBER ? lua.number(-1).map { Int($0) } : nil
                 lua.pop()
             }
-            let count = steps ?? schedule.steps
-            guard count >= 1 else { throw ScriptError("option steps: \(count) must be >= 1") }
+            guard (steps ?? 1) >= 1 else { throw ScriptError("option steps: \(steps ?? 0) must be >= 1") }
+            let count = min(steps ?? schedule.steps, schedule.steps)  // a cut schedule has fewer timesteps
             let guide = Sampler(kind: .ddim, steps: count, eta: eta, guidance: guidance, guidanceInterval: interval,
                                 clip: clip, objective: objective)
             let context = SamplerContext(model: model, schedule: schedule, labels: labels, guide: guide,
                                          shape: noise.shape, generators: perImage, generator: g)
-            let scheduleIndex = stackField(lua, o, "schedule")
+            let scheduleIndex = start.cut ? nil : stackField(lua, o, "schedule")
             let optionsIndex = stackField(lua, o, "options")
             if let optionsIndex, lua.type(optionsIndex) != LUA_TTABLE {
                 throw ScriptError("option options: a table of plugin options expected, "
                                   + "got \(lua.describe(optionsIndex))")
             }
             SamplerContext.pushTable(lua, context, noise: noise, steps: count, eta: eta, schedule: scheduleIndex,
-                                     options: optionsIndex, onStep: onStep)
+                                     options: optionsIndex, onStep: onStep, known: stackField(lua, o, "known"))
             let ctx = lua.absolute(-1)
             lua.getField(table, "sample")
             lua.pushValue(ctx)

@@ -10,7 +10,7 @@ import Layers
 final class SamplerContext {
     let model: UNet
     let schedule: Schedule
-    let labels: [Int]?
+    let labels: [Label]?
     /// Guidance, its interval and clipping (the native sampler's guided noise prediction).
     let guide: Sampler
     let shape: [Int]
@@ -18,7 +18,7 @@ final class SamplerContext {
     var generators: [Generator]?
     var generator: Generator
 
-    init(model: UNet, schedule: Schedule, labels: [Int]?, guide: Sampler, shape: [Int],
+    init(model: UNet, schedule: Schedule, labels: [Label]?, guide: Sampler, shape: [Int],
          generators: [Generator]?, generator: Generator) {
         self.model = model
         self.schedule = schedule
@@ -35,7 +35,7 @@ final class SamplerContext {
             throw ScriptError("x \(Shape.describe(x.shape)) must have the shape of ctx.x \(Shape.describe(shape))")
         }
         try schedule.check(op, t)
-        return try guide.predictNoise(model, x, t: t, labels: labels, schedule: schedule)
+        return try guide.predictNoise(model, x, t: t, conditions: labels, schedule: schedule)
     }
 
     /// Fresh standard normal noise shaped like ctx.x, image i from its own generator when given.
@@ -73,20 +73,35 @@ final class SamplerContext {
 
     /// Pushes the `ctx` table of the spec (docs/lua-api.md, "Sampler plugins") for `context`:
     /// `x`, `schedule`, `steps`, `labels`, `eps`, `x0`, `randn`, `eta`, `clip`, `options`,
-    /// `on_step`. The values of `schedule`, `options` and `on_step` are taken from the stack
-    /// indices given (nil: a new schedule userdata, an empty table, a function doing nothing).
+    /// `on_step`, and `known` when given. The values of `schedule`, `options`, `on_step` and
+    /// `known` are taken from the stack indices given (nil: a new schedule userdata, an empty
+    /// table, a function doing nothing, no field).
     static func pushTable(_ lua: Lua, _ context: SamplerContext, noise: Tensor, steps: Int, eta: Double,
-                          schedule: Int32?, options: Int32?, onStep: Int32?) {
-        lua.newTable(hash: 12)
+                          schedule: Int32?, options: Int32?, onStep: Int32?, known: Int32? = nil) {
+        lua.newTable(hash: 13)
         let ctx = lua.absolute(-1)
         TensorTable.push(lua, noise); lua.setField(ctx, "x")
         if let schedule { lua.pushValue(schedule) } else { ScheduleTable.push(lua, context.schedule) }
         lua.setField(ctx, "schedule")
         lua.push(steps); lua.setField(ctx, "steps")
-        let labels = context.labels ?? [Int](repeating: -1, count: noise.shape[0])
+        let labels = context.labels ?? [Label](repeating: .none, count: noise.shape[0])
         lua.newTable(array: labels.count)
-        for (i, l) in labels.enumerated() { lua.push(l); lua.setIndex(-2, i + 1) }
+        for (i, l) in labels.enumerated() {
+            if l.isPlain {
+                lua.push(l.weight == 0 ? l.from : l.to)
+            } else {  // a blend, as it may be given: {from = a, to = b, w = w}
+                lua.newTable(hash: 3)
+                lua.push(l.from); lua.setField(-2, "from")
+                lua.push(l.to); lua.setField(-2, "to")
+                lua.push(Double(l.weight)); lua.setField(-2, "w")
+            }
+            lua.setIndex(-2, i + 1)
+        }
         lua.setField(ctx, "labels")
+        if let known {
+            lua.pushValue(known)
+            lua.setField(ctx, "known")
+        }
         lua.pushObject(context, metatable: Metatable.samplerContext)
         let handle = lua.absolute(-1)
         for (key, id) in [("eps", epsID), ("x0", x0ID), ("randn", randnID)] {
