@@ -106,21 +106,20 @@ if not folder then
   print(string.format("one digit alone: ddpm sample --digits D --per-digit 1 --seed SEED%s",
                       opts.weights and (" --weights " .. setup.weights) or ""))
 elseif opts.format == "png" then
-  if lead then common.mkdir(opts.out) end
-  -- A sampler error removes the files this run wrote (an interrupt keeps them: they are whole).
-  local written = {}
-  local ok, err = pcall(each_batch, function(x, first, last)
-    for i = first, last do
+  -- The files are written once every batch is sampled: a sampler error, on any rank, or an
+  -- interrupt leaves no partial folder.
+  local parts = {}
+  each_batch(function(x, first) parts[#parts + 1] = {x = x, first = first} end)
+  if not lead then return end
+  common.mkdir(opts.out)
+  for _, part in ipairs(parts) do
+    for k = 1, #part.x do
+      local i = part.first + k - 1
       local path = string.format("%s/%d_%d.png", opts.out:gsub("/$", ""), labels[i], index_in_digit[i])
       -- native resolution: a folder of digits is a dataset, not a picture
-      ddpm.image.save(x:narrow(1, i - first + 1, 1), path, {text = setup:provenance{
+      ddpm.image.save(part.x:narrow(1, k, 1), path, {text = setup:provenance{
         seed = tostring(opts.seed + i - 1), digit = tostring(labels[i])}})
-      written[#written + 1] = path
     end
-  end)
-  if not ok then
-    if not ddpm.interrupted() then for _, path in ipairs(written) do os.remove(path) end end
-    error(err, 0)
   end
   if not lead then return end
   print(string.format("wrote %d PNGs (<digit>_<index>.png, seeds %d..%d) to %s in %.1f s",

@@ -253,6 +253,22 @@ final class DistributedRunTests: XCTestCase {
         let files = try FileManager.default.subpathsOfDirectory(atPath: dir + "/one").sorted()
         XCTAssertEqual(try FileManager.default.subpathsOfDirectory(atPath: dir + "/two").sorted(), files)
         XCTAssertEqual(files.filter { $0.hasPrefix("digits/") }.count, 9)
+        // a sampler that fails on rank 1's second batch (batches of 2: rounds of two batches): the
+        // job fails and the first round's images are not written either
+        let failing = dir + "/rank1.lua"
+        try """
+            local calls = 0
+            return {description = "fails on rank 1", default_steps = 2, sample = function(ctx)
+              calls = calls + 1
+              if ddpm.dist.rank() == 1 and calls == 2 then error("rank 1 fails") end
+              return ctx.x
+            end}
+            """.write(toFile: failing, atomically: true, encoding: .utf8)
+        let failed = try mpirun(2, sample + ["--sampler", failing, "--batch", "2", "--out", "\(dir)/failed/"],
+                                in: dir, environment: threads)
+        XCTAssertNotEqual(failed.status, 0, failed.stdout)
+        XCTAssertTrue(failed.stderr.contains("rank 1 fails"), failed.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/failed"))
         for f in files where !f.hasSuffix("digits") && f != "idx" {
             XCTAssertEqual(FileManager.default.contents(atPath: "\(dir)/one/\(f)"),
                            FileManager.default.contents(atPath: "\(dir)/two/\(f)"), "\(f) differs")
