@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark: `ddpm bench` against PyTorch's torch_bench.py on this machine.
 
-For each config it runs the training step and the no-grad forwards in both engines, one process
-per (engine, config, measurement) so peak RSS and CPU use are per measurement, and prints a table:
-our ms, PyTorch's ms, the ratio (ours / theirs), our GFLOP/s and share of the sgemm peak (measured
-right before each of our runs, since the host's speed drifts), peak RSS of both and CPU utilisation
-(busy cores / 2).
+For each config it runs the training step and the no-grad forwards in each engine, one process
+per (engine, config, measurement) so peak RSS is per measurement, and prints a row per measurement:
+each engine's median ms, the ratio of our best to PyTorch's fastest, our peak RSS and PyTorch's
+lowest (plain text, or a markdown table with --markdown); the sgemm peak measured before each
+round shows how the host's speed drifted.
 
-With --rounds N each measurement runs N times, the two engines alternating (ours, PyTorch, ours,
+With --rounds N each measurement runs N times, the engines alternating (ours, PyTorch, ours,
 ...), and the table shows each engine's median over the rounds: a host whose speed drifts between
 stretches then slows both engines alike instead of whichever happened to run in the slow stretch.
 
@@ -15,13 +15,16 @@ stretches then slows both engines alike instead of whichever happened to run in 
   scripts/bench_compare.py --rounds 3                       # the same, alternating 3 times
   scripts/bench_compare.py --config 16,2,32 --steps 3
   TORCH_PYTHON=~/torch-venv/bin/python scripts/bench_compare.py
-  scripts/bench_compare.py --precision bf16 --torch-variant bf16   # ours in bf16, PyTorch's bf16 autocast
+  scripts/bench_compare.py --precision fp32,bf16 --torch-variant eager,channels_last,bf16,compile,ort \\
+      --config 32,3,128 --attention 0,0,1 --rounds 3    # both our precisions against every PyTorch variant
 
 PyTorch: set TORCH_PYTHON to a python with torch installed (default: python3); without one the
 table shows our numbers only and says how to get PyTorch. torch_bench.py is looked for in
 --torch-bench, then ../shared/reference/torch_bench.py; with --torch-variant V PyTorch runs
-torch_peers.py --variant V beside it instead (eager, channels_last, compile, bf16, ...).
---precision bf16 runs ours with bfloat16 products (CPUs with AVX512-BF16).
+torch_peers.py --variant V for each V of a comma list instead (eager, channels_last, compile, bf16
+(autocast), ort, ...), one column each, every engine taking its turn in each round. --precision
+fp32,bf16 gives ours a column per precision (bf16: CPUs with AVX512-BF16; elsewhere its column
+stays empty). The ratio is our best column against PyTorch's fastest, which it names.
 """
 import argparse
 import json
@@ -90,22 +93,27 @@ def main():
     ap.add_argument("--no-mid-attention", action="store_true")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--fwd-batches", default="10,100")
+    ap.add_argument("--what", default="train,fwd", help="train, fwd or both")
     ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--rounds", type=int, default=1, help="alternate the two engines this many times per measurement")
+    ap.add_argument("--rounds", type=int, default=1, help="alternate the engines this many times per measurement")
     ap.add_argument("--ddpm", default=os.path.join(ROOT, ".build/release/ddpm"))
     ap.add_argument("--torch-bench", default=os.path.join(ROOT, "..", "shared", "reference", "torch_bench.py"))
-    ap.add_argument("--torch-variant", default=None, help="run torch_peers.py --variant V instead of torch_bench.py")
-    ap.add_argument("--precision", default="fp32", help="ours: fp32 or bf16")
+    ap.add_argument("--torch-variant", default=None,
+                    help="comma list of torch_peers.py variants (eager, channels_last, bf16, compile, ort, ...) "
+                         "instead of torch_bench.py, one column each")
+    ap.add_argument("--precision", default="fp32", help="ours: comma list of fp32, bf16, one column each")
+    ap.add_argument("--markdown", action="store_true", help="print a markdown table")
     a = ap.parse_args()
-    torch_cmd = [a.torch_bench]
-    if a.torch_variant:
-        torch_cmd = [os.path.join(os.path.dirname(a.torch_bench), "torch_peers.py"), "--variant", a.torch_variant]
+    peers = os.path.join(os.path.dirname(a.torch_bench), "torch_peers.py")
+    variants = a.torch_variant.split(",") if a.torch_variant else ["torch_bench"]
+    torch_cmds = {v: ([a.torch_bench] if v == "torch_bench" else [peers, "--variant", v]) for v in variants}
+    precisions = a.precision.split(",")
     if not os.path.exists(a.ddpm):
         sys.exit(f"{a.ddpm} not found: build it with `swift build -c release`")
     configs = [(c, c, (["--attention", a.attention] if a.attention != "even" else []) +
                 (["--no-mid-attention"] if a.no_mid_attention else [])) for c in a.config] if a.config else PRESETS
     py = torch_python()
-    if py is None or not os.path.exists(torch_cmd[0]):
+    if py is None or not all(os.path.exists(c[0]) for c in torch_cmds.values()):
         print("PyTorch not available: python3 -m venv ~/torch-venv && ~/torch-venv/bin/pip install torch safetensors,"
               " then TORCH_PYTHON=~/torch-venv/bin/python " + " ".join(sys.argv) +
               f" (torch_bench.py expected at {a.torch_bench})\n")
@@ -115,44 +123,53 @@ def main():
         recs, _, _, _ = run([a.ddpm, "bench", "--what", "params", "--config", "16,2,32"])
         return next((r["gflops"] for r in recs if r.get("kind") == "sgemm_peak"), None)
 
+    ours_cols = [f"ours {p}" for p in precisions]
+    torch_cols = [f"torch {v}" for v in variants] if py else []
+    cols = ours_cols + torch_cols
     peaks = []
-    hdr = (f"{'config':<22} {'measure':<14} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} {'GFLOP/s':>8} "
-           f"{'peak%':>6} {'RSS ours':>9} {'RSS torch':>9} {'CPU ours':>8} {'CPU torch':>9}")
-    print(hdr)
-    print("-" * len(hdr))
+    if a.markdown:
+        print("| config | measure | " + " | ".join(f"{c} ms" for c in cols) +
+              " | best ours / fastest PyTorch | peak RSS ours MB | lowest PyTorch RSS MB |")
+        print("|---|---|" + "---|" * (len(cols) + 3))
+    else:
+        print("columns: " + ", ".join(cols) + " (median ms over the rounds)")
     for label, cfg, extra in configs:
         common = ["--config", cfg, "--batch", str(a.batch)] + extra
         if a.steps:
             common += ["--steps", str(a.steps)]
-        for what, batches in (("train", [a.batch]), ("fwd", [int(b) for b in a.fwd_batches.split(",")])):
+        measures = [("train", [a.batch]), ("fwd", [int(b) for b in a.fwd_batches.split(",")])]
+        for what, batches in (m for m in measures if m[0] in a.what.split(",")):
             for b in batches:
                 sel = ["--what", what] + (["--fwd-batches", str(b)] if what == "fwd" else [])
                 kind = "train_step" if what == "train" else "fwd_nograd"
-                mine, ref = [], []
-                rss_o = rss_t = cpu_o = cpu_t = wall_o = wall_t = 0.0
+                got = {c: [] for c in cols}
+                rss = {c: 0.0 for c in cols}
                 for _ in range(max(1, a.rounds)):
                     peak = sgemm_peak()
                     peaks += [peak] if peak else []
-                    recs, rss, cpu, wall = run(
-                        [a.ddpm, "bench", "--no-peak", "--precision", a.precision] + common + sel)
-                    mine += [dict(r, peak=peak) for r in recs if r.get("kind") == kind]
-                    rss_o, cpu_o, wall_o = max(rss_o, rss), cpu_o + cpu, wall_o + wall
-                    if py:
-                        recs, rss, cpu, wall = run([py] + torch_cmd + common + sel)
-                        ref += [r for r in recs if r.get("kind") == kind]
-                        rss_t, cpu_t, wall_t = max(rss_t, rss), cpu_t + cpu, wall_t + wall
-                mine, ref = (lower_median(recs, key=lambda r: r["median_ms"]) for recs in (mine, ref))
-                if mine is None:
-                    continue
-                ratio = f"{mine['median_ms'] / ref['median_ms']:.2f}" if ref else "-"
-                pk = f"{100 * mine['gflops'] / mine['peak']:.0f}%" if mine["peak"] else "-"
-                print(f"{label:<22} {what + ' b' + str(b):<14} {mine['median_ms']:>9.1f} "
-                      f"{(ref['median_ms'] if ref else float('nan')):>9.1f} {ratio:>6} {mine['gflops']:>8.1f} {pk:>6} "
-                      f"{rss_o:>8.0f}M {rss_t:>8.0f}M {cpu_o / wall_o / 2:>8.0%} "
-                      f"{(cpu_t / wall_t / 2 if py and wall_t else 0):>9.0%}", flush=True)
+                    commands = [(f"ours {p}", [a.ddpm, "bench", "--no-peak", "--precision", p] + common + sel)
+                                for p in precisions]
+                    commands += [(f"torch {v}", [py] + torch_cmds[v] + common + sel) for v in variants] if py else []
+                    for col, cmd in commands:
+                        recs, r, _, _ = run(cmd)
+                        got[col] += [x for x in recs if x.get("kind") == kind]
+                        rss[col] = max(rss[col], r)
+                med = {c: lower_median(got[c], key=lambda r: r["median_ms"]) for c in cols}
+                best_ours = min((med[c]["median_ms"] for c in ours_cols if med[c]), default=None)
+                best_torch = min(((med[c]["median_ms"], c) for c in torch_cols if med[c]), default=None)
+                cells = [f"{med[c]['median_ms']:.1f}" if med[c] else "-" for c in cols]
+                ratio = f"{best_ours / best_torch[0]:.2f} vs {best_torch[1][6:]}" if best_ours and best_torch else "-"
+                rss_o = max(rss[c] for c in ours_cols)
+                rss_t = min((rss[c] for c in torch_cols if med[c]), default=0)
+                if a.markdown:
+                    print(f"| {label} | {what} b{b} | " + " | ".join(cells) + f" | {ratio} | {rss_o:.0f} | {rss_t:.0f} |",
+                          flush=True)
+                else:
+                    print(f"{label:<18} {what + ' b' + str(b):<12} " + " ".join(f"{x:>10}" for x in cells) +
+                          f"  ratio {ratio}  RSS ours {rss_o:.0f}M torch(min) {rss_t:.0f}M", flush=True)
     if peaks:
-        print(f"\nsgemm peak (2048^3, both cores) before each of our runs: {min(peaks):.0f}-{max(peaks):.0f} GFLOP/s,"
-              f" median {lower_median(peaks):.0f}; peak% is against the one right before the run")
+        print(f"\nsgemm peak (2048^3, both cores) before each round: {min(peaks):.0f}-{max(peaks):.0f} GFLOP/s,"
+              f" median {lower_median(peaks):.0f}")
 
 
 if __name__ == "__main__":
