@@ -128,6 +128,7 @@ dist.require_same({opts = opts, config = cfg},
 
 ddpm.seed(tc.seed or 0)
 local model = ddpm.unet(cfg.model)
+model.objective = recipe.objective  -- the sample sheets and the probe read the output as trained (ema:model() too)
 if opts.init ~= "" then model:load(opts.init) end
 ddpm.dist.broadcast_parameters(model)  -- every rank starts from rank 0's weights
 -- a resumed run keeps the schedule it trained with (its betas are in the checkpoint); a new one

@@ -183,6 +183,42 @@ final class ObjectiveRecipeTests: XCTestCase {
         XCTAssertEqual(host.global("eps_objective") as? String, "eps")
     }
 
+    /// The training run's sample sheets (and its probe) read a v-model as a v-model: the sheet of
+    /// the last step equals the same sampling of the saved weights, byte for byte; ema:model()
+    /// carries the source model's objective and schedule.
+    func testTrainingSheetsReadTheModelsObjective() throws {
+        try requireMNIST()
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try """
+            local c = dofile('\(scriptsDir)/configs/tiny.lua')
+            c.train.batch = 8; c.train.sample_every = 2; c.train.objective = 'v'; c.train.loss = 'l2'
+            return c
+            """.write(toFile: "\(dir)/v.lua", atomically: true, encoding: .utf8)
+        let r = try runDDPM(["train", "--config", "\(dir)/v.lua", "--steps", "2", "--out", "\(dir)/v",
+                             "--data", mnistDir])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let host = try runLua("""
+            local m = ddpm.load_model('\(dir)/v/model.safetensors')
+            local labels = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+            local x = ddpm.sample{model = m, schedule = m.schedule, labels = labels, sampler = "ddim", steps = 20,
+                                  guidance = 2, seed = 1234}
+            ddpm.image.save(ddpm.image.grid(x, {cols = 10}), '\(dir)/again.png', {scale = 2})
+            local source = ddpm.unet{base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false,
+                                     image_size = 8}
+            source.objective, source.schedule = "v", ddpm.schedule.cosine{steps = 100}
+            local ema = ddpm.ema(source, 0.9)
+            ema_objective, ema_schedule_steps = ema:model().objective, ema:model().schedule.steps
+            source.objective = "x0"
+            ema_follows = ema:model().objective
+            """)
+        XCTAssertEqual(FileManager.default.contents(atPath: "\(dir)/v/samples/step-000002.png"),
+                       FileManager.default.contents(atPath: "\(dir)/again.png"), "the sheet is the weights' sampling")
+        XCTAssertEqual(host.global("ema_objective") as? String, "v")
+        XCTAssertEqual(host.global("ema_schedule_steps") as? Double, 100)
+        XCTAssertEqual(host.global("ema_follows") as? String, "x0")
+    }
+
     func testObjectiveBindingErrors() throws {
         let schedule = "local s = ddpm.schedule.linear{steps = 10}; local x = ddpm.tensor.zeros({2, 1, 2, 2}); "
         let batch = "local x = ddpm.tensor.zeros({2, 3}); "

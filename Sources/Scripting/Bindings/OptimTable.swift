@@ -76,6 +76,25 @@ enum OptimTable {
         let decay = a.lua.number(2) ?? 0.999
         let e = try EMA(m, decay: Float(decay), warmup: try o.bool("warmup") ?? true)
         a.lua.pushObject(e, metatable: Metatable.ema)
+        // the averaged model reads its output as the source model does: keep the source model to
+        // copy its schedule and objective from when ema:model() is asked for
+        a.lua.pushValue(1)
+        a.lua.setUserValue(-2, 1)
+        return 1
+    }
+
+    /// `ema:model()`: the averages as a model with the source model's schedule and objective.
+    static let emaModel: Binding = { a in
+        let averaged = try ema(a).model
+        ModelTable.push(a.lua, averaged)
+        let pushed = a.lua.absolute(-1)
+        a.lua.pushUserValue(1, 1)
+        let source = a.lua.absolute(-1)
+        for slot in [ModelTable.scheduleSlot, ModelTable.objectiveSlot] {
+            a.lua.pushUserValue(source, slot)
+            a.lua.setUserValue(pushed, slot)
+        }
+        a.lua.pop()
         return 1
     }
 
@@ -83,7 +102,7 @@ enum OptimTable {
         metatable: Metatable.ema, display: "EMA",
         methods: [
             ("update", { a in try ema(a).update(); return 0 }),
-            ("model", { a in ModelTable.push(a.lua, try ema(a).model); return 1 }),
+            ("model", emaModel),
         ],
         getters: [
             "decay": { a in a.lua.push(Double(try ema(a).decay)); return 1 },
