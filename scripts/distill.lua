@@ -21,6 +21,7 @@ local args = require("lib.args")
 local common = require("lib.common")
 local datasets = require("lib.datasets")
 local evaluation = require("lib.evaluation")
+local known = require("lib.known")
 local objective = require("lib.objective")
 local solvers = require("lib.solvers")
 local T = ddpm.tensor
@@ -60,6 +61,11 @@ local saved = opts.resume and common.file_exists(checkpoint_path) and ddpm.check
 if opts.resume and not saved then
   error("--resume: no checkpoint at " .. checkpoint_path .. " (start without --resume)", 0)
 end
+if saved and not (type(saved.run) == "table" and type(saved.run.config) == "table"
+                  and type(saved.run.config.distill) == "table") then
+  error("--resume: " .. checkpoint_path .. " is not a distillation checkpoint (a training run's? resume it with "
+        .. "ddpm train --resume)", 0)
+end
 local cfg = saved and saved.run.config or load_config(opts.config)
 local config_name = saved and saved.run.config_name or opts.config
 local dc = cfg.distill
@@ -75,11 +81,29 @@ if math.type(start) ~= "integer" or math.type(final) ~= "integer" or final < 1 o
 end
 local rounds = math.floor(math.log(start // final, 2) + 0.5)
 local function round_length(r)
-  local n = type(dc.round_steps) == "table" and dc.round_steps[r] or dc.round_steps or 1000
+  local n = dc.round_steps or 1000
+  if type(n) == "table" then n = n[r] end
   if math.type(n) ~= "integer" or n < 1 then
     error(string.format("distill.round_steps must be whole numbers >= 1 (round %d: %s)", r, tostring(n)), 0)
   end
   return n
+end
+for r = 1, rounds do round_length(r) end  -- every round's length is checked before any work
+local function whole(value, min, field)
+  if math.type(value) ~= "integer" or value < min then
+    error(string.format("distill.%s must be a whole number >= %d, got %s", field, min, tostring(value)), 0)
+  end
+  return value
+end
+local checkpoint_every = whole(dc.checkpoint_every or 100, 1, "checkpoint_every")
+local eval_per_class = whole(dc.eval_per_class or 20, 0, "eval_per_class")
+if eval_per_class == 1 then error("distill.eval_per_class must be 0 (no probe) or >= 2, got 1", 0) end
+whole(dc.batch or 64, 1, "batch")
+for _, field in ipairs({"lr", "guidance"}) do
+  local v = dc[field]
+  if v ~= nil and (type(v) ~= "number" or not (v > 0) or v == math.huge) then
+    error(string.format("distill.%s must be a number > 0, got %s", field, tostring(v)), 0)
+  end
 end
 local student_objective = dc.objective or "v"
 if student_objective ~= "v" and student_objective ~= "x0" then
@@ -104,6 +128,10 @@ local guidance = dc.guidance or tonumber(teacher_meta.default_guidance or "1")
 local interval = common.parse_interval(dc.guidance_interval or teacher_meta.default_guidance_interval)
 local batch, base_lr = dc.batch or 64, dc.lr or 1e-4
 local size = original:config().image_size
+if start > s.steps then
+  error(string.format("distill.start_steps %d is more than the teacher's %d timesteps", start, s.steps), 0)
+end
+local resize = known.resize_mode(teacher_meta)  -- the teacher's training data, as it saw it
 
 -- The timesteps of a sampler with n steps: trailing spacing, so each grid holds every other
 -- timestep of the grid with twice the steps, and a student's steps are pairs of its teacher's.
@@ -130,7 +158,7 @@ local function teacher_eps(teacher, x, t, labels, w)
   return uncond + (cond - uncond) * weights
 end
 
-local data = datasets.open(datasets.with_folder(nil, opts.data), size, "bilinear")
+local data = datasets.open(datasets.with_folder(nil, opts.data), size, resize)
 ddpm.seed(dc.seed or 0)
 local student = ddpm.load_model(teacher_path)
 student.objective = student_objective
@@ -157,16 +185,16 @@ local function student_metadata(steps, r)
   meta.distill_steps = tostring(total)  -- training steps of every round so far
   meta.distill_seconds = string.format("%.0f", seconds)
   meta.recipe = "distill.lua " .. config_name
-  meta.data = "mnist train " .. size .. "px bilinear"
+  meta.data = "mnist train " .. size .. "px " .. resize
   return meta
 end
 
 local loss_log = common.open_log(out .. "/loss.csv", "round,step,loss,lr,seconds", opts.resume)
 local eval_log = common.open_log(out .. "/eval.csv", "round,steps,accuracy,frechet", opts.resume)
-local probe = (dc.eval_per_class or 20) > 0 and evaluation.probe{schedule = s, size = size, sampler = "ddim",
-                                                                   per_class = dc.eval_per_class or 20,
-                                                                   options = {spacing = "trailing"},
-                                                                   data = opts.data ~= "" and opts.data or nil}
+local probe = eval_per_class > 0 and evaluation.probe{schedule = s, size = size, sampler = "ddim",
+                                                     per_class = eval_per_class,
+                                                     options = {spacing = "trailing"},
+                                                     data = opts.data ~= "" and opts.data or nil}
 
 while round <= rounds do
   local teacher, w = round_teacher(round)
@@ -184,8 +212,9 @@ while round <= rounds do
   end
   local function save()
     ddpm.checkpoint.save(checkpoint_path, {model = student, optimizer = opt, ema = ema, data = data, step = step,
-                                           seconds = seconds, run = {config = cfg, round = round, teacher = teacher_path,
-                                           config_name = config_name}})
+                                           seconds = seconds,
+                                           run = {config = cfg, round = round, teacher = teacher_path,
+                                                  config_name = config_name}})
     ema:model():save(out .. "/model.safetensors", student_metadata(steps, round))
   end
   local progress = ddpm.progress(length, string.format("round %d/%d: %d -> %d steps", round, rounds, teacher_steps,
@@ -235,7 +264,7 @@ while round <= rounds do
       lock:release()
       os.exit(130)
     end
-    if step % (dc.checkpoint_every or 100) == 0 then save() end
+    if step % checkpoint_every == 0 then save() end
   end
   progress:close()
   save()
@@ -244,7 +273,7 @@ while round <= rounds do
     local accuracy, frechet = probe(ema:model(), steps)
     eval_log:write(string.format("%d,%d,%.4f,%.3f\n", round, steps, accuracy, frechet))
     print(string.format("round %d: %d steps, accuracy %.1f %%, Frechet %.2f (%d digits, DDIM trailing, unguided)",
-                        round, steps, 100 * accuracy, frechet, 10 * (dc.eval_per_class or 20)))
+                        round, steps, 100 * accuracy, frechet, 10 * eval_per_class))
   end
   -- the next round's student starts from this round's EMA weights (a run stopped before the next
   -- round's first checkpoint resumes from this round's last one, at its end)

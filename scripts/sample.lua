@@ -121,7 +121,6 @@ elseif opts.format == "png" then
         seed = tostring(opts.seed + i - 1), digit = tostring(labels[i])}})
     end
   end
-  if not lead then return end
   print(string.format("wrote %d PNGs (<digit>_<index>.png, seeds %d..%d) to %s in %.1f s",
                       n, opts.seed, opts.seed + n - 1, opts.out, ddpm.clock() - t0))
 else

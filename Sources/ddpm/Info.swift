@@ -57,7 +57,8 @@ struct Info: ParsableCommand {
     }
 
     /// A weights file's `objective` (eps when none is recorded); a training checkpoint's from the
-    /// run's saved config (`extra.run`: config.train.objective, eps when unset).
+    /// run's saved config (`extra.run`: config.train.objective, eps when unset; a distillation
+    /// run's config.distill.objective, v when unset).
     func objectiveText(_ metadata: [String: String]) throws -> String {
         if metadata[Objective.metadataKey] != nil { return try Objective(metadata: metadata).rawValue }
         guard metadata["format"] == "ddpm-swift-checkpoint" else { return "eps (none recorded)" }
@@ -66,7 +67,9 @@ struct Info: ParsableCommand {
               let config = object["config"] as? [String: Any] else {
             return "eps (the checkpoint saved no config)"
         }
-        let name = (config["train"] as? [String: Any])?["objective"] as? String ?? "eps"
+        let distill = config["distill"] as? [String: Any]
+        let name = (distill.map { $0["objective"] as? String ?? "v" })
+            ?? (config["train"] as? [String: Any])?["objective"] as? String ?? "eps"
         return try Objective(name: name).rawValue + " (the run's config)"
     }
 }

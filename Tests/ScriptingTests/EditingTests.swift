@@ -103,6 +103,10 @@ final class EditingTests: DDPMProcessTestCase {
             ok, err = pcall(ddpm.sample, {model = m, schedule = m.schedule, sampler = {native = "ddim"},
                                   labels = {1, 2}, known = {image = image, mask = mask}})
             assert(not ok and err:find("ignores a mask"), err)
+            -- the bundled ddim plugin does not read a mask: refused, not silently ignored
+            ok, err = pcall(ddpm.sample, {model = m, schedule = m.schedule, sampler = "ddim",
+                                  labels = {1, 2}, known = {image = image, mask = mask}})
+            assert(not ok and err:find("does not read ctx.known.mask", 1, true), err)
             """)
     }
 

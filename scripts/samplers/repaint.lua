@@ -54,6 +54,7 @@ return {
   description = "RePaint inpainting (ctx.known: image, mask 1 = keep) on DDIM steps; jump_length=5, "
                 .. "jump_n_sample=1, spacing",
   default_steps = 25,
+  inpaints = true,  -- reads ctx.known.mask
   default_eta = 1,  -- ancestral-like steps: with eta 0 the seams of coarse steps show as blobs
   -- how many times sample calls ctx.on_step (progress bars and GIF frames)
   calls = function(steps, options)

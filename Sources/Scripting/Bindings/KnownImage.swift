@@ -75,5 +75,4 @@ struct Known {
 private func describeTensor(_ lua: Lua) -> String {
     guard let t = lua.object(-1, metatable: Metatable.tensor, as: Tensor.self) else { return lua.describe(-1) }
     return "a tensor \(Shape.describe(t.shape))"
-    return lua.describe(-1)
 }

@@ -149,6 +149,15 @@ enum SampleTable {
             TensorTable.push(lua, images)
         case .plugin(let table, let label):
             guard eta >= 0 else { throw ScriptError("option eta: \(eta) must be >= 0") }
+            // a mask only means something to a plugin that says it reads one (`inpaints = true`)
+            if known.hasMask {
+                let inpaints = lua.getField(table, "inpaints") == LUA_TBOOLEAN && lua.bool(-1) == true
+                lua.pop()
+                if !inpaints {
+                    throw ScriptError("option known.mask: sampler \(label) does not read ctx.known.mask (its table has "
+                                      + "no inpaints = true); use a sampler plugin that does (e.g. repaint)")
+                }
+            }
             var steps = try o.int("steps")
             if steps == nil {
                 steps = lua.getField(table, "default_steps") == LUA_TNUMBER ? lua.number(-1).map { Int($0) } : nil
