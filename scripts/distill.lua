@@ -144,18 +144,29 @@ local function per_sample(t, f)
 end
 
 --- The teacher's noise prediction at per-sample timesteps t, guided with weight w where t lies
---- in `interval` (one forward of the conditional and unconditional halves).
+--- in `interval`: one forward of the batch plus an unconditional copy of the guided samples only.
 local function teacher_eps(teacher, x, t, labels, w)
-  if w == 1 then return s:to_eps(teacher:forward(x, t, labels), x, t, teacher.objective) end
-  local n, tt, ll = #labels, {}, {}
-  for i = 1, n do tt[i], tt[n + i], ll[i], ll[n + i] = t[i], t[i], labels[i], -1 end
-  local both = T.cat({x, x}, 1)
-  local eps = s:to_eps(teacher:forward(both, tt, ll), both, tt, teacher.objective)
-  local cond, uncond = eps:narrow(1, 1, n), eps:narrow(1, n + 1, n)
-  local weights = per_sample(t, function(ti)
-    return (not interval or (ti >= interval[1] and ti <= interval[2])) and w or 1
-  end)
-  return uncond + (cond - uncond) * weights
+  local guided = {}
+  for i, ti in ipairs(t) do
+    if w ~= 1 and (not interval or (ti >= interval[1] and ti <= interval[2])) then guided[#guided + 1] = i end
+  end
+  local n, rows, tt, ll = #labels, {x}, {}, {}
+  for i = 1, n do tt[i], ll[i] = t[i], labels[i] end
+  for k, i in ipairs(guided) do rows[k + 1], tt[n + k], ll[n + k] = x:narrow(1, i, 1), t[i], -1 end
+  local input = #guided > 0 and T.cat(rows, 1) or x
+  local eps = s:to_eps(teacher:forward(input, tt, ll), input, tt, teacher.objective)
+  if #guided == 0 then return eps end
+  local out, at = {}, {}
+  for k, i in ipairs(guided) do at[i] = k end
+  for i = 1, n do
+    local cond = eps:narrow(1, i, 1)
+    if at[i] then
+      local uncond = eps:narrow(1, n + at[i], 1)
+      cond = uncond + (cond - uncond) * w
+    end
+    out[i] = cond
+  end
+  return T.cat(out, 1)
 end
 
 local data = datasets.open(datasets.with_folder(nil, opts.data), size, resize)
