@@ -1,3 +1,4 @@
+import Autograd
 import Foundation
 import Scripting
 import TestSupport
@@ -56,6 +57,10 @@ func runProcess(_ executable: String, _ arguments: [String], in directory: Strin
     if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
     var env = ProcessInfo.processInfo.environment
     env["DDPM_SCRIPTS"] = scriptsDir
+    // The child uses the OpenBLAS kernels this process loaded (ddpm would otherwise pick its own
+    // core type on CPUs Debian's OpenBLAS does not know), so in-process and `ddpm` results compare
+    // bit for bit.
+    if env["OPENBLAS_CORETYPE"] == nil { env["OPENBLAS_CORETYPE"] = BLAS.coreName }
     for (k, v) in environment { env[k] = v }
     p.environment = env
     let out = Pipe(), err = Pipe()
