@@ -53,8 +53,8 @@ local opts = args.parse(arg, {config = "", steps = "config", out = "runs/default
   quiet = "no sample sheet at the end",
   init = "start from these weights (fine-tuning: fresh optimizer, EMA starts there)",
   precision = "the products' precision, fp32 or bf16 (mixed precision: bf16 operands, fp32 sums, weights, "
-              .. "optimizer and norms; needs a CPU with AVX512-BF16); 'config': the config's train.precision, "
-              .. "else fp32",
+              .. "optimizer and norms; needs a CPU with AVX512-BF16); 'config': on --resume the run's own, else "
+              .. "the config's train.precision, else fp32",
   schedule = "noise schedule NAME or FILE.lua, a plugin or linear, cosine, sigmoid (none: the config's); "
              .. "`ddpm schedules` lists them",
   sampler = "sampler NAME or FILE.lua of the sample sheets and the quality probe (none: ddim); "
@@ -113,7 +113,10 @@ else
   end
 end
 local tc = cfg.train or {}
-local precision = opts.precision ~= "config" and opts.precision or tc.precision or "fp32"
+-- --precision, else the precision the run was started with (a resumed run keeps it, whatever made
+-- it: flag or config), else the config's
+local precision = opts.precision ~= "config" and opts.precision
+                  or (run and not opts.override_config and run.precision) or tc.precision or "fp32"
 ddpm.precision(precision)
 local recipe = objective.options(tc)
 local total = args.integer(opts, "steps", "config", 1) or tc.steps or 1000
@@ -200,7 +203,8 @@ local function save_checkpoint()
   if not lead then return end
   ddpm.checkpoint.save(checkpoint_path, {model = model, optimizer = opt, ema = ema, data = data,
                                          step = step, seconds = seconds, run = {config = cfg, config_path = config_name,
-                                         schedule = schedule_metadata(), init = init_text}})
+                                         schedule = schedule_metadata(), init = init_text,
+                                         precision = precision}})
   ema:model():save(out .. "/model.safetensors", weights_metadata())
 end
 

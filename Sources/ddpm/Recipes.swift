@@ -33,7 +33,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Batch size (default: the config's).") var batch: Int?
     @Option(parsing: .unconditional,
             help: ArgumentHelp("Products in fp32, or bf16 (mixed precision; needs AVX512-BF16; "
-                    + "default: the config's train.precision, else fp32)."))
+                    + "default: on --resume the run's own, else the config's train.precision, else fp32)."))
     var precision: String?
     @Option(parsing: .unconditional,
             help: ArgumentHelp("Noise schedule: NAME or FILE.lua, a plugin or linear, cosine, sigmoid "

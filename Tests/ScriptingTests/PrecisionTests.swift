@@ -50,6 +50,43 @@ final class PrecisionTests: XCTestCase {
         XCTAssertTrue(bad.stderr.hasSuffix("precision 'fp16' is not one of fp32, bf16\n"), bad.stderr)
     }
 
+    /// A resumed run keeps the precision it was started with, whether a flag or its config chose it:
+    /// here `--precision fp32` over a config asking for bf16, resumed without the flag on a CPU that
+    /// refuses bf16; where the CPU has it, a run started with `--precision bf16` resumes in bf16.
+    func testAResumedRunKeepsItsPrecision() throws {
+        let config = dir + "/asks.lua"
+        let text = "return {model = {base = 8, levels = 1, time_dim = 8, attention = {false}, attention_mid = false, "
+            + "image_size = 8}, train = {precision = 'bf16', batch = 4}}\n"
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        try requireMNIST()
+        let noBF16 = ["DDPM_NO_BF16": "1", "DDPM_DATA": mnistDir]
+        let run = dir + "/fp32run"
+        var r = try runDDPM(["train", "--config", config, "--precision", "fp32", "--steps", "1", "--out", run],
+                            in: dir, environment: noBF16)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try runDDPM(["train", "--resume", "--steps", "2", "--out", run], in: dir, environment: noBF16)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        var info = try runDDPM(["info", run + "/model.safetensors"])
+        XCTAssertTrue(info.stdout.contains("steps: 2") || info.stdout.contains("\"steps\":\"2\""), info.stdout)
+        XCTAssertFalse(info.stdout.contains("precision: bf16"), "resumed in fp32: " + info.stdout)
+
+        guard ProcessInfo.processInfo.environment["DDPM_NO_BF16"] == nil,
+              (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains("avx512_bf16") == true else {
+            throw XCTSkip("no AVX512-BF16 on this CPU: the bf16 run is not made here")
+        }
+        let plain = dir + "/plain.lua"
+        try text.replacingOccurrences(of: "precision = 'bf16', ", with: "").write(toFile: plain, atomically: true,
+                                                                                  encoding: .utf8)
+        let mixed = dir + "/bf16run"
+        r = try runDDPM(["train", "--config", plain, "--precision", "bf16", "--steps", "1", "--out", mixed], in: dir,
+                        environment: ["DDPM_DATA": mnistDir])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try runDDPM(["train", "--resume", "--steps", "2", "--out", mixed], in: dir, environment: ["DDPM_DATA": mnistDir])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        info = try runDDPM(["info", mixed + "/model.safetensors"])
+        XCTAssertTrue(info.stdout.contains("precision: bf16"), "resumed in bf16: " + info.stdout)
+    }
+
     func testBF16SheetWhereTheCPUHasIt() throws {
         let weights = try tinyWeights()
         let fp32 = try sample(weights, "fp32")
