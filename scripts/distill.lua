@@ -27,7 +27,7 @@ local solvers = require("lib.solvers")
 local T = ddpm.tensor
 
 local opts = args.parse(arg, {config = "distill", out = "runs/distill", resume = false, teacher = "", data = "",
-                              precision = "fp32"}, {
+                              precision = "config"}, {
   usage = "ddpm distill [options]  (or: ddpm run scripts/distill.lua [options])",
   summary = "Distils a model into a few-step student (progressive distillation); --out gets round-N.safetensors, "
             .. "model.safetensors (the last student), loss.csv.",
@@ -36,13 +36,13 @@ local opts = args.parse(arg, {config = "distill", out = "runs/distill", resume =
   resume = "continue from --out's checkpoint, under the config it saved",
   teacher = "the teacher's weights in place of the config's distill.teacher",
   data = "MNIST's folder (none: $DDPM_DATA, then data/mnist)",
-  precision = "the products' precision, fp32 or bf16 (needs a CPU with AVX512-BF16)",
+  precision = "the products' precision: fp32, bf16 (needs a CPU with AVX512-BF16) or auto (the faster here); "
+              .. "'config': on --resume the run's own, else fp32",
 })
 local out = opts.out
 common.mkdir(out)
 local lock = ddpm.checkpoint.lock(out)
 local checkpoint_path = out .. "/checkpoint.safetensors"
-ddpm.precision(opts.precision)
 
 local fields = {"teacher", "start_steps", "final_steps", "round_steps", "batch", "lr", "clip_norm", "ema", "seed",
                 "objective", "guidance", "guidance_interval", "checkpoint_every", "eval_per_class"}
@@ -66,6 +66,9 @@ if saved and not (type(saved.run) == "table" and type(saved.run.config) == "tabl
   error("--resume: " .. checkpoint_path .. " is not a distillation checkpoint (a training run's? resume it with "
         .. "ddpm train --resume)", 0)
 end
+-- --precision, else the run's own (a resumed run keeps it), else fp32; "auto" is recorded as what it picked
+local precision = ddpm.precision(opts.precision ~= "config" and opts.precision or saved and saved.run.precision
+                                 or "fp32")
 local cfg = saved and saved.run.config or load_config(opts.config)
 local config_name = saved and saved.run.config_name or opts.config
 local dc = cfg.distill
@@ -197,6 +200,7 @@ local function student_metadata(steps, r)
   meta.distill_seconds = string.format("%.0f", seconds)
   meta.recipe = "distill.lua " .. config_name
   meta.data = "mnist train " .. size .. "px " .. resize
+  if precision ~= "fp32" then meta.precision = precision end
   return meta
 end
 
@@ -225,7 +229,7 @@ while round <= rounds do
     ddpm.checkpoint.save(checkpoint_path, {model = student, optimizer = opt, ema = ema, data = data, step = step,
                                            seconds = seconds,
                                            run = {config = cfg, round = round, teacher = teacher_path,
-                                                  config_name = config_name}})
+                                                  config_name = config_name, precision = precision}})
     ema:model():save(out .. "/model.safetensors", student_metadata(steps, round))
   end
   local progress = ddpm.progress(length, string.format("round %d/%d: %d -> %d steps", round, rounds, teacher_steps,

@@ -178,7 +178,7 @@ local result = {
   network_evaluations = evaluations,
   guidance = setup.guidance, guidance_interval = common.interval_text(setup.interval), eta = setup.eta,
   seed = opts.seed, per_class = n,
-  precision = opts.precision,
+  precision = setup.precision,
   accuracy = math.floor(accuracy * 10000 + 0.5) / 100, accuracy_per_class = percent_by_class(accuracy_per_class),
   frechet = fd, frechet_real = fd_real, frechet_ratio = fd / fd_real,
   diversity = div, diversity_real = div_real, diversity_ratio = div / div_real,
@@ -201,7 +201,7 @@ end
 say("ddpm eval: %s (sha256 %s...)", setup.weights, result.weights_sha256:sub(1, 12))
 say("  %s (%d network evaluations per image), %d digits per class, seed %d; sampling %.0f s", setup:describe(),
     evaluations, n, opts.seed, sample_seconds)
-if opts.precision ~= "fp32" then say("  products in %s (mixed precision)", opts.precision) end
+if setup.precision ~= "fp32" then say("  products in %s (mixed precision)", setup.precision) end
 say("")
 say("  %-26s %10s %12s %8s %s", "", "generated", "real", "ratio", "target")
 say("  %-26s %9.2f%% %11.2f%% %8s %s", "accuracy (requested digit)", 100 * accuracy, 100 * test_accuracy, "",

@@ -114,10 +114,9 @@ else
 end
 local tc = cfg.train or {}
 -- --precision, else the precision the run was started with (a resumed run keeps it, whatever made
--- it: flag or config), else the config's
-local precision = opts.precision ~= "config" and opts.precision
-                  or (run and not opts.override_config and run.precision) or tc.precision or "fp32"
-ddpm.precision(precision)
+-- it: flag or config), else the config's; "auto" is recorded as what it picked
+local precision = ddpm.precision(opts.precision ~= "config" and opts.precision
+                                 or (run and not opts.override_config and run.precision) or tc.precision or "fp32")
 local recipe = objective.options(tc)
 local total = args.integer(opts, "steps", "config", 1) or tc.steps or 1000
 local batch = args.integer(opts, "batch", "config", 1) or tc.batch or 64

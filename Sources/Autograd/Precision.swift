@@ -18,6 +18,15 @@ public enum Precision: String, CaseIterable, Sendable {
     public static let hardwareBF16: Bool =
         cbf16_available() == 1 && ProcessInfo.processInfo.environment["DDPM_NO_BF16"] == nil
 
+    /// The faster of the two on this CPU, which `auto` names: bf16 where its dot product does at
+    /// least 1.5x the fp32 FMA's multiply-adds per second (measured once, ~2 ms; ~2x expected on AMD Zen 4),
+    /// else fp32 (an Intel Xeon without AMX issues it at a quarter of the FMA's rate: 0.5x).
+    public static let fastest: Precision = hardwareBF16 && dotSpeedup >= 1.5 ? .bf16 : .fp32
+
+    /// The bf16 dot product's multiply-adds per second over the fp32 FMA's on one core (0 without
+    /// AVX512-BF16; cbf16_dot_speedup).
+    public static let dotSpeedup: Double = cbf16_dot_speedup()
+
     private static let state = Atomic<Int>(0)
 
     /// The precision new ops compute in (process-wide; fp32 at start). An op reads it once, when
@@ -30,10 +39,10 @@ public enum Precision: String, CaseIterable, Sendable {
         state.store(precision == .bf16 ? 1 : 0, ordering: .relaxed)
     }
 
-    /// Parses "fp32" or "bf16" and sets it (see set).
+    /// Parses "fp32", "bf16" or "auto" (`fastest`) and sets it (see set).
     public static func set(named name: String) throws {
-        guard let p = Precision(rawValue: name) else {
-            throw TensorError("precision '\(name)' is not one of fp32, bf16")
+        guard let p = name == "auto" ? fastest : Precision(rawValue: name) else {
+            throw TensorError("precision '\(name)' is not one of fp32, bf16, auto")
         }
         try set(p)
     }

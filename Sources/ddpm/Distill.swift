@@ -19,7 +19,9 @@ struct Distill: ParsableCommand {
     @Option(parsing: .unconditional, help: "Output folder.") var out = "runs/distill"
     @Flag(help: "Continue from --out's checkpoint, under the config it saved.") var resume = false
     @Option(parsing: .unconditional, help: "MNIST folder (default: $DDPM_DATA, then data/mnist).") var data: String?
-    @Option(parsing: .unconditional, help: "Products in fp32, or bf16 (mixed precision; needs AVX512-BF16).")
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Products in fp32, bf16 (mixed precision; needs AVX512-BF16) or auto (the faster "
+                + "here; default: on --resume the run's own, else fp32)."))
     var precision: String?
 
     func run() throws {

@@ -32,7 +32,7 @@ struct Train: ParsableCommand {
         """) var data: String?
     @Option(parsing: .unconditional, help: "Batch size (default: the config's).") var batch: Int?
     @Option(parsing: .unconditional,
-            help: ArgumentHelp("Products in fp32, or bf16 (mixed precision; needs AVX512-BF16; "
+            help: ArgumentHelp("Products in fp32, bf16 (mixed precision; needs AVX512-BF16) or auto (the faster here; "
                     + "default: on --resume the run's own, else the config's train.precision, else fp32)."))
     var precision: String?
     @Option(parsing: .unconditional,
@@ -99,7 +99,8 @@ struct SamplingOptions: ParsableArguments {
                     + "(default: the sampler's default_eta, else 0; repaint's is 1)."))
     var eta: Double?
     @Option(parsing: .unconditional, help: "Random seed; image i uses seed + i (same seed, same images).") var seed = 0
-    @Option(parsing: .unconditional, help: "Products in fp32, or bf16 (mixed precision; needs a CPU with AVX512-BF16).")
+    @Option(parsing: .unconditional,
+            help: "Products in fp32, bf16 (mixed precision; needs a CPU with AVX512-BF16) or auto (the faster here).")
     var precision = "fp32"
 
     func validate() throws { try validateSamplerOptions(samplerOpt) }

@@ -125,10 +125,27 @@ final class BF16Tests: XCTestCase {
         XCTAssertEqual(x.values, y.values)
     }
 
+    /// `auto` is the faster precision on this CPU: fp32 without AVX512-BF16; with it, bf16 only
+    /// where the measured dot-product rate is at least 1.5x the FMA's (a rate 0.25-3x: twice an
+    /// FMA's multiply-adds per instruction, issued at the FMA's rate down to an eighth of it).
+    func testAutoIsTheFasterPrecisionHere() throws {
+        let speedup = Precision.dotSpeedup
+        if cbf16_available() == 1 {
+            XCTAssertGreaterThan(speedup, 0.25)
+            XCTAssertLessThan(speedup, 3)
+        } else {
+            XCTAssertEqual(speedup, 0)
+        }
+        XCTAssertEqual(Precision.fastest, Precision.hardwareBF16 && speedup >= 1.5 ? .bf16 : .fp32)
+        XCTAssertEqual(try Precision.with(.fp32) { try Precision.set(named: "auto"); return Precision.current },
+                       Precision.fastest)
+        try Precision.set(.fp32)
+    }
+
     func testPrecisionSetting() throws {
         XCTAssertEqual(Precision.current, .fp32)
         XCTAssertThrowsError(try Precision.set(named: "fp16")) {
-            XCTAssertEqual(($0 as? TensorError)?.message, "precision 'fp16' is not one of fp32, bf16")
+            XCTAssertEqual(($0 as? TensorError)?.message, "precision 'fp16' is not one of fp32, bf16, auto")
         }
         if Precision.hardwareBF16 {
             XCTAssertEqual(try Precision.with(.bf16) { Precision.current }, .bf16)

@@ -216,7 +216,7 @@ final class DatasetAndEvalTests: XCTestCase {
                                   steps = 2, guidance = 2}
             generated_accuracy = score(x, labels)
             """)
-        let env = ["DDPM_DATA": mnistDir]
+        let env = sameBLASKernels.merging(["DDPM_DATA": mnistDir]) { a, _ in a }
         let common = ["eval", "--weights", weights, "--cas", "3", "--cas-steps", "4", "--steps", "2", "--seed", "0"]
         var r = try runDDPM(common + ["--json"], environment: env)
         XCTAssertEqual(r.status, 0, r.stderr)

@@ -1,3 +1,4 @@
+import Autograd
 import Foundation
 import TestSupport
 import XCTest
@@ -45,9 +46,13 @@ final class PrecisionTests: XCTestCase {
                                 environment: ["DDPM_NO_BF16": "1"])
         XCTAssertEqual(train.status, 1, train.stderr)
         XCTAssertTrue(train.stderr.contains("precision bf16 needs a CPU with AVX512-BF16"), train.stderr)
+        let auto = try sample(weights, "auto", environment: ["DDPM_NO_BF16": "1"])
+        XCTAssertEqual(auto.status, 0, "auto is fp32 where bf16 is refused: " + auto.stderr)
+        let autoSheet = try Data(contentsOf: URL(fileURLWithPath: dir + "/auto.png"))
+        XCTAssertNil(autoSheet.range(of: Data("precision".utf8)), "auto picked fp32 and records no precision")
         let bad = try sample(weights, "fp16")
         XCTAssertEqual(bad.status, 1, bad.stderr)
-        XCTAssertTrue(bad.stderr.hasSuffix("precision 'fp16' is not one of fp32, bf16\n"), bad.stderr)
+        XCTAssertTrue(bad.stderr.hasSuffix("precision 'fp16' is not one of fp32, bf16, auto\n"), bad.stderr)
     }
 
     /// A resumed run keeps the precision it was started with, whether a flag or its config chose it:
@@ -101,5 +106,13 @@ final class PrecisionTests: XCTestCase {
         XCTAssertEqual(mixed.status, 0, mixed.stderr)
         let png = try Data(contentsOf: URL(fileURLWithPath: dir + "/bf16.png"))
         XCTAssertNotNil(png.range(of: Data("precision\u{0}bf16".utf8)), "the sheet's provenance names bf16")
+        // auto: the faster precision here (Precision.fastest, from the measured dot-product rate)
+        let auto = try sample(weights, "auto")
+        XCTAssertEqual(auto.status, 0, auto.stderr)
+        let autoSheet = try Data(contentsOf: URL(fileURLWithPath: dir + "/auto.png"))
+        XCTAssertEqual(autoSheet.range(of: Data("precision\u{0}bf16".utf8)) != nil, Precision.fastest == .bf16,
+                       "the sheet records what auto picked")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/\(Precision.fastest.rawValue).png")),
+                       autoSheet, "the same sheet as that precision's")
     }
 }

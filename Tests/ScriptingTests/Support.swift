@@ -1,6 +1,11 @@
 import Autograd
 import Foundation
 import Scripting
+
+/// For a `ddpm` child whose numbers are compared bit for bit with this process's: the OpenBLAS
+/// kernels this process loaded (on a CPU Debian's OpenBLAS does not know, ddpm would pick its own
+/// core type, and the products' last bits differ).
+var sameBLASKernels: [String: String] { ["OPENBLAS_CORETYPE": BLAS.coreName] }
 import TestSupport
 import XCTest
 
@@ -57,10 +62,6 @@ func runProcess(_ executable: String, _ arguments: [String], in directory: Strin
     if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
     var env = ProcessInfo.processInfo.environment
     env["DDPM_SCRIPTS"] = scriptsDir
-    // The child uses the OpenBLAS kernels this process loaded (ddpm would otherwise pick its own
-    // core type on CPUs Debian's OpenBLAS does not know), so in-process and `ddpm` results compare
-    // bit for bit.
-    if env["OPENBLAS_CORETYPE"] == nil { env["OPENBLAS_CORETYPE"] = BLAS.coreName }
     for (k, v) in environment { env[k] = v }
     p.environment = env
     let out = Pipe(), err = Pipe()

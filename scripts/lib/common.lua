@@ -239,7 +239,8 @@ M.sampling_help = {
   eta = "sampler noise (ctx.eta): DDIM 0 deterministic, 1 as stochastic as DDPM (none: the sampler's "
         .. "default_eta, else 0)",
   seed = "random seed; image i uses seed + i",
-  precision = "the products' precision: fp32, or bf16 (mixed precision; needs a CPU with AVX512-BF16)",
+  precision = "the products' precision: fp32, bf16 (mixed precision; needs a CPU with AVX512-BF16) or auto "
+              .. "(the faster of the two on this CPU)",
 }
 
 --- Parses a sampling recipe's arguments: the sampling options plus the recipe's own `defaults`;
@@ -293,7 +294,7 @@ end
 ---   setup:describe() -> "dpmpp_2m 10 steps, guidance 1.5 at timesteps 500,880";
 ---   setup:provenance(extra) -> the settings as PNG text chunks, plus `extra`.
 function M.sampling_setup(opts)
-  ddpm.precision(opts.precision or "fp32")
+  local precision = ddpm.precision(opts.precision or "fp32")  -- "auto" becomes what it picked
   local weights = opts.weights or M.default_weights()
   local model = ddpm.load_model(weights)
   local meta = ddpm.safetensors.metadata(weights)
@@ -318,7 +319,7 @@ function M.sampling_setup(opts)
     guidance = opts.guidance or tonumber(meta.default_guidance or "1"),
     interval = M.parse_interval(opts.guidance_interval or meta.default_guidance_interval),
     eta = opts.eta or sampler.default_eta or 0, options = M.sampler_options(opts.sampler_opt),
-    precision = opts.precision or "fp32",
+    precision = precision,
   }
   -- the weights' recommended sampler comes with its recommended options ("spacing=trailing")
   if opts.sampler == nil and #(opts.sampler_opt or {}) == 0 and meta.default_sampler_options then

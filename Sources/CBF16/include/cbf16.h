@@ -9,6 +9,12 @@
 /// 1 when this CPU and OS run AVX512-BF16 (with AVX512F/BW/VL and the ZMM state enabled), else 0.
 int cbf16_available(void);
 
+/// The bf16 dot product's multiply-adds per second over the fp32 FMA's on this core, measured
+/// (~2 ms): ~2 where VDPBF16PS issues as often as the FMA (AMD Zen 4), ~0.5 where it issues at a
+/// quarter of the FMA's rate (the Intel Xeon of docs/performance.md, without AMX), where bf16
+/// products are slower than fp32. 0 without AVX512-BF16.
+double cbf16_dot_speedup(void);
+
 /// C[m x n] = alpha * op(A) op(B) + beta * C, row-major; op(A) is m x k, op(B) is k x n.
 /// Operands are rounded to bfloat16, products summed in fp32. beta == 0 never reads C.
 /// Single-threaded; call only when cbf16_available() is 1.
