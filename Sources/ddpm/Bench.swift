@@ -45,7 +45,8 @@ struct Bench: ParsableCommand {
             }
             emit(["kind": "env", "date": ISO8601DateFormatter().string(from: Date()), "engine": "ddpm-swift",
                   "threads": BLAS.threads, "cpu": cpuModel(), "size": size, "blas_core": BLAS.coreName,
-                  "bf16_hardware": Precision.hardwareBF16, "bf16_dot_speedup": (Precision.dotSpeedup * 100).rounded() / 100,
+                  "bf16_hardware": Precision.hardwareBF16,
+                  "bf16_dot_speedup": (Precision.dotSpeedup * 100).rounded() / 100,
                   "fastest_precision": Precision.fastest.rawValue])
             var peak = 0.0
             if !noPeak {

@@ -72,7 +72,7 @@ final class PrecisionTests: XCTestCase {
         r = try runDDPM(["train", "--resume", "--steps", "2", "--out", run], in: dir, environment: noBF16)
         XCTAssertEqual(r.status, 0, r.stderr)
         var info = try runDDPM(["info", run + "/model.safetensors"])
-        XCTAssertTrue(info.stdout.contains("steps: 2") || info.stdout.contains("\"steps\":\"2\""), info.stdout)
+        XCTAssertTrue(info.stdout.contains("  steps: 2\n"), info.stdout)
         XCTAssertFalse(info.stdout.contains("precision: bf16"), "resumed in fp32: " + info.stdout)
 
         guard ProcessInfo.processInfo.environment["DDPM_NO_BF16"] == nil,
@@ -86,7 +86,8 @@ final class PrecisionTests: XCTestCase {
         r = try runDDPM(["train", "--config", plain, "--precision", "bf16", "--steps", "1", "--out", mixed], in: dir,
                         environment: ["DDPM_DATA": mnistDir])
         XCTAssertEqual(r.status, 0, r.stderr)
-        r = try runDDPM(["train", "--resume", "--steps", "2", "--out", mixed], in: dir, environment: ["DDPM_DATA": mnistDir])
+        r = try runDDPM(["train", "--resume", "--steps", "2", "--out", mixed], in: dir,
+                        environment: ["DDPM_DATA": mnistDir])
         XCTAssertEqual(r.status, 0, r.stderr)
         info = try runDDPM(["info", mixed + "/model.safetensors"])
         XCTAssertTrue(info.stdout.contains("precision: bf16"), "resumed in bf16: " + info.stdout)
