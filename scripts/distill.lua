@@ -37,7 +37,7 @@ local opts = args.parse(arg, {config = "distill", out = "runs/distill", resume =
   teacher = "the teacher's weights in place of the config's distill.teacher",
   data = "MNIST's folder (none: $DDPM_DATA, then data/mnist)",
   precision = "the products' precision: fp32, bf16 (needs a CPU with AVX512-BF16) or auto (the faster here); "
-              .. "'config': on --resume the run's own, else fp32",
+              .. "'config': on --resume the run's own, else auto",
 })
 local out = opts.out
 common.mkdir(out)
@@ -66,9 +66,9 @@ if saved and not (type(saved.run) == "table" and type(saved.run.config) == "tabl
   error("--resume: " .. checkpoint_path .. " is not a distillation checkpoint (a training run's? resume it with "
         .. "ddpm train --resume)", 0)
 end
--- --precision, else the run's own (a resumed run keeps it), else fp32; "auto" is recorded as what it picked
+-- --precision, else the run's own (a resumed run keeps it), else auto; "auto" is recorded as what it picked
 local precision = ddpm.precision(opts.precision ~= "config" and opts.precision or saved and saved.run.precision
-                                 or "fp32")
+                                 or "auto")
 local cfg = saved and saved.run.config or load_config(opts.config)
 local config_name = saved and saved.run.config_name or opts.config
 local dc = cfg.distill

@@ -52,9 +52,9 @@ local opts = args.parse(arg, {config = "", steps = "config", out = "runs/default
   lr = "learning rate ('config': the config's train.lr)",
   quiet = "no sample sheet at the end",
   init = "start from these weights (fine-tuning: fresh optimizer, EMA starts there)",
-  precision = "the products' precision, fp32 or bf16 (mixed precision: bf16 operands, fp32 sums, weights, "
-              .. "optimizer and norms; needs a CPU with AVX512-BF16); 'config': on --resume the run's own, else "
-              .. "the config's train.precision, else fp32",
+  precision = "the products' precision: fp32, bf16 (mixed precision: bf16 operands, fp32 sums, weights, "
+              .. "optimizer and norms; needs a CPU with AVX512-BF16) or auto (the faster here); 'config': on --resume "
+              .. "the run's own, else the config's train.precision, else auto",
   schedule = "noise schedule NAME or FILE.lua, a plugin or linear, cosine, sigmoid (none: the config's); "
              .. "`ddpm schedules` lists them",
   sampler = "sampler NAME or FILE.lua of the sample sheets and the quality probe (none: ddim); "
@@ -114,9 +114,9 @@ else
 end
 local tc = cfg.train or {}
 -- --precision, else the precision the run was started with (a resumed run keeps it, whatever made
--- it: flag or config), else the config's; "auto" is recorded as what it picked
+-- it: flag or config), else the config's, else auto; "auto" is recorded as what it picked
 local precision = ddpm.precision(opts.precision ~= "config" and opts.precision
-                                 or (run and not opts.override_config and run.precision) or tc.precision or "fp32")
+                                 or (run and not opts.override_config and run.precision) or tc.precision or "auto")
 local recipe = objective.options(tc)
 local total = args.integer(opts, "steps", "config", 1) or tc.steps or 1000
 local batch = args.integer(opts, "batch", "config", 1) or tc.batch or 64

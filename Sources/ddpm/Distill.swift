@@ -21,7 +21,7 @@ struct Distill: ParsableCommand {
     @Option(parsing: .unconditional, help: "MNIST folder (default: $DDPM_DATA, then data/mnist).") var data: String?
     @Option(parsing: .unconditional,
             help: ArgumentHelp("Products in fp32, bf16 (mixed precision; needs AVX512-BF16) or auto (the faster "
-                + "here; default: on --resume the run's own, else fp32)."))
+                + "here; default: on --resume the run's own, else auto)."))
     var precision: String?
 
     func run() throws {

@@ -33,7 +33,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Batch size (default: the config's).") var batch: Int?
     @Option(parsing: .unconditional,
             help: ArgumentHelp("Products in fp32, bf16 (mixed precision; needs AVX512-BF16) or auto (the faster here; "
-                    + "default: on --resume the run's own, else the config's train.precision, else fp32)."))
+                    + "default: on --resume the run's own, else the config's train.precision, else auto)."))
     var precision: String?
     @Option(parsing: .unconditional,
             help: ArgumentHelp("Noise schedule: NAME or FILE.lua, a plugin or linear, cosine, sigmoid "
@@ -101,7 +101,7 @@ struct SamplingOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Random seed; image i uses seed + i (same seed, same images).") var seed = 0
     @Option(parsing: .unconditional,
             help: "Products in fp32, bf16 (mixed precision; needs a CPU with AVX512-BF16) or auto (the faster here).")
-    var precision = "fp32"
+    var precision = "auto"
 
     func validate() throws { try validateSamplerOptions(samplerOpt) }
 

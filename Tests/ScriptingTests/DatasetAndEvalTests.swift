@@ -194,6 +194,7 @@ final class DatasetAndEvalTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let weights = try tinyWeights(dir, size: 16)
         let host = try runLua("""
+            ddpm.precision("auto")  -- eval's default
             local evaluation = require "lib.evaluation"
             local train = ddpm.data.mnist{split = 'train', size = 16, path = '\(mnistDir)'}
             local test = ddpm.data.mnist{split = 'test', size = 16, path = '\(mnistDir)'}

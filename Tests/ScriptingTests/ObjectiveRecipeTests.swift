@@ -199,6 +199,7 @@ final class ObjectiveRecipeTests: XCTestCase {
                              "--data", mnistDir])
         XCTAssertEqual(r.status, 0, r.stderr)
         let host = try runLua("""
+            ddpm.precision("auto")  -- the run's precision (train's default)
             local m = ddpm.load_model('\(dir)/v/model.safetensors')
             local labels = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
             local x = ddpm.sample{model = m, schedule = m.schedule, labels = labels, sampler = "ddim", steps = 20,

@@ -1,3 +1,4 @@
+import Autograd
 import Foundation
 import Imaging
 import Storage
@@ -132,8 +133,8 @@ final class OutputProvenanceTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         let sha = try SHA256.hex(ofFile: weights)
         let expected = ["Software=ddpm-swift", "ddpm_version=1", "digits=7", "eta=0", "guidance=1",
-                        "guidance_interval=all", "sampler=ddim", "seed=6", "steps=3", "weights=\(weights)",
-                        "weights_sha256=\(sha)"]
+                        "guidance_interval=all"] + (Precision.fastest == .bf16 ? ["precision=bf16"] : [])
+            + ["sampler=ddim", "seed=6", "steps=3", "weights=\(weights)", "weights_sha256=\(sha)"]
         let info = try GIFInfo(path: dir + "/gifs/digit-7.gif")
         XCTAssertEqual(info.comments, [expected.joined(separator: "\n")])
         XCTAssertEqual(info.frames, 4)

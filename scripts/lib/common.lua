@@ -222,7 +222,7 @@ M.sampling_options = {
   weights = args.optional("string"), sampler = args.optional("string"), steps = args.optional("string"),
   guidance = args.optional("number"), guidance_interval = args.optional("string"), eta = args.optional("number"),
   seed = 0,
-  sampler_opt = args.list(), precision = "fp32",
+  sampler_opt = args.list(), precision = "auto",
 }
 
 --- One-line descriptions of the sampling options (for --help).
@@ -240,7 +240,7 @@ M.sampling_help = {
         .. "default_eta, else 0)",
   seed = "random seed; image i uses seed + i",
   precision = "the products' precision: fp32, bf16 (mixed precision; needs a CPU with AVX512-BF16) or auto "
-              .. "(the faster of the two on this CPU)",
+              .. "(the faster of the two on this CPU; the default)",
 }
 
 --- Parses a sampling recipe's arguments: the sampling options plus the recipe's own `defaults`;
@@ -294,7 +294,7 @@ end
 ---   setup:describe() -> "dpmpp_2m 10 steps, guidance 1.5 at timesteps 500,880";
 ---   setup:provenance(extra) -> the settings as PNG text chunks, plus `extra`.
 function M.sampling_setup(opts)
-  local precision = ddpm.precision(opts.precision or "fp32")  -- "auto" becomes what it picked
+  local precision = ddpm.precision(opts.precision or "auto")  -- "auto" becomes what it picked
   local weights = opts.weights or M.default_weights()
   local model = ddpm.load_model(weights)
   local meta = ddpm.safetensors.metadata(weights)
