@@ -23,7 +23,7 @@ fi
 .build/release/ddpm sample --weights "$weights" --out out/sheet.png
 .build/release/ddpm gif --weights "$weights" --out out/gifs
 if [ -e weights/mnist-small-distilled.safetensors ]; then
-    # the distilled student: 4 unguided DDIM steps, one forward each (its metadata says so)
+    # the distilled student: 2 unguided DDIM steps, one forward each (its metadata says so)
     .build/release/ddpm sample --weights weights/mnist-small-distilled.safetensors --out out/sheet-distilled.png
 fi
 if [ -e weights/mnist-fast.safetensors ]; then
