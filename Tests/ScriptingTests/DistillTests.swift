@@ -1,7 +1,8 @@
 import Foundation
+import TestSupport
 import XCTest
 
-/// Progressive distillation (scripts/distill.lua, `ddpm distill`) on a tiny v-model.
+/// Progressive distillation (scripts/distill.lua, `ddpm distill`) on a tiny v-model, and the shipped student.
 final class DistillTests: DDPMProcessTestCase {
     /// One round on a tiny teacher (4 -> 2 DDIM steps, its guidance w = 2 at timesteps 300-999
     /// folded in): the loss falls, the student's unguided 2-step samples are closer to the guided
@@ -63,6 +64,23 @@ final class DistillTests: DDPMProcessTestCase {
         XCTAssert(sheet.stdout.contains("ddim (spacing=trailing) 2 steps, guidance 1"), sheet.stdout)
         let info = try runDDPM(["info", "student/checkpoint.safetensors"], in: dir)
         XCTAssert(info.stdout.contains("objective: v (the run's config)"), info.stdout)
+    }
+
+    /// The shipped student samples from its own metadata (DDIM, trailing, 2 steps, unguided: 2
+    /// forwards) and makes the requested digits: the evaluation classifier reads at least 19 of
+    /// 20 (its model card: 99.7 % of 1000).
+    func testShippedStudentMakesTheDigitsInTwoForwards() throws {
+        try requireMNIST()
+        let r = try runDDPM(["eval", "--weights", repoRoot + "/weights/mnist-small-distilled.safetensors",
+                             "--per-class", "2", "--json", "--precision", "fp32"],
+                            environment: ["DDPM_DATA": mnistDir])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+        XCTAssertEqual(j["sampler"] as? String, "ddim")
+        XCTAssertEqual(j["steps"] as? Int, 2)
+        XCTAssertEqual(j["network_evaluations"] as? Int, 2)
+        XCTAssertEqual(j["guidance"] as? Double, 1)
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(j["accuracy"] as? Double), 95, r.stdout)
     }
 
     func testBadRoundsAreErrors() throws {
