@@ -100,13 +100,15 @@ struct SamplingOptions: ParsableArguments {
     var eta: Double?
     @Option(parsing: .unconditional, help: "Random seed; image i uses seed + i (same seed, same images).") var seed = 0
     @Option(parsing: .unconditional,
-            help: "Products in fp32, bf16 (mixed precision; needs a CPU with AVX512-BF16) or auto (the faster here).")
-    var precision = "auto"
+            help: ArgumentHelp("Products in fp32, bf16 (mixed precision; needs a CPU with AVX512-BF16) or auto "
+                + "(the faster here; the default)."))
+    var precision: String?
 
     func validate() throws { try validateSamplerOptions(samplerOpt) }
 
     var recipeArguments: [String] {
-        var a = ["--seed", "\(seed)", "--precision", precision]
+        var a = ["--seed", "\(seed)"]
+        if let precision { a += ["--precision", precision] }
         if let sampler { a += ["--sampler", sampler] }
         for kv in samplerOpt { a += ["--sampler-opt", kv] }
         if let weights { a += ["--weights", weights] }
