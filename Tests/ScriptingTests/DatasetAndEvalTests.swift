@@ -383,7 +383,7 @@ final class DatasetAndEvalTests: XCTestCase {
               local ok, e = pcall(common.load_config, '\(dir)/' .. name .. '.lua')
               errors[#errors + 1] = ok and "accepted" or e
             end
-            for _, c in ipairs({"tiny", "small", "fast", "reference", "fashion"}) do
+            for _, c in ipairs({"tiny", "small", "small-v", "small-v-l2", "fast", "reference", "fashion"}) do
               common.load_config('configs/' .. c .. '.lua')
             end
             a, b, c = table.unpack(errors)
